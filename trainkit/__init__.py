@@ -1,0 +1,42 @@
+"""trainkit: train Keras 3 models on TensorFlow with full knowledge and control of the train state.
+
+The data side (`trainkit.data`, `trainkit.preprocessors`) imports neither Keras nor
+TensorFlow; the training side (`TrainGenerator`, `trainkit.callbacks`) is imported
+lazily on first use so that `import trainkit.data` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from trainkit.data import DataGenerator
+from trainkit.data.preprocessors import (
+    Chain,
+    Preprocessor,
+    RandomCropPreprocessor,
+    TimeseriesPreprocessor,
+)
+
+if TYPE_CHECKING:
+    from trainkit.training import TrainGenerator
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first attribute access (PEP 562).
+_LAZY = {"TrainGenerator": "trainkit.training"}
+
+__all__ = [
+    "Chain",
+    "DataGenerator",
+    "Preprocessor",
+    "RandomCropPreprocessor",
+    "TimeseriesPreprocessor",
+    "TrainGenerator",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'trainkit' has no attribute {name!r}")

@@ -1,0 +1,23 @@
+"""The data side of trainkit: sources, the epoch plan, DataGenerator and preprocessors.
+
+Imports neither Keras nor TensorFlow (only the `as_tf_dataset`/`as_py_dataset`
+adapters do, when called).
+"""
+
+from trainkit.data.generator import DataGenerator
+from trainkit.data.plan import Batch
+from trainkit.data.preprocessors import (
+    Chain,
+    Preprocessor,
+    RandomCropPreprocessor,
+    TimeseriesPreprocessor,
+)
+
+__all__ = [
+    "Batch",
+    "Chain",
+    "DataGenerator",
+    "Preprocessor",
+    "RandomCropPreprocessor",
+    "TimeseriesPreprocessor",
+]

@@ -1,0 +1,362 @@
+"""`DataGenerator`: serves slices from a source and owns the data cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from trainkit._validation import check_bool, check_int, check_unknown_keys, is_int
+from trainkit.data import state as state_lib
+from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, SetInfo, epoch_plan
+from trainkit.data.preprocessors.base import IdentityPreprocessor, Preprocessor, check_initialized
+from trainkit.data.sources import Source, in_memory, offsets_of, open_source
+
+# Keyword arguments beyond the documented signature, with their defaults.
+RARE_OPTIONS: dict[str, Any] = {}
+
+_SHUFFLE_MODES = {False: None, None: None, True: "sets", "sets": "sets", "samples": "samples"}
+
+_EXHAUSTED = (
+    "All data of epoch {epoch} has been served (all_data_exhausted=True). Call "
+    "on_epoch_end() to start the next epoch, or iterate with `for x, y in datagen`."
+)
+
+
+class DataGenerator:
+    """Serve `(x, y)` slices from files or arrays, knowing exactly which data each one is.
+
+    The generator is the only owner of the data cursor `(epoch, batch index, slice_idx)`.
+    Each epoch follows a pure epoch plan (see `plan()`); a `Preprocessor` decides how many
+    slices each batch yields. `state_dict()` captures the cursor, and a generator restored
+    with `load_state_dict()` serves exactly the slices the original would have served next.
+
+    Args:
+        data_path: one `.npy` file holding every sample (read by rows, never whole).
+        labels_path: a `.npy` file of labels, one row per sample in set order.
+        data: in-memory samples (`np.ndarray`, `np.memmap`, `h5py.Dataset`); set `'k'` is
+            the k-th `batch_size`-row range.
+        labels: in-memory labels, one row per sample.
+        batch_size: samples per batch; may differ from the set size: multiples combine
+            sets (`'1+2'`), fractions split them (`'1-a'`), other sizes cut at the sample level.
+        shuffle: False; True or 'sets' to shuffle the set order every epoch (the first
+            included); 'samples' for a new sample permutation every epoch (random reads:
+            slower on disk).
+        seed: all randomness derives from `(seed, epoch, ...)`.
+        preprocessor: a `Preprocessor`; None serves each batch whole.
+        set_nums: the sets to serve, in this order (default: all, in numeric order).
+        superbatch: read every set into memory once.
+        drop_remainder: drop the last batch of an epoch when it is short.
+        shuffle_group_batches: serve the batches split from one set in random order.
+        shuffle_group_samples: shuffle samples within each set before splitting it, and
+            within batches that combine several sets.
+        loader, labels_loader: `loader(path, set_num) -> array` for other file formats.
+        prefetch: slices computed ahead in the background; 0 (synchronous) for now.
+        shard: `(index, count)`: serve rows `[index*B/count, (index+1)*B/count)` of each
+            global batch of `B = batch_size` rows, for data-parallel workers.
+
+    Example:
+        >>> dg = DataGenerator(data=x, labels=y, batch_size=32, shuffle=True, seed=1)
+        >>> for x_slice, y_slice in dg:  # one epoch
+        ...     ...
+    """
+
+    def __init__(
+        self,
+        data_path: Any = None,
+        labels_path: Any = None,
+        *,
+        data: Any = None,
+        labels: Any = None,
+        batch_size: int = 32,
+        shuffle: bool | str = False,
+        seed: int = 0,
+        preprocessor: Preprocessor | None = None,
+        set_nums: Sequence[Any] | None = None,
+        superbatch: bool = False,
+        drop_remainder: bool = False,
+        shuffle_group_batches: bool = False,
+        shuffle_group_samples: bool = False,
+        loader: Any = None,
+        labels_loader: Any = None,
+        prefetch: int = 0,
+        shard: tuple[int, int] | None = None,
+        **rare_options: Any,
+    ) -> None:
+        check_unknown_keys("DataGenerator", rare_options, [*_PUBLIC_ARGS, *RARE_OPTIONS])
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.seed = check_int("seed", seed)
+        self.shuffle = _check_shuffle(shuffle)
+        self.superbatch = check_bool("superbatch", superbatch)
+        self.prefetch = check_int("prefetch", prefetch)
+        self.shard = _check_shard(shard, self.batch_size)
+        self.options = {**RARE_OPTIONS, **rare_options}
+
+        source = open_source("data", data_path, data, set_size=self.batch_size, loader=loader)
+        if source is None:
+            raise ValueError(
+                "DataGenerator needs data: pass `data_path` (a file) or `data=` (an array). "
+                "Received: data_path=None, data=None"
+            )
+        labels_source = open_source("labels", labels_path, labels, set_size=self.batch_size, loader=labels_loader)
+        _check_aligned(source, labels_source)
+        if self.superbatch:
+            source = in_memory(source)
+            labels_source = None if labels_source is None else in_memory(labels_source)
+        self.source, self.labels_source = source, labels_source
+
+        self.preprocessor = IdentityPreprocessor() if preprocessor is None else preprocessor
+        check_initialized(self.preprocessor)
+        self.preprocessor.check_sample_shape(source.sample_shape)
+
+        self._sets = _select_sets(source, set_nums)
+        self.set_nums_original = [s.set_num for s in self._sets]
+        self._settings = PlanSettings(
+            batch_size=self.batch_size,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            drop_remainder=check_bool("drop_remainder", drop_remainder),
+            shuffle_group_batches=check_bool("shuffle_group_batches", shuffle_group_batches),
+            shuffle_group_samples=check_bool("shuffle_group_samples", shuffle_group_samples),
+            shard=self.shard,
+        )
+        self.drop_remainder = self._settings.drop_remainder
+        self.shuffle_group_batches = self._settings.shuffle_group_batches
+        self.shuffle_group_samples = self._settings.shuffle_group_samples
+
+        self.epoch = 0
+        self.batch_index = 0
+        self.all_data_exhausted = False
+        self._plan = self.plan(0)
+        if not self._plan:
+            raise ValueError(
+                f"drop_remainder=True leaves no batch: the selected sets hold "
+                f"{sum(s.size for s in self._sets)} samples, fewer than batch_size={self.batch_size}. "
+                "Use a smaller batch_size or drop_remainder=False."
+            )
+        self._batch: tuple[Any, Any] | None = None  # the loaded batch's arrays
+        self._slice: tuple[Any, Any] | None = None  # the current slice, kept for peeks
+        self._pending_preprocessor_state: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------- state read by the trainer
+    @property
+    def batch_loaded(self) -> bool:
+        return self.preprocessor.batch_loaded
+
+    @property
+    def batch_exhausted(self) -> bool:
+        return self.preprocessor.batch_exhausted
+
+    @property
+    def slice_idx(self) -> int:
+        return self.preprocessor.slice_idx
+
+    @property
+    def slices_per_batch(self) -> int:
+        return self.preprocessor.slices_per_batch
+
+    @property
+    def current_batch(self) -> Batch:
+        """The batch being served: the loaded one, else the last served, else the next."""
+        index = self.batch_index
+        if not self.preprocessor.batch_loaded and index > 0:
+            index -= 1
+        return self._plan[min(index, len(self._plan) - 1)]
+
+    @property
+    def set_name(self) -> str:
+        return self.current_batch.set_name
+
+    @property
+    def set_num(self) -> str:
+        """The set the current batch draws its first sample from."""
+        return self.current_batch.pieces[0][0]
+
+    @property
+    def set_nums_to_process(self) -> list[str]:
+        """Sets with samples not yet served this epoch, in the order they will be served."""
+        remaining = self._plan[self.batch_index :]
+        return list(dict.fromkeys(num for batch in remaining for num in batch.set_nums))
+
+    # ------------------------------------------------------------------ the protocol
+    def plan(self, epoch: int) -> list[Batch]:
+        """The ordered batches of `epoch` (set names and sample ranges); loads nothing."""
+        return epoch_plan(self._sets, self._settings, check_int("epoch", epoch))
+
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        return len(self._plan)
+
+    def get(self) -> tuple[Any, Any]:
+        """The current slice `(x, y)`, preprocessed; `y` is None without labels.
+
+        Loads the next batch first if needed. Calling it again without `update_state()`
+        returns the same slice.
+        """
+        if self._slice is not None:
+            return self._slice
+        if self.all_data_exhausted:
+            raise RuntimeError(_EXHAUSTED.format(epoch=self.epoch))
+        x, y = self._loaded_batch()
+        pre = self.preprocessor
+        pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, self.batch_index, pre.slice_idx))
+        self._slice = pre.process(x, y)
+        return self._slice
+
+    def update_state(self) -> None:
+        """Advance one slice; after the last slice of the last batch, the epoch is exhausted."""
+        if self.all_data_exhausted:
+            raise RuntimeError(_EXHAUSTED.format(epoch=self.epoch))
+        self._loaded_batch()
+        pre = self.preprocessor
+        pre.update_state()
+        self._slice = None
+        if pre.batch_exhausted:
+            pre.batch_loaded = False
+            self._batch = None
+            self.batch_index += 1
+            self.all_data_exhausted = self.batch_index >= len(self._plan)
+
+    def on_epoch_end(self) -> int:
+        """Start the next epoch and return its number."""
+        self.epoch += 1
+        self.batch_index = 0
+        self.all_data_exhausted = False
+        self._batch = self._slice = None
+        self._pending_preprocessor_state = None
+        self.preprocessor.reset_state()
+        self.preprocessor.on_epoch_end(self.epoch)
+        self._plan = self.plan(self.epoch)
+        return self.epoch
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        """Walk the remaining slices of the current epoch (or the next, if this one is done)."""
+        if self.all_data_exhausted:
+            self.on_epoch_end()
+        while not self.all_data_exhausted:
+            item = self.get()
+            self.update_state()
+            yield item
+
+    def _loaded_batch(self) -> tuple[Any, Any]:
+        if self._batch is not None:
+            return self._batch
+        pre = self.preprocessor
+        batch = self._plan[self.batch_index]
+        self._batch = (_gather(self.source, batch), _gather(self.labels_source, batch))
+        restoring = self._pending_preprocessor_state is not None and pre.batch_loaded
+        saved = (pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted)
+        pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
+        pre.on_batch_load(*self._batch)
+        if restoring:
+            # Resume mid-batch: the saved counters and state win over on_batch_load's.
+            pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted = saved
+            pre.load_state_dict(self._pending_preprocessor_state or {})
+        self._pending_preprocessor_state = None
+        return self._batch
+
+    # ------------------------------------------------------------------ state dicts
+    def fingerprint(self) -> dict[str, Any]:
+        """What the data and the data-affecting settings are (compared on load)."""
+        return state_lib.fingerprint(self)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The cursor and the preprocessor's state, JSON-serializable and small."""
+        return state_lib.state_dict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where the generator that produced `state` was.
+
+        Raises:
+            ValueError: the state was taken from other data or other settings; the
+                message names what differs.
+        """
+        state_lib.load_state_dict(self, state)
+
+
+_PUBLIC_ARGS = [
+    "data_path", "labels_path", "data", "labels", "batch_size", "shuffle", "seed",
+    "preprocessor", "set_nums", "superbatch", "drop_remainder", "shuffle_group_batches",
+    "shuffle_group_samples", "loader", "labels_loader", "prefetch", "shard",
+]  # fmt: skip
+
+
+def _gather(source: Source | None, batch: Batch) -> Any:
+    if source is None:
+        return None
+    if batch.indices is not None:
+        return source.take(batch.indices)
+    if len(batch.ranges) == 1:
+        start, stop = batch.ranges[0]
+        return source.read(start, stop)
+    if not batch.ranges:
+        return source.take(np.empty(0, dtype=np.int64))
+    return np.concatenate([source.read(start, stop) for start, stop in batch.ranges])
+
+
+def _check_shuffle(shuffle: Any) -> str | None:
+    if isinstance(shuffle, (bool, str)) and shuffle in _SHUFFLE_MODES:
+        return _SHUFFLE_MODES[shuffle]
+    raise ValueError(
+        "`shuffle` must be False, True (same as 'sets'), 'sets' or 'samples'. "
+        f"Received: shuffle={shuffle!r}"
+    )
+
+
+def _check_shard(shard: Any, batch_size: int) -> tuple[int, int] | None:
+    if shard is None:
+        return None
+    valid = (
+        isinstance(shard, (tuple, list))
+        and len(shard) == 2
+        and all(is_int(v) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    )
+    if not valid:
+        raise ValueError(
+            "`shard` must be (index, count) with 0 <= index < count, e.g. (0, 2). "
+            f"Received: shard={shard!r}"
+        )
+    if batch_size % shard[1]:
+        raise ValueError(
+            f"`batch_size` is the global batch and must be divisible by the shard count "
+            f"{shard[1]}. Received: batch_size={batch_size}, shard={tuple(shard)}"
+        )
+    return int(shard[0]), int(shard[1])
+
+
+def _check_aligned(source: Source, labels_source: Source | None) -> None:
+    if labels_source is not None and len(labels_source) != len(source):
+        raise ValueError(
+            f"Data and labels hold different numbers of samples: {source.description} has "
+            f"{len(source)}, {labels_source.description} has {len(labels_source)}. Pass labels "
+            "with one row per sample."
+        )
+
+
+def _select_sets(source: Source, set_nums: Sequence[Any] | None) -> list[SetInfo]:
+    offsets = offsets_of(source.set_sizes)
+    infos = {num: SetInfo(num, off, size) for num, off, size in zip(source.set_nums, offsets, source.set_sizes)}
+    if set_nums is None:
+        return list(infos.values())
+    if isinstance(set_nums, (str, bytes)) or not isinstance(set_nums, Sequence) or not set_nums:
+        raise TypeError(f"`set_nums` must be a non-empty list of set numbers. Received: set_nums={set_nums!r}")
+    by_value = {int(num): num for num in infos if num.isdigit()}
+    chosen = []
+    for num in set_nums:
+        key = str(num) if str(num) in infos else by_value.get(int(num)) if is_int(num) else None
+        if key is None:
+            raise ValueError(
+                f"`set_nums` names set {num!r}, which {source.description} does not have. "
+                f"Available sets: {_preview(source.set_nums)}. Received: set_nums={list(set_nums)!r}"
+            )
+        chosen.append(infos[key])
+    if len({info.set_num for info in chosen}) != len(chosen):
+        raise ValueError(f"`set_nums` lists a set twice. Received: set_nums={list(set_nums)!r}")
+    return chosen
+
+
+def _preview(items: list[str], limit: int = 12) -> str:
+    shown = ", ".join(repr(i) for i in items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")

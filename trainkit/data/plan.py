@@ -1,0 +1,240 @@
+"""The epoch plan: which samples each batch of an epoch holds, computed from settings alone.
+
+The plan is a pure function of `(seed, epoch, sets, batch_size, shuffle options, shard)`,
+so any process computes the same plan and the data cursor reduces to
+`(epoch, batch index, slice_idx)`.
+
+How batches are cut: sets are put in order (shuffled per epoch with `shuffle='sets'`),
+their samples are laid end to end, and the stream is cut every `batch_size` samples.
+Every batch therefore holds exactly `batch_size` samples except possibly the last one of
+the epoch, which `drop_remainder=True` drops. Nothing crosses into the next epoch.
+
+Batch names (`set_name`) describe the pieces a batch is made of, joined by `'+'`:
+a whole set is its `set_num` (`'7'`, `'1+2'`); the j-th `batch_size` fraction of a set
+whose size is a multiple of `batch_size` is `'<set_num>-<letter>'` (`'1-a'`, ...,
+`'1-z'`, `'1-aa'`); any other piece is `'<set_num>[start:stop]'`. With
+`shuffle='samples'` a batch is a run of positions of the epoch's permutation:
+`'shuffled[0:32]'`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+# Tags keep the random streams used for different purposes independent.
+_SET_ORDER, _SAMPLE_ORDER, _GROUP_SAMPLES, _GROUP_BATCHES, _BATCH_SAMPLES = range(5)
+SLICE_STREAM = 100
+
+
+class SetInfo(NamedTuple):
+    """One set as the plan sees it: its name, first global row, and sample count."""
+
+    set_num: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of an epoch plan.
+
+    Attributes:
+        set_name: readable name of the samples it holds (see module docstring).
+        ranges: global row ranges `(start, stop)` in serving order, or `()` when the
+            batch is an arbitrary selection given by `indices`.
+        indices: global row indices in serving order, or None when `ranges` says it all.
+        pieces: `(set_num, start, stop)` per set piece, rows local to the set (for people).
+        set_nums: the sets the batch draws from, in serving order.
+    """
+
+    set_name: str
+    ranges: tuple[tuple[int, int], ...]
+    indices: np.ndarray | None
+    pieces: tuple[tuple[str, int, int], ...]
+
+    @property
+    def size(self) -> int:
+        if self.indices is not None:
+            return len(self.indices)
+        return sum(stop - start for start, stop in self.ranges)
+
+    @property
+    def set_nums(self) -> list[str]:
+        return list(dict.fromkeys(piece[0] for piece in self.pieces))
+
+    def rows(self) -> np.ndarray:
+        """All global row indices of the batch, in serving order."""
+        if self.indices is not None:
+            return self.indices
+        return np.concatenate([np.arange(a, b) for a, b in self.ranges]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """Everything besides the epoch that decides the plan."""
+
+    batch_size: int
+    seed: int = 0
+    shuffle: str | None = None  # None, 'sets' or 'samples'
+    drop_remainder: bool = False
+    shuffle_group_batches: bool = False
+    shuffle_group_samples: bool = False
+    shard: tuple[int, int] | None = None
+
+
+def letters(j: int) -> str:
+    """0 -> 'a', 25 -> 'z', 26 -> 'aa', 27 -> 'ab' (bijective base 26)."""
+    out = ""
+    j += 1
+    while j:
+        j, rem = divmod(j - 1, 26)
+        out = chr(ord("a") + rem) + out
+    return out
+
+
+def rng_for(seed: int, tag: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([seed, tag, *keys])
+
+
+def epoch_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[Batch]:
+    """The ordered batches of `epoch`. Pure: same inputs, same plan."""
+    if settings.shuffle == "samples":
+        batches = _sample_shuffled_plan(sets, settings, epoch)
+    else:
+        batches = _set_ordered_plan(sets, settings, epoch)
+    if settings.drop_remainder and batches and batches[-1].size < settings.batch_size:
+        batches.pop()
+    if settings.shard is not None:
+        index, count = settings.shard
+        batches = [shard_batch(batch, index, count) for batch in batches]
+    return batches
+
+
+def _set_ordered_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[Batch]:
+    order = list(range(len(sets)))
+    if settings.shuffle == "sets":
+        order = [int(k) for k in rng_for(settings.seed, _SET_ORDER, epoch).permutation(len(sets))]
+    cut = _cut_stream([sets[k] for k in order], settings.batch_size)
+    if settings.shuffle_group_batches:
+        cut = _shuffle_split_runs(cut, settings, epoch)
+    return [_make_batch(pieces, sets, settings, epoch, number) for number, pieces in enumerate(cut)]
+
+
+def _cut_stream(ordered: list[SetInfo], batch_size: int) -> list[list[tuple[SetInfo, int, int]]]:
+    """Lay the sets end to end and cut every `batch_size` samples."""
+    batches: list[list[tuple[SetInfo, int, int]]] = []
+    current: list[tuple[SetInfo, int, int]] = []
+    room = batch_size
+    for info in ordered:
+        start = 0
+        while start < info.size:
+            stop = min(info.size, start + room)
+            current.append((info, start, stop))
+            room -= stop - start
+            start = stop
+            if room == 0:
+                batches.append(current)
+                current, room = [], batch_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _shuffle_split_runs(cut: list, settings: PlanSettings, epoch: int) -> list:
+    """Shuffle the order of consecutive batches cut from one and the same set."""
+    out, run = [], []
+
+    def flush() -> None:
+        if len(run) > 1:
+            info = run[0][0][0]
+            rng = rng_for(settings.seed, _GROUP_BATCHES, epoch, int(info.offset))
+            out.extend(run[int(k)] for k in rng.permutation(len(run)))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for pieces in cut:
+        single_set = len(pieces) == 1
+        if run and not (single_set and pieces[0][0] == run[0][0][0]):
+            flush()
+        if single_set:
+            run.append(pieces)
+        else:
+            out.append(pieces)
+    flush()
+    return out
+
+
+def _piece_name(info: SetInfo, start: int, stop: int, batch_size: int) -> str:
+    if start == 0 and stop == info.size:
+        return info.set_num
+    aligned = info.size % batch_size == 0 and start % batch_size == 0
+    if aligned and stop - start == batch_size:
+        return f"{info.set_num}-{letters(start // batch_size)}"
+    return f"{info.set_num}[{start}:{stop}]"
+
+
+def _make_batch(pieces, sets, settings: PlanSettings, epoch: int, number: int) -> Batch:
+    name = "+".join(_piece_name(info, a, b, settings.batch_size) for info, a, b in pieces)
+    local = tuple((info.set_num, a, b) for info, a, b in pieces)
+    if not settings.shuffle_group_samples:
+        return Batch(name, _merge_ranges([(i.offset + a, i.offset + b) for i, a, b in pieces]), None, local)
+    parts = []
+    for info, a, b in pieces:
+        # One permutation per set and epoch, so the split pieces of a set partition it.
+        perm = rng_for(settings.seed, _GROUP_SAMPLES, epoch, info.offset).permutation(info.size)
+        parts.append(info.offset + perm[a:b])
+    indices = np.concatenate(parts).astype(np.int64)
+    if len(pieces) > 1:
+        indices = rng_for(settings.seed, _BATCH_SAMPLES, epoch, number).permutation(indices)
+    return Batch(name, (), indices, local)
+
+
+def _merge_ranges(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for start, stop in ranges:
+        if merged and merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], stop)
+        else:
+            merged.append((start, stop))
+    return tuple(merged)
+
+
+def _sample_shuffled_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[Batch]:
+    all_rows = np.concatenate([np.arange(i.offset, i.offset + i.size) for i in sets]).astype(np.int64)
+    perm = all_rows[rng_for(settings.seed, _SAMPLE_ORDER, epoch).permutation(len(all_rows))]
+    starts = np.array([i.offset for i in sets])
+    batches = []
+    for a in range(0, len(perm), settings.batch_size):
+        indices = perm[a : a + settings.batch_size]
+        batches.append(Batch(f"shuffled[{a}:{a + len(indices)}]", (), indices, _pieces_of(indices, sets, starts)))
+    return batches
+
+
+def _pieces_of(indices: np.ndarray, sets: list[SetInfo], starts: np.ndarray) -> tuple:
+    """Per-set summary of an arbitrary selection: `(set_num, min row, max row + 1)`."""
+    owner = np.searchsorted(starts, indices, side="right") - 1
+    pieces = []
+    for k in dict.fromkeys(owner.tolist()):
+        rows = indices[owner == k] - sets[k].offset
+        pieces.append((sets[k].set_num, int(rows.min()), int(rows.max()) + 1))
+    return tuple(pieces)
+
+
+def shard_batch(batch: Batch, index: int, count: int) -> Batch:
+    """Rows `[index*b//count, (index+1)*b//count)` of a global batch of `b` rows."""
+    size = batch.size
+    lo, hi = index * size // count, (index + 1) * size // count
+    if batch.indices is not None:
+        return Batch(batch.set_name, (), batch.indices[lo:hi], batch.pieces)
+    ranges, position = [], 0
+    for start, stop in batch.ranges:
+        a = max(start, start + lo - position)
+        b = min(stop, start + hi - position)
+        if a < b:
+            ranges.append((a, b))
+        position += stop - start
+    return Batch(batch.set_name, tuple(ranges), None, batch.pieces)

@@ -1,0 +1,8 @@
+"""Preprocessors: turn a loaded batch into one or more slices."""
+
+from trainkit.data.preprocessors.base import Preprocessor
+from trainkit.data.preprocessors.chain import Chain
+from trainkit.data.preprocessors.random_crop import RandomCropPreprocessor
+from trainkit.data.preprocessors.timeseries import TimeseriesPreprocessor
+
+__all__ = ["Chain", "Preprocessor", "RandomCropPreprocessor", "TimeseriesPreprocessor"]

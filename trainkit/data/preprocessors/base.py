@@ -1,0 +1,146 @@
+"""`Preprocessor`: the open base class that turns a loaded batch into slices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_NO_RNG = (
+    "{name}.rng was read outside process(): the DataGenerator sets it before each call to "
+    "process(), derived from (seed, epoch, batch index, slice_idx). Draw random numbers "
+    "only inside process() so that a resumed run draws the same ones."
+)
+
+
+class Preprocessor:
+    """Base class for everything that turns a loaded batch into one or more slices.
+
+    Subclass it and define `process()`; every other hook has a working default, so a
+    subclass that only defines `process()` yields one slice per batch. Call
+    `super().__init__()` in your `__init__`.
+
+    Calling sequence (driven by the DataGenerator):
+
+    1. When a batch loads, the generator sets `batch_loaded=True`,
+       `batch_exhausted=False`, `slice_idx=0` and calls `on_batch_load(batch, labels)`,
+       which sets `slices_per_batch`.
+    2. For each slice it sets `rng` and calls `process(batch, labels)`; `process` may be
+       called more than once for the same slice and must depend only on its arguments,
+       `slice_idx`, `rng` and the preprocessor's own state.
+    3. After the slice is consumed it calls `update_state()`, which advances `slice_idx`
+       and sets `batch_exhausted` after the last slice. Override it to end a batch early
+       or late.
+    4. `on_epoch_end(epoch)` is called once after the last batch of an epoch, with the
+       number of the epoch about to begin.
+
+    Attributes:
+        batch_loaded: a batch is loaded and not yet exhausted.
+        batch_exhausted: every slice of the current batch has been consumed.
+        slice_idx: index of the current slice within the batch.
+        slices_per_batch: how many slices the current batch yields.
+        rng: a `np.random.Generator` for the current slice (only valid inside `process`).
+
+    Example:
+        >>> class Scale(Preprocessor):
+        ...     def __init__(self, factor):
+        ...         super().__init__()
+        ...         self.factor = factor
+        ...     def process(self, batch, labels):
+        ...         return batch * self.factor, labels
+    """
+
+    def __init__(self) -> None:
+        self.batch_loaded = False
+        self.batch_exhausted = True
+        self.slice_idx = 0
+        self.slices_per_batch = 1
+        self._rng_key: tuple[int, ...] | None = None
+        self._rng: np.random.Generator | None = None
+        self._trainkit_initialized = True
+
+    # The generator hands out a key, not a Generator: building one costs ~10 µs, so it is
+    # built on first use and only by preprocessors that draw random numbers.
+    @property
+    def rng(self) -> np.random.Generator:
+        if self._rng is None:
+            if self._rng_key is None:
+                raise RuntimeError(_NO_RNG.format(name=type(self).__name__))
+            self._rng = np.random.default_rng(list(self._rng_key))
+        return self._rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self._rng = value
+
+    def set_rng_key(self, key: tuple[int, ...]) -> None:
+        """Derive `rng` from `key` (fresh on every call, so repeated `process()` agree)."""
+        self._rng_key = key
+        self._rng = None
+
+    def on_batch_load(self, batch: Any, labels: Any) -> None:
+        """Called once when a batch loads; sets `slices_per_batch` (default 1)."""
+        self.slices_per_batch = 1
+
+    def process(self, batch: Any, labels: Any) -> tuple[Any, Any]:
+        """Return `(batch, labels)` for the current `slice_idx`. Subclasses must define it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define process(self, batch, labels) returning "
+            "(batch, labels) for the current slice_idx."
+        )
+
+    def update_state(self) -> None:
+        """Advance one slice; the batch is exhausted after its last slice."""
+        self.slice_idx += 1
+        self.batch_exhausted = self.slice_idx >= self.slices_per_batch
+
+    def reset_state(self) -> None:
+        """Forget the current batch (called when the generator drops or reloads it)."""
+        self.batch_loaded = False
+        self.batch_exhausted = True
+        self.slice_idx = 0
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called after the last batch of an epoch; `epoch` is the epoch about to begin."""
+
+    def check_sample_shape(self, sample_shape: tuple[int, ...]) -> None:
+        """Called at generator construction with one sample's shape; raise if it cannot fit."""
+
+    def get_config(self) -> dict[str, Any]:
+        """Settings that change what is served (part of the generator's fingerprint)."""
+        return {"class": type(self).__qualname__}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The preprocessor's own state beyond the slice counters (JSON-serializable)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict()` returned."""
+        if state:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict received state keys {sorted(state)} "
+                "but the class does not override load_state_dict(): override both "
+                "state_dict() and load_state_dict() to restore it."
+            )
+
+
+class IdentityPreprocessor(Preprocessor):
+    """Serves each batch whole, as one slice (the default)."""
+
+    def process(self, batch: Any, labels: Any) -> tuple[Any, Any]:
+        return batch, labels
+
+
+def check_initialized(preprocessor: Any) -> None:
+    """TypeError unless `preprocessor` is a Preprocessor whose base __init__ ran."""
+    if not isinstance(preprocessor, Preprocessor):
+        raise TypeError(
+            "`preprocessor` must be an instance of trainkit.Preprocessor (subclass it and "
+            f"define process()). Received: preprocessor={preprocessor!r}"
+        )
+    if not vars(preprocessor).get("_trainkit_initialized", False):
+        name = type(preprocessor).__name__
+        raise TypeError(
+            f"{name}.__init__ did not call super().__init__(): add `super().__init__()` at "
+            f"the top of {name}.__init__ so the slice counters exist."
+        )

@@ -1,0 +1,83 @@
+"""`Chain`: compose preprocessors; at most one of them cuts slices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainkit.data.preprocessors.base import Preprocessor, check_initialized
+
+
+class Chain(Preprocessor):
+    """Apply preprocessors in order to every slice.
+
+    At most one member may cut a batch into more than one slice; that member governs
+    slicing (`slices_per_batch`, `update_state`), and every member transforms each slice
+    in order, seeing `slice_idx`. Member `k`'s `rng` is derived from the slice's key with
+    `k` appended, so members draw independent numbers.
+
+    Example:
+        >>> pre = Chain(RandomCropPreprocessor(24), TimeseriesPreprocessor(8))
+    """
+
+    def __init__(self, *preprocessors: Preprocessor) -> None:
+        super().__init__()
+        if not preprocessors:
+            raise ValueError("Chain needs at least one preprocessor. Received: Chain()")
+        for member in preprocessors:
+            check_initialized(member)
+        self.members = list(preprocessors)
+        self._governor = self.members[0]
+
+    def check_sample_shape(self, sample_shape: tuple[int, ...]) -> None:
+        for member in self.members:
+            member.check_sample_shape(sample_shape)
+
+    def on_batch_load(self, batch: Any, labels: Any) -> None:
+        for member in self.members:
+            member.batch_loaded, member.batch_exhausted, member.slice_idx = True, False, 0
+            member.on_batch_load(batch, labels)
+        slicers = [m for m in self.members if m.slices_per_batch > 1]
+        if len(slicers) > 1:
+            names = ", ".join(type(m).__name__ for m in slicers)
+            raise ValueError(
+                f"Chain members {names} each cut a batch into more than one slice; at most "
+                "one member may slice. Put the others in their own pass, or make them "
+                "transform each slice (slices_per_batch=1)."
+            )
+        self._governor = slicers[0] if slicers else self.members[0]
+        self.slices_per_batch = self._governor.slices_per_batch
+
+    def process(self, batch: Any, labels: Any) -> tuple[Any, Any]:
+        key = self._rng_key or ()
+        for k, member in enumerate(self.members):
+            member.slice_idx = self.slice_idx
+            member.set_rng_key((*key, k))
+            batch, labels = member.process(batch, labels)
+        return batch, labels
+
+    def update_state(self) -> None:
+        self._governor.slice_idx = self.slice_idx
+        self._governor.update_state()
+        self.slice_idx = self._governor.slice_idx
+        self.batch_exhausted = self._governor.batch_exhausted
+        for member in self.members:
+            member.slice_idx, member.batch_exhausted = self.slice_idx, self.batch_exhausted
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        for member in self.members:
+            member.reset_state()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        for member in self.members:
+            member.on_epoch_end(epoch)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"class": "Chain", "members": [m.get_config() for m in self.members]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"members": [m.state_dict() for m in self.members]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for member, member_state in zip(self.members, state["members"], strict=True):
+            member.load_state_dict(member_state)

@@ -1,0 +1,64 @@
+"""The Source protocol: what the DataGenerator needs from anything that holds samples.
+
+A source reads bytes; it holds no position. Rows are numbered globally: set k's samples
+are rows `offsets[k] .. offsets[k] + set_sizes[k]`, in the source's own set order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Random access to the samples of one data (or labels) source.
+
+    Attributes:
+        set_nums: names of the sets, in the source's order (numeric order for files).
+        set_sizes: number of samples in each set, aligned with `set_nums`.
+        sample_shape: shape of one sample.
+        dtype: dtype of the samples.
+        description: one line saying where the samples come from (for errors and reports).
+    """
+
+    set_nums: list[str]
+    set_sizes: list[int]
+    sample_shape: tuple[int, ...]
+    dtype: np.dtype
+    description: str
+
+    def __len__(self) -> int:
+        """Total number of samples."""
+        ...
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows `[start, stop)`, contiguous in global numbering."""
+        ...
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Rows at `indices` (global, unique), in the given order."""
+        ...
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Cheap identity of the source: counts, shapes, dtypes, file sizes. No content hashes."""
+        ...
+
+
+def offsets_of(set_sizes: list[int]) -> list[int]:
+    """Global row offset of each set."""
+    offsets, total = [], 0
+    for size in set_sizes:
+        offsets.append(total)
+        total += size
+    return offsets
+
+
+def take_sorted(read_sorted: Any, indices: np.ndarray) -> np.ndarray:
+    """Gather `indices` through a reader that needs increasing indices (h5py), then reorder."""
+    order = np.argsort(indices, kind="stable")
+    gathered = read_sorted(indices[order])
+    out = np.empty_like(gathered)
+    out[order] = gathered
+    return out
