@@ -1,4 +1,6 @@
-"""trainkit: train Keras 3 models on TensorFlow with full knowledge and control of the train state."""
+"""trainkit: train Keras 3 models on TensorFlow with full control of the train state."""
+
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -6,7 +8,7 @@ setup(
     name="trainkit",
     version="0.1.0",
     description="Training-loop toolkit for Keras 3 on TensorFlow with exact resume",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["trainkit", "trainkit.*"]),

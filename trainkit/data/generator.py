@@ -99,7 +99,9 @@ class DataGenerator:
                 "DataGenerator needs data: pass `data_path` (a file) or `data=` (an array). "
                 "Received: data_path=None, data=None"
             )
-        labels_source = open_source("labels", labels_path, labels, set_size=self.batch_size, loader=labels_loader)
+        labels_source = open_source(
+            "labels", labels_path, labels, set_size=self.batch_size, loader=labels_loader
+        )
         _check_aligned(source, labels_source)
         if self.superbatch:
             source = in_memory(source)
@@ -132,7 +134,8 @@ class DataGenerator:
         if not self._plan:
             raise ValueError(
                 f"drop_remainder=True leaves no batch: the selected sets hold "
-                f"{sum(s.size for s in self._sets)} samples, fewer than batch_size={self.batch_size}. "
+                f"{sum(s.size for s in self._sets)} samples, fewer than "
+                f"batch_size={self.batch_size}. "
                 "Use a smaller batch_size or drop_remainder=False."
             )
         self._batch: tuple[Any, Any] | None = None  # the loaded batch's arrays
@@ -337,11 +340,16 @@ def _check_aligned(source: Source, labels_source: Source | None) -> None:
 
 def _select_sets(source: Source, set_nums: Sequence[Any] | None) -> list[SetInfo]:
     offsets = offsets_of(source.set_sizes)
-    infos = {num: SetInfo(num, off, size) for num, off, size in zip(source.set_nums, offsets, source.set_sizes)}
+    infos = {
+        num: SetInfo(num, off, size)
+        for num, off, size in zip(source.set_nums, offsets, source.set_sizes)
+    }
     if set_nums is None:
         return list(infos.values())
     if isinstance(set_nums, (str, bytes)) or not isinstance(set_nums, Sequence) or not set_nums:
-        raise TypeError(f"`set_nums` must be a non-empty list of set numbers. Received: set_nums={set_nums!r}")
+        raise TypeError(
+            f"`set_nums` must be a non-empty list of set numbers. Received: set_nums={set_nums!r}"
+        )
     by_value = {int(num): num for num in infos if num.isdigit()}
     chosen = []
     for num in set_nums:
@@ -349,7 +357,8 @@ def _select_sets(source: Source, set_nums: Sequence[Any] | None) -> list[SetInfo
         if key is None:
             raise ValueError(
                 f"`set_nums` names set {num!r}, which {source.description} does not have. "
-                f"Available sets: {_preview(source.set_nums)}. Received: set_nums={list(set_nums)!r}"
+                f"Available sets: {_preview(source.set_nums)}. "
+                f"Received: set_nums={list(set_nums)!r}"
             )
         chosen.append(infos[key])
     if len({info.set_num for info in chosen}) != len(chosen):

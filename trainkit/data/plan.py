@@ -143,9 +143,13 @@ def _cut_stream(ordered: list[SetInfo], batch_size: int) -> list[list[tuple[SetI
     return batches
 
 
-def _shuffle_split_runs(cut: list, settings: PlanSettings, epoch: int) -> list:
+_Cut = list[tuple[SetInfo, int, int]]
+
+
+def _shuffle_split_runs(cut: list[_Cut], settings: PlanSettings, epoch: int) -> list[_Cut]:
     """Shuffle the order of consecutive batches cut from one and the same set."""
-    out, run = [], []
+    out: list[_Cut] = []
+    run: list[_Cut] = []
 
     def flush() -> None:
         if len(run) > 1:
@@ -181,7 +185,9 @@ def _make_batch(pieces, sets, settings: PlanSettings, epoch: int, number: int) -
     name = "+".join(_piece_name(info, a, b, settings.batch_size) for info, a, b in pieces)
     local = tuple((info.set_num, a, b) for info, a, b in pieces)
     if not settings.shuffle_group_samples:
-        return Batch(name, _merge_ranges([(i.offset + a, i.offset + b) for i, a, b in pieces]), None, local)
+        return Batch(
+            name, _merge_ranges([(i.offset + a, i.offset + b) for i, a, b in pieces]), None, local
+        )
     parts = []
     for info, a, b in pieces:
         # One permutation per set and epoch, so the split pieces of a set partition it.
@@ -204,13 +210,19 @@ def _merge_ranges(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
 
 
 def _sample_shuffled_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[Batch]:
-    all_rows = np.concatenate([np.arange(i.offset, i.offset + i.size) for i in sets]).astype(np.int64)
+    all_rows = np.concatenate([np.arange(i.offset, i.offset + i.size) for i in sets]).astype(
+        np.int64
+    )
     perm = all_rows[rng_for(settings.seed, _SAMPLE_ORDER, epoch).permutation(len(all_rows))]
     starts = np.array([i.offset for i in sets])
     batches = []
     for a in range(0, len(perm), settings.batch_size):
         indices = perm[a : a + settings.batch_size]
-        batches.append(Batch(f"shuffled[{a}:{a + len(indices)}]", (), indices, _pieces_of(indices, sets, starts)))
+        batches.append(
+            Batch(
+                f"shuffled[{a}:{a + len(indices)}]", (), indices, _pieces_of(indices, sets, starts)
+            )
+        )
     return batches
 
 

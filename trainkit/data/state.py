@@ -23,7 +23,11 @@ def _compact(values: list[Any]) -> Any:
 def _source_print(source: Any) -> dict[str, Any] | None:
     if source is None:
         return None
-    return {"set_nums": _compact(source.set_nums), "set_sizes": _compact(source.set_sizes), **source.fingerprint()}
+    return {
+        "set_nums": _compact(source.set_nums),
+        "set_sizes": _compact(source.set_sizes),
+        **source.fingerprint(),
+    }
 
 
 def fingerprint(dg: DataGenerator) -> dict[str, Any]:
@@ -64,7 +68,9 @@ def differences(saved: Any, current: Any, path: str = "") -> list[str]:
     if isinstance(saved, dict) and isinstance(current, dict):
         out = []
         for key in sorted(set(saved) | set(current), key=str):
-            out += differences(saved.get(key), current.get(key), f"{path}.{key}" if path else str(key))
+            out += differences(
+                saved.get(key), current.get(key), f"{path}.{key}" if path else str(key)
+            )
         return out
     if saved != current:
         return [f"{path}: saved {saved!r}, this generator has {current!r}"]
@@ -73,7 +79,9 @@ def differences(saved: Any, current: Any, path: str = "") -> list[str]:
 
 def load_state_dict(dg: DataGenerator, state: dict[str, Any]) -> None:
     if not isinstance(state, dict) or "version" not in state:
-        raise ValueError(f"Not a DataGenerator state dict (no 'version' key). Received: {state!r:.200}")
+        raise ValueError(
+            f"Not a DataGenerator state dict (no 'version' key). Received: {state!r:.200}"
+        )
     if state["version"] != STATE_VERSION:
         raise ValueError(
             f"DataGenerator state version {state['version']!r} is not supported; this trainkit "

@@ -41,10 +41,14 @@ class TimeseriesPreprocessor(Preprocessor):
         super().__init__()
         self.window_size = check_int("window_size", window_size, minimum=1)
         self.slide_size = (
-            self.window_size if slide_size is None else check_int("slide_size", slide_size, minimum=1)
+            self.window_size
+            if slide_size is None
+            else check_int("slide_size", slide_size, minimum=1)
         )
         if start_increments is not None:
-            if isinstance(start_increments, (str, bytes)) or not isinstance(start_increments, Sequence):
+            if isinstance(start_increments, (str, bytes)) or not isinstance(
+                start_increments, Sequence
+            ):
                 raise TypeError(
                     "`start_increments` must be a list of non-negative ints or None. "
                     f"Received: start_increments={start_increments!r}"
@@ -82,7 +86,9 @@ class TimeseriesPreprocessor(Preprocessor):
     def on_batch_load(self, batch: Any, labels: Any) -> None:
         timesteps = batch.shape[1]
         self._check_fits(timesteps, self.start_increment)
-        self.slices_per_batch = 1 + (timesteps - self.window_size - self.start_increment) // self.slide_size
+        self.slices_per_batch = (
+            1 + (timesteps - self.window_size - self.start_increment) // self.slide_size
+        )
 
     def window(self) -> tuple[int, int]:
         """`(start, stop)` timesteps of the current slice."""

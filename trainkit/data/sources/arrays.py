@@ -42,7 +42,9 @@ class ArraySource:
         self.sample_shape = tuple(int(d) for d in array.shape[1:])
         self.dtype = np.dtype(array.dtype)
         self._is_ndarray = isinstance(array, np.ndarray)
-        self._needs_sorted_take = not self._is_ndarray  # h5py fancy indexing needs increasing indices
+        self._needs_sorted_take = (
+            not self._is_ndarray
+        )  # h5py fancy indexing needs increasing indices
 
     def __len__(self) -> int:
         return len(self.array)

@@ -1,0 +1,127 @@
+"""The epoch plan: names, coverage, remainders, shuffling and sharding."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from trainkit.data.plan import PlanSettings, SetInfo, epoch_plan, letters
+
+
+def sets_of(*sizes):
+    out, offset = [], 0
+    for k, size in enumerate(sizes, start=1):
+        out.append(SetInfo(str(k), offset, size))
+        offset += size
+    return out
+
+
+def names(sets, epoch=0, **settings):
+    return [batch.set_name for batch in epoch_plan(sets, PlanSettings(**settings), epoch)]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "batch_size", "expected"),
+    [
+        ((4, 4, 4), 4, ["1", "2", "3"]),
+        ((4, 4, 4, 4), 8, ["1+2", "3+4"]),
+        ((4, 4, 4), 8, ["1+2", "3"]),
+        ((4, 4), 2, ["1-a", "1-b", "2-a", "2-b"]),
+        ((6,), 3, ["1-a", "1-b"]),
+        ((5, 5), 3, ["1[0:3]", "1[3:5]+2[0:1]", "2[1:4]", "2[4:5]"]),
+        ((4, 4, 1), 4, ["1", "2", "3"]),
+    ],
+)
+def test_batch_names_describe_the_sets_they_come_from(sizes, batch_size, expected):
+    assert names(sets_of(*sizes), batch_size=batch_size) == expected
+
+
+def test_split_names_continue_past_z_with_double_letters():
+    assert [letters(j) for j in (0, 25, 26, 27, 51, 52)] == ["a", "z", "aa", "ab", "az", "ba"]
+    plan_names = names(sets_of(30), batch_size=1)
+    assert plan_names[25:28] == ["1-z", "1-aa", "1-ab"]
+
+
+def test_every_batch_is_full_except_the_last_and_drop_remainder_drops_it():
+    sets = sets_of(10, 10, 3)
+    sizes = [b.size for b in epoch_plan(sets, PlanSettings(batch_size=4), 0)]
+    assert sizes == [4, 4, 4, 4, 4, 3]
+    dropped = [b.size for b in epoch_plan(sets, PlanSettings(batch_size=4, drop_remainder=True), 0)]
+    assert dropped == [4, 4, 4, 4, 4]
+
+
+def test_split_sets_do_not_leak_into_the_next_epoch():
+    sets = sets_of(6, 6, 6)
+    for epoch in range(3):
+        plan = epoch_plan(sets, PlanSettings(batch_size=4, shuffle="sets", seed=3), epoch)
+        rows = np.concatenate([b.rows() for b in plan])
+        assert sorted(rows.tolist()) == list(range(18))
+
+
+def test_shuffle_sets_reorders_every_epoch_including_the_first():
+    sets = sets_of(*[2] * 12)
+    unshuffled = names(sets, batch_size=2)
+    first = names(sets, 0, batch_size=2, shuffle="sets", seed=5)
+    second = names(sets, 1, batch_size=2, shuffle="sets", seed=5)
+    assert first != unshuffled
+    assert first != second
+    assert sorted(first) == sorted(unshuffled)
+
+
+def test_shuffle_samples_draws_a_new_permutation_each_epoch():
+    sets = sets_of(10, 10)
+    plan0 = epoch_plan(sets, PlanSettings(batch_size=5, shuffle="samples", seed=1), 0)
+    plan1 = epoch_plan(sets, PlanSettings(batch_size=5, shuffle="samples", seed=1), 1)
+    rows0 = np.concatenate([b.rows() for b in plan0])
+    rows1 = np.concatenate([b.rows() for b in plan1])
+    assert sorted(rows0.tolist()) == list(range(20))
+    assert not np.array_equal(rows0, rows1)
+    assert plan0[0].set_name == "shuffled[0:5]"
+
+
+def test_plan_is_the_same_in_another_process():
+    code = (
+        "from trainkit.data.plan import *;"
+        "s=[SetInfo(str(k), 7*k, 7) for k in range(5)];"
+        "p=epoch_plan(s, PlanSettings(batch_size=3, shuffle='samples', seed=9), 4);"
+        "print([b.rows().tolist() for b in p])"
+    )
+    here = [
+        b.rows().tolist()
+        for b in epoch_plan(
+            [SetInfo(str(k), 7 * k, 7) for k in range(5)],
+            PlanSettings(batch_size=3, shuffle="samples", seed=9),
+            4,
+        )
+    ]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(here)
+
+
+def test_shuffle_group_batches_permutes_the_pieces_of_a_split_set():
+    sets = sets_of(8, 8)
+    found = {
+        tuple(names(sets, e, batch_size=2, shuffle_group_batches=True, seed=0)) for e in range(6)
+    }
+    assert len(found) > 1
+    for plan_names in found:
+        assert sorted(plan_names[:4]) == ["1-a", "1-b", "1-c", "1-d"]
+
+
+def test_shuffle_group_samples_keeps_each_split_piece_inside_its_set():
+    sets = sets_of(8, 8)
+    plan = epoch_plan(sets, PlanSettings(batch_size=4, shuffle_group_samples=True, seed=2), 0)
+    assert sorted(np.concatenate([plan[0].rows(), plan[1].rows()]).tolist()) == list(range(8))
+    assert sorted(np.concatenate([plan[2].rows(), plan[3].rows()]).tolist()) == list(range(8, 16))
+    assert plan[0].rows().tolist() != list(range(4))
+
+
+def test_shards_split_each_global_batch_into_contiguous_row_ranges():
+    sets = sets_of(8, 8)
+    global_plan = epoch_plan(sets, PlanSettings(batch_size=8), 0)
+    for index in range(4):
+        shard_plan = epoch_plan(sets, PlanSettings(batch_size=8, shard=(index, 4)), 0)
+        for whole, part in zip(global_plan, shard_plan):
+            assert part.rows().tolist() == whole.rows().tolist()[2 * index : 2 * index + 2]
+            assert part.set_name == whole.set_name

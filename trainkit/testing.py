@@ -1,0 +1,256 @@
+"""Checks users and trainkit's own tests run on their pipelines (no pytest needed).
+
+* `assert_resumes_identically`: a DataGenerator restored from a state dict taken
+  anywhere serves exactly what the original serves next.
+* `check_preprocessor`: the conformance check for your own `Preprocessor` subclasses.
+
+Both raise `AssertionError` with a message that says where behaviour diverged.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from trainkit.data.preprocessors.base import Preprocessor, check_initialized
+
+_MAX_SLICES = 100_000
+
+
+def _json_round_trip(state: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(state))
+
+
+def _record(dg: Any) -> tuple[Any, ...]:
+    """What the generator serves at its cursor, and where it says it is."""
+    if dg.all_data_exhausted:
+        dg.on_epoch_end()
+    x, y = dg.get()
+    return (dg.epoch, dg.set_name, dg.slice_idx, _copy(x), _copy(y))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    return None if value is None else np.array(value, copy=True)
+
+
+def _walk(dg: Any, count: int, *, peek: bool = False) -> list[tuple[Any, ...]]:
+    out = []
+    for _ in range(count):
+        item = _record(dg)
+        if peek:  # get() twice without update_state() must return the same slice
+            _assert_same(item, _record(dg), "a second get() without update_state()")
+        out.append(item)
+        dg.update_state()
+    return out
+
+
+def _assert_same(expected: Any, actual: Any, where: str) -> None:
+    if isinstance(expected, dict) and isinstance(actual, dict) and expected.keys() == actual.keys():
+        for key in expected:
+            _assert_same(expected[key], actual[key], f"{where}[{key!r}]")
+        return
+    sequences = isinstance(expected, (list, tuple)) and isinstance(actual, (list, tuple))
+    if sequences and len(expected) == len(actual):
+        for k, (e, a) in enumerate(zip(expected, actual)):
+            _assert_same(e, a, f"{where}[{k}]")
+        return
+    if isinstance(expected, np.ndarray) or isinstance(actual, np.ndarray):
+        e, a = np.asarray(expected), np.asarray(actual)
+        if e.shape != a.shape or e.dtype != a.dtype or not np.array_equal(e, a, equal_nan=True):
+            raise AssertionError(
+                f"{where}: arrays differ (expected shape {e.shape} {e.dtype}, "
+                f"got {a.shape} {a.dtype})"
+            )
+        return
+    if expected != actual:
+        raise AssertionError(f"{where}: expected {expected!r}, got {actual!r}")
+
+
+def _count_stream(make_datagen: Callable[[], Any], epochs: int) -> list[tuple[Any, ...]]:
+    dg = make_datagen()
+    stream = []
+    for _ in range(epochs):
+        if dg.all_data_exhausted:
+            dg.on_epoch_end()
+        while not dg.all_data_exhausted:
+            stream.append(_record(dg))
+            dg.update_state()
+            if len(stream) > _MAX_SLICES:
+                raise AssertionError(f"more than {_MAX_SLICES} slices: the epoch never ends")
+    return stream
+
+
+def _default_cuts(total: int) -> list[int]:
+    return sorted({0, 1, total // 3, total // 2, max(total - 1, 0), total})
+
+
+def assert_resumes_identically(
+    make_datagen: Callable[[], Any],
+    *,
+    epochs: int = 2,
+    cut_points: Sequence[int] | None = None,
+) -> None:
+    """Check that a generator restored from a state dict serves the rest of the stream exactly.
+
+    Walks `epochs` epochs of `make_datagen()` as the reference. For each cut point `c`
+    (a slice position in that stream), a fresh generator is walked `c` slices, its
+    `state_dict()` is taken (round-tripped through JSON), loaded into another fresh
+    generator, and the rest of the stream is compared slice by slice: arrays (values,
+    shapes and dtypes), `epoch`, `set_name` and `slice_idx`. Cuts are taken both right
+    after `update_state()` and after a peeking `get()`.
+
+    Args:
+        make_datagen: builds an identical DataGenerator at every call.
+        epochs: how many epochs the reference stream covers.
+        cut_points: slice positions to cut at; default: start, second slice, a third,
+            half, the last slice and the end.
+
+    Raises:
+        AssertionError: naming the cut point and the first slice that differs.
+    """
+    reference = _count_stream(make_datagen, epochs)
+    total = len(reference)
+    cuts = _default_cuts(total) if cut_points is None else list(cut_points)
+    for cut in cuts:
+        if not 0 <= cut <= total:
+            raise ValueError(f"cut point {cut} is outside the stream of {total} slices")
+        for peek_before_cut in (False, True):
+            original = make_datagen()
+            _walk(original, cut, peek=True)
+            if peek_before_cut and cut < total:
+                _record(original)
+            state = _json_round_trip(original.state_dict())
+            restored = make_datagen()
+            restored.load_state_dict(state)
+            for position in range(cut, total):
+                where = f"resumed at slice {cut} (peeked={peek_before_cut}), slice {position}"
+                _assert_same(reference[position], _record(restored), where)
+                restored.update_state()
+
+
+def check_preprocessor(
+    make_preprocessor: Callable[[], Preprocessor],
+    batch: Any,
+    labels: Any = None,
+    *,
+    epochs: int = 2,
+) -> None:
+    """Conformance check for a `Preprocessor` subclass, on one batch.
+
+    Drives the preprocessor through the DataGenerator's calling sequence for `epochs`
+    epochs and checks: it is an initialized `Preprocessor`; `slices_per_batch` is a
+    positive int; the batch ends after its slices; `process()` called twice for a slice
+    returns the same result; results depend on `rng` only (not on NumPy's or Python's
+    global random state); and a fresh preprocessor loaded from `state_dict()` (JSON
+    round-tripped) at any slice produces the same remaining slices.
+
+    Args:
+        make_preprocessor: builds an identical preprocessor at every call.
+        batch: one batch as the DataGenerator would load it.
+        labels: its labels, or None.
+
+    Raises:
+        AssertionError: describing the first violation.
+    """
+    reference = _preprocessor_stream(make_preprocessor, batch, labels, epochs)
+    for cut in range(len(reference)):
+        _resume_preprocessor(make_preprocessor, batch, labels, epochs, reference, cut)
+
+
+def _start_batch(pre: Preprocessor, batch: Any, labels: Any) -> None:
+    pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
+    pre.on_batch_load(batch, labels)
+    count = pre.slices_per_batch
+    if not (isinstance(count, (int, np.integer)) and count >= 1):
+        raise AssertionError(
+            f"slices_per_batch must be a positive int after on_batch_load; got {count!r}"
+        )
+
+
+def _process(pre: Preprocessor, batch: Any, labels: Any, key: tuple[int, ...]) -> Any:
+    results = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)
+        random.seed(global_seed)
+        pre.set_rng_key(key)
+        results.append(_copy(pre.process(batch, labels)))
+    _assert_same(
+        results[0], results[1], f"process() at slice {key[-1]} called twice (other global seeds)"
+    )
+    return results[0]
+
+
+def _preprocessor_stream(
+    make: Callable[[], Preprocessor], batch: Any, labels: Any, epochs: int
+) -> list:
+    pre = make()
+    check_initialized(pre)
+    stream = []
+    for epoch in range(epochs):
+        _start_batch(pre, batch, labels)
+        while not pre.batch_exhausted:
+            stream.append(
+                (epoch, pre.slice_idx, _process(pre, batch, labels, (0, epoch, 0, pre.slice_idx)))
+            )
+            pre.update_state()
+            if pre.slice_idx > _MAX_SLICES:
+                raise AssertionError("batch_exhausted never became True")
+        pre.reset_state()
+        pre.on_epoch_end(epoch + 1)
+    return stream
+
+
+def _resume_preprocessor(make, batch, labels, epochs, reference, cut) -> None:
+    original = make()
+    position = 0
+    for epoch in range(epochs):
+        _start_batch(original, batch, labels)
+        while not original.batch_exhausted:
+            if position == cut:
+                state = _json_round_trip(original.state_dict())
+                counters = (original.slice_idx, original.slices_per_batch)
+                restored = make()
+                _start_batch(restored, batch, labels)
+                restored.slice_idx, restored.slices_per_batch = counters
+                restored.load_state_dict(state)
+                _finish(restored, batch, labels, epochs, epoch, reference[cut:], cut)
+                return
+            original.set_rng_key((0, epoch, 0, original.slice_idx))
+            original.process(batch, labels)
+            original.update_state()
+            position += 1
+        original.reset_state()
+        original.on_epoch_end(epoch + 1)
+
+
+def _finish(pre, batch, labels, epochs, epoch, expected, cut) -> None:
+    served = []
+    for current in range(epoch, epochs):
+        if current > epoch:
+            _start_batch(pre, batch, labels)
+        while not pre.batch_exhausted:
+            served.append(
+                (
+                    current,
+                    pre.slice_idx,
+                    _process(pre, batch, labels, (0, current, 0, pre.slice_idx)),
+                )
+            )
+            pre.update_state()
+        pre.reset_state()
+        pre.on_epoch_end(current + 1)
+    if len(served) != len(expected):
+        raise AssertionError(
+            f"restored from state_dict() at slice {cut}: served {len(served)} more slices, "
+            f"expected {len(expected)}"
+        )
+    for k, (want, got) in enumerate(zip(expected, served)):
+        _assert_same(want, got, f"restored from state_dict() at slice {cut}, slice {cut + k}")
