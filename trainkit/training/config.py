@@ -1,0 +1,137 @@
+"""Validation of `TrainGenerator`'s arguments, in one place.
+
+Every keyword is checked when the trainer is built: unknown keys name the closest
+valid one, types and ranges say what was received and what is expected. Arguments
+whose feature belongs to a later part of trainkit are accepted by name but refused
+with `NotImplementedError` when set, rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from trainkit._validation import check_bool, check_choice, check_int, check_unknown_keys
+from trainkit.training.frequency import Frequency, parse_frequency
+
+# Rare options and their defaults: `TrainGenerator(..., progress_every=10)`.
+RARE_OPTIONS: dict[str, Any] = {
+    "progress_every": 1,  # with iter_verbosity=1, print one line per this many batches
+    "defer_interrupts": True,  # hold Ctrl-C until the next slice boundary
+}
+
+# Names for which a smaller value is better (DESIGN.md §4), plus Keras' long names.
+_MIN_IS_BEST_NAMES = {
+    "mae", "mse", "rmse", "mape", "msle", "kld", "hinge", "logcosh", "poisson",
+    "kl_divergence", "log_cosh", "squared_hinge", "categorical_hinge",
+}  # fmt: skip
+_MIN_IS_BEST_SUFFIXES = ("loss", "error", "crossentropy")
+
+_NOT_YET = (
+    "`{name}` is not implemented yet ({topic}); leave it at its default. Received: {name}={value!r}"
+)
+
+
+def default_max_is_best(key_metric: str) -> bool:
+    """False for losses and errors (`loss`, `*_error`, `mse`, ...), True otherwise."""
+    name = key_metric.lower()
+    return not (name in _MIN_IS_BEST_NAMES or name.endswith(_MIN_IS_BEST_SUFFIXES))
+
+
+def check_unknown_options(signature_of: Any, rare_options: dict[str, Any]) -> None:
+    """Unknown keywords (typos land in **rare_options) -> ValueError with a suggestion."""
+    params = inspect.signature(signature_of).parameters
+    valid = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY] + list(RARE_OPTIONS)
+    check_unknown_keys("TrainGenerator", rare_options, valid)
+
+
+def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
+    options = {**RARE_OPTIONS, **rare_options}
+    check_int("progress_every", options["progress_every"], minimum=1)
+    check_bool("defer_interrupts", options["defer_interrupts"])
+    return options
+
+
+def check_loop_args(
+    epochs: Any, val_freq: Any, checkpoint_freq: Any, iter_verbosity: Any
+) -> tuple[int, Frequency | None, Frequency | None, int]:
+    epochs = check_int("epochs", epochs, minimum=0)
+    val = parse_frequency("val_freq", val_freq, ("epoch", "batch", "iter"))
+    checkpoint = parse_frequency(
+        "checkpoint_freq", checkpoint_freq, ("epoch", "batch", "iter", "val")
+    )
+    verbosity = check_choice("iter_verbosity", iter_verbosity, (0, 1, 2))
+    return epochs, val, checkpoint, verbosity
+
+
+def check_key_metric(key_metric: Any, max_is_best: Any) -> tuple[str, bool]:
+    if not isinstance(key_metric, str) or not key_metric:
+        raise TypeError(
+            "`key_metric` must be a metric name such as 'loss' or 'accuracy'. "
+            f"Received: key_metric={key_metric!r}"
+        )
+    if max_is_best is None:
+        return key_metric, default_max_is_best(key_metric)
+    return key_metric, check_bool("max_is_best", max_is_best)
+
+
+def check_model(model: Any) -> None:
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", True):
+        raise ValueError(
+            "`model` must be compiled: call model.compile(optimizer, loss, metrics) "
+            f"before building the TrainGenerator. Received: model={model.name!r}"
+        )
+
+
+def check_datagen(name: str, datagen: Any, required: bool) -> None:
+    if datagen is None and not required:
+        return
+    needed = ("get", "update_state", "on_epoch_end", "state_dict")
+    if not all(callable(getattr(datagen, attr, None)) for attr in needed):
+        raise TypeError(
+            f"`{name}` must be a trainkit.DataGenerator (or follow its protocol: "
+            f"{', '.join(needed)}). Received: {name}={datagen!r}"
+        )
+
+
+def check_later_features(args: dict[str, Any]) -> None:
+    """Refuse arguments whose features are not built yet, naming the topic."""
+    later = {
+        "val_metrics": (None, "validation metrics come with eval_fn='predict'"),
+        "class_weights": (None, "class weights"),
+        "val_class_weights": (None, "class weights"),
+        "logs_dir": (None, "run folders, checkpoints and plots"),
+        "best_models_dir": (None, "best-model saving"),
+        "resume": (False, "checkpoints and exact resume"),
+        "strategy": (None, "distributed training"),
+    }
+    check_choice("eval_fn", args["eval_fn"], ("evaluate", "predict"))
+    if args["eval_fn"] == "predict":
+        raise NotImplementedError(
+            _NOT_YET.format(name="eval_fn", topic="validation by predictions", value="predict")
+        )
+    for name, (default, topic) in later.items():
+        value = args[name]
+        if value is not default and value != default:
+            raise NotImplementedError(_NOT_YET.format(name=name, topic=topic, value=value))
+
+
+def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) -> None:
+    check_int("max_checkpoints", max_checkpoints, minimum=1)
+    if model_configs is not None and not isinstance(model_configs, dict):
+        raise TypeError(
+            f"`model_configs` must be a dict or None. Received: model_configs={model_configs!r}"
+        )
+    if not isinstance(model_base_name, str) or not model_base_name:
+        raise TypeError(
+            "`model_base_name` must be a non-empty str. "
+            f"Received: model_base_name={model_base_name!r}"
+        )
+
+
+def check_seed(seed: Any) -> int | None:
+    return None if seed is None else check_int("seed", seed, minimum=0)

@@ -1,0 +1,140 @@
+"""`LoopState`: every counter and history of the train loop, in one small object.
+
+The trainer owns the loop; this object owns its numbers. Everything in it is plain
+Python data so that `state_dict()` is JSON-serializable and a checkpoint can restore
+the loop exactly (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATE_VERSION = 1
+
+# Where the loop stands inside one pass of `train()`'s loop body. A stage is done
+# when `stage` moves past it, so an exception leaves the stage to run again on
+# re-entry and nothing before it repeats (see `TrainGenerator.train`).
+FIT = "fit"
+ITER_END = "iter_end"
+BATCH_END = "batch_end"
+VALIDATE_MID = "validate_mid"
+EPOCH_END = "epoch_end"
+VALIDATE = "validate"
+EPOCH_LOGS = "epoch_logs"
+CHECKPOINT = "checkpoint"
+STAGES = (FIT, ITER_END, BATCH_END, VALIDATE_MID, EPOCH_END, VALIDATE, EPOCH_LOGS, CHECKPOINT)
+
+
+@dataclass
+class WeightedMean:
+    """Sample-weighted running means of a dict of metric values."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    weight: float = 0.0
+    count: int = 0  # number of `add` calls
+
+    def add(self, logs: dict[str, float], weight: float) -> None:
+        for name, value in logs.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value * weight
+        self.weight += weight
+        self.count += 1
+
+    def mean_weight(self) -> float:
+        """Mean weight per `add`: a batch's sample count when slices are added."""
+        return self.weight / self.count if self.count else 0.0
+
+    def result(self) -> dict[str, float]:
+        if not self.weight:
+            return {}
+        return {name: total / self.weight for name, total in self.sums.items()}
+
+    def clear(self) -> None:
+        self.sums = {}
+        self.weight = 0.0
+        self.count = 0
+
+
+@dataclass
+class LoopState:
+    """Counters, histories and progress markers of a `TrainGenerator`.
+
+    Counters are global over the run: `epoch` counts completed epochs; `iters_fit`
+    and `batches_fit` count slices and batches fit; `iters_validated`,
+    `batches_validated` and `times_validated` the same for validation.
+    """
+
+    epoch: int = 0
+    iters_fit: int = 0
+    batches_fit: int = 0
+    iters_validated: int = 0
+    batches_validated: int = 0
+    times_validated: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    val_history: dict[str, list[float]] = field(default_factory=dict)
+    key_metric_history: list[float] = field(default_factory=list)
+    best_key_metric: float = -math.inf
+    stop_training: bool = False
+
+    # Progress inside the loop body; see the stage constants above.
+    stage: str = FIT
+    run_begun: bool = False
+    epoch_begun: bool = False
+    batch_begun: bool = False
+    batch_in_epoch: int = 0
+    iter_in_batch: int = 0
+    last_iter_logs: dict[str, float] = field(default_factory=dict)
+    batch_means: WeightedMean = field(default_factory=WeightedMean)
+    epoch_means: WeightedMean = field(default_factory=WeightedMean)
+    epoch_val_logs: dict[str, float] = field(default_factory=dict)
+    val_iter_mark: int = 0  # `iters_fit // n` at the last validation by {'iter': n}
+
+    # Progress inside a validation, so an interrupted one resumes at its batch.
+    val_stage: str = "begin"  # 'begin' -> 'run' -> 'end'
+    val_batch_begun: bool = False
+    val_batch_end_pending: bool = False
+    val_batch_index: int = 0
+    val_batch_means: WeightedMean = field(default_factory=WeightedMean)
+    val_means: WeightedMean = field(default_factory=WeightedMean)
+    last_val_logs: dict[str, float] = field(default_factory=dict)
+
+    def state_dict(self) -> dict[str, Any]:
+        """A JSON-serializable copy of the state (infinities as strings)."""
+        state = copy.deepcopy(asdict(self))
+        state["best_key_metric"] = _float_to_json(self.best_key_metric)
+        state["version"] = STATE_VERSION
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a `state_dict()`; raises ValueError on an unknown version or key."""
+        state = copy.deepcopy(dict(state))
+        version = state.pop("version", None)
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"Cannot load a loop state of version {version!r}; this trainkit reads "
+                f"version {STATE_VERSION}. Received: version={version!r}"
+            )
+        unknown = set(state) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"Unknown loop state keys: {sorted(unknown)}")
+        for name in ("batch_means", "epoch_means", "val_batch_means", "val_means"):
+            if name in state:
+                state[name] = WeightedMean(**state[name])
+        state["best_key_metric"] = float(state.get("best_key_metric", -math.inf))
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None:
+    """Append one value per metric; a metric missing from `logs` gets NaN."""
+    length = len(next(iter(history.values()), []))
+    for name in logs:
+        history.setdefault(name, [math.nan] * length)
+    for name, values in history.items():
+        values.append(logs.get(name, math.nan))
+
+
+def _float_to_json(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)

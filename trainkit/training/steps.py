@@ -1,0 +1,145 @@
+"""The steps that call Keras: one compiled train or test step per slice.
+
+Keras' own `train_function` returns metric values that are running means over the
+epoch. trainkit wants each slice's own values, so its compiled step resets the model's
+metric state *inside* the graph, after reading the results: an eager
+`model.reset_metrics()` per step would cost about half the throughput of a tiny model.
+The step returns every value stacked in one tensor so that a single host copy per
+step brings them to Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+
+class CompiledStep:
+    """`step(x, y) -> dict[str, float]` around `model.train_step` or `model.test_step`.
+
+    `y=None` calls the Keras step with `(x,)`, for models that compute their own loss.
+    """
+
+    def __init__(self, model: Any, mode: str):
+        self.model = model
+        self.names: list[str] = []  # filled when the graph is traced
+        self._step_fn = model.train_step if mode == "train" else model.test_step
+        self._function = self._build()
+        self._traced_with_built_metrics = False
+
+    def _build(self) -> Callable[..., Any]:
+        model, step_fn = self.model, self._step_fn
+
+        def one_step(data: tuple[Any, ...]) -> Any:
+            # Reset before too: something outside the loop (a callback calling
+            # `model.evaluate`) may have left metric state behind.
+            model.reset_metrics()
+            logs = step_fn(data)
+            names, values = _flatten_logs(logs)
+            self.names = names
+            stacked = tf.stack(values)
+            # The reads above happen before the resets below: tf.function orders
+            # stateful ops on the same variables in program order.
+            model.reset_metrics()
+            return stacked
+
+        if model.run_eagerly:
+            return one_step
+        return tf.function(one_step, reduce_retracing=True, jit_compile=model.jit_compile)
+
+    def __call__(self, x: Any, y: Any) -> dict[str, float]:
+        data = (x,) if y is None else (x, y)
+        if not self._traced_with_built_metrics:
+            return self._first_call(data)
+        return dict(zip(self.names, self._function(data).numpy().tolist()))
+
+    def _first_call(self, data: tuple[Any, ...]) -> dict[str, float]:
+        # Compiled metrics are built during the first trace, after the reset that
+        # precedes the step was traced; retrace once so that reset covers them.
+        count = len(self.model.metrics_variables)
+        values = self._function(data).numpy().tolist()
+        if len(self.model.metrics_variables) != count:
+            self._function = self._build()
+        self._traced_with_built_metrics = True
+        return dict(zip(self.names, values))
+
+
+def _flatten_logs(logs: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Metric names and scalar float32 tensors; a vector metric gives `name_0`, ..."""
+    names, values = [], []
+    for name, value in logs.items():
+        value = tf.cast(tf.convert_to_tensor(value), tf.float32)
+        if value.shape.rank == 0:
+            names.append(name)
+            values.append(value)
+            continue
+        flat = tf.reshape(value, [-1])
+        for index in range(int(flat.shape[0])):
+            names.append(f"{name}_{index}")
+            values.append(flat[index])
+    return names, values
+
+
+def num_samples(x: Any) -> int:
+    """Number of samples in a slice: the leading dim of its first array."""
+    first = tf.nest.flatten(x)[0]
+    return int(first.shape[0])
+
+
+def stateful_layers(model: Any) -> list[Any]:
+    """Every layer with `stateful=True` and a `reset_state()`, nested models included.
+
+    A `Bidirectional` wrapper is returned itself (its `reset_state()` resets both
+    directions) and its inner layers are not listed twice.
+    """
+    found: list[Any] = []
+    _collect_stateful(model, found, set())
+    return found
+
+
+def _collect_stateful(layer: Any, found: list[Any], seen: set[int]) -> None:
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    if getattr(layer, "stateful", False) and callable(getattr(layer, "reset_state", None)):
+        found.append(layer)
+        if hasattr(layer, "forward_layer"):  # Bidirectional resets both directions
+            seen.update({id(layer.forward_layer), id(layer.backward_layer)})
+            return
+    for child in _children(layer):
+        _collect_stateful(child, found, seen)
+
+
+def _children(layer: Any) -> list[Any]:
+    children = list(getattr(layer, "layers", None) or [])
+    for name in ("layer", "forward_layer", "backward_layer"):
+        child = getattr(layer, name, None)
+        if child is not None and not isinstance(child, (list, tuple)):
+            children.append(child)
+    return children
+
+
+def reset_states(layers: list[Any]) -> None:
+    for layer in layers:
+        layer.reset_state()
+
+
+def snapshot_states(layers: list[Any]) -> list[list[np.ndarray]]:
+    """Copies of every stateful layer's state variables, for `restore_states`."""
+    return [[np.array(v.numpy()) for v in _state_variables(layer)] for layer in layers]
+
+
+def restore_states(layers: list[Any], snapshot: list[list[np.ndarray]]) -> None:
+    for layer, values in zip(layers, snapshot):
+        for variable, value in zip(_state_variables(layer), values):
+            variable.assign(value)
+
+
+def _state_variables(layer: Any) -> list[Any]:
+    if hasattr(layer, "forward_layer"):
+        return _state_variables(layer.forward_layer) + _state_variables(layer.backward_layer)
+    states = getattr(layer, "states", None)
+    return list(tf.nest.flatten(states)) if states is not None else []

@@ -1,0 +1,416 @@
+"""`TrainGenerator`: the train loop, driven by the data generator's state."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import keras
+
+from trainkit._validation import check_bool
+from trainkit.training import config
+from trainkit.training.callback_list import CallbackList, check_callbacks
+from trainkit.training.interrupts import DeferredInterrupt
+from trainkit.training.loop_state import (
+    BATCH_END,
+    CHECKPOINT,
+    EPOCH_END,
+    EPOCH_LOGS,
+    FIT,
+    ITER_END,
+    VALIDATE,
+    VALIDATE_MID,
+    LoopState,
+    append_logs,
+)
+from trainkit.training.progress import Progress
+from trainkit.training.steps import CompiledStep, num_samples, reset_states, stateful_layers
+from trainkit.training.validation import Validation, evaluate_datagen
+
+_PARTIAL_BATCH_WITH_STATEFUL = (
+    "The model has stateful layers ({layers}), which need every batch to hold "
+    "exactly batch_size={batch_size} samples, but `{name}` serves a partial batch of "
+    "{size} samples. Build the generator with `drop_remainder=True` (or pick a "
+    "batch_size that divides the number of samples). Received: {name}={datagen!r}"
+)
+_STATEFUL_WITHOUT_RESET = (
+    "The model has stateful layers ({layers}) and reset_statefuls=False: their states "
+    "carry over from batch to batch and are never reset by the trainer. Pass "
+    "`reset_statefuls=True` to reset them after the last slice of each batch."
+)
+
+
+class TrainGenerator:
+    """Trains a compiled Keras model on a `DataGenerator`, slice by slice.
+
+    The trainer asks the generator for the current slice, fits it with the model's
+    compiled train step, tells the generator to update its state, and reacts to
+    batch ends (stateful reset, callbacks) and epoch ends (validation, `on_epoch_end`).
+    Every counter is public and the run can be interrupted anywhere (Ctrl-C, or an
+    exception in a step or a callback): calling `train()` again continues exactly,
+    with no slice fit twice and none skipped.
+
+    Args:
+        model: a compiled `keras.Model`.
+        datagen: the `trainkit.DataGenerator` to train on.
+        val_datagen: a `DataGenerator` to validate on, or None.
+        epochs: the absolute number of epochs to train; may be raised between
+            `train()` calls to continue.
+        val_freq: `{'epoch'|'batch'|'iter': n}` or None. By `'iter'`, validation runs
+            at the first batch end at or after each multiple of n.
+        key_metric: the validation metric that decides the best model.
+        max_is_best: whether larger `key_metric` is better; None picks by its name
+            (False for losses and errors).
+        reset_statefuls: reset every stateful layer after the last slice of each
+            train and validation batch.
+        input_as_labels: fit `x` as its own target (autoencoders).
+        callbacks: `trainkit.callbacks.Callback` and `keras.callbacks.Callback` objects.
+        iter_verbosity: 0 silent, 1 a line per batch, 2 a line per slice too.
+        seed: seeds Python, NumPy and Keras (`keras.utils.set_random_seed`) at
+            construction; build the model after it to make its weights reproducible.
+        val_metrics, eval_fn, class_weights, val_class_weights, logs_dir,
+        best_models_dir, checkpoint_freq, max_checkpoints, resume, model_configs,
+        model_base_name, strategy: validated now; the features behind
+            `eval_fn='predict'`, `val_metrics`, class weights, checkpoints, resume
+            and strategies are not built yet and raise NotImplementedError when set.
+        **rare_options: `progress_every` (batches per printed line, default 1),
+            `defer_interrupts` (default True).
+
+    Example:
+
+    ```python
+    datagen = DataGenerator(data=x, labels=y, batch_size=32, shuffle=True)
+    val_datagen = DataGenerator(data=x_val, labels=y_val, batch_size=32)
+    tg = TrainGenerator(model, datagen, val_datagen, epochs=5)
+    tg.train()
+    tg.history["loss"], tg.val_history["loss"], tg.best_key_metric
+    ```
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        datagen: Any,
+        val_datagen: Any = None,
+        *,
+        epochs: int = 1,
+        val_freq: dict[str, int] | None = {"epoch": 1},  # noqa: B006 (read only)
+        key_metric: str = "loss",
+        max_is_best: bool | None = None,
+        val_metrics: Any = None,
+        eval_fn: str = "evaluate",
+        input_as_labels: bool = False,
+        class_weights: Any = None,
+        val_class_weights: Any = None,
+        reset_statefuls: bool = False,
+        logs_dir: str | None = None,
+        best_models_dir: str | None = None,
+        checkpoint_freq: dict[str, int] | None = {"epoch": 1},  # noqa: B006 (read only)
+        max_checkpoints: int = 5,
+        resume: bool | str = False,
+        callbacks: list[Any] | None = None,
+        iter_verbosity: int = 1,
+        model_configs: dict[str, Any] | None = None,
+        model_base_name: str = "model",
+        seed: int | None = None,
+        strategy: Any = None,
+        **rare_options: Any,
+    ):
+        config.check_unknown_options(TrainGenerator.__init__, rare_options)
+        self._options = config.check_rare_options(rare_options)
+        config.check_model(model)
+        config.check_datagen("datagen", datagen, required=True)
+        config.check_datagen("val_datagen", val_datagen, required=False)
+        self.epochs, self.val_freq, self.checkpoint_freq, self.iter_verbosity = (
+            config.check_loop_args(epochs, val_freq, checkpoint_freq, iter_verbosity)
+        )
+        self.key_metric, self.max_is_best = config.check_key_metric(key_metric, max_is_best)
+        config.check_later_features(locals())
+        config.check_names(max_checkpoints, model_configs, model_base_name)
+        self.input_as_labels = check_bool("input_as_labels", input_as_labels)
+        self.reset_statefuls = check_bool("reset_statefuls", reset_statefuls)
+        self.seed = config.check_seed(seed)
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+
+        self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
+        self.eval_fn, self.logs_dir = eval_fn, logs_dir
+        self.max_checkpoints, self.model_configs = max_checkpoints, model_configs
+        self.model_base_name = model_base_name
+        self._stateful_layers = stateful_layers(model)
+        self._check_stateful_data()
+
+        self._state = LoopState(best_key_metric=-math.inf if self.max_is_best else math.inf)
+        self._interrupt = DeferredInterrupt()
+        self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
+        self._callbacks = CallbackList(check_callbacks(callbacks), self)
+        self._validation = Validation(self)
+        self._train_step = CompiledStep(model, "train")
+        self._test_step = CompiledStep(model, "test")
+        self._iterations_offset = int(model.optimizer.iterations.numpy())
+
+    # ----------------------------------------------------------------- the loop
+
+    def train(self) -> None:
+        """Train until `epochs` are done or a stop is requested.
+
+        Safe to call again after an interrupt (continues exactly where the loop
+        stood) and after raising `epochs` (continues the run).
+        """
+        s = self._state
+        with self._interrupt.deferring(self._options["defer_interrupts"]):
+            self._begin_run()
+            while not (s.stage == FIT and self._run_done()):
+                self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
+                if s.stage == FIT:
+                    self._fit_slice()  # get slice -> fit -> datagen.update_state()
+                elif s.stage == ITER_END:
+                    self._end_iter()  # on_train_iter_end
+                elif s.stage == BATCH_END:
+                    self._end_batch()  # count, reset statefuls, on_train_batch_end
+                elif s.stage == VALIDATE_MID:
+                    self._validate(next_stage=EPOCH_END if self._epoch_done() else FIT)
+                elif s.stage == EPOCH_END:
+                    self._end_epoch()  # datagen.on_epoch_end()
+                elif s.stage == VALIDATE:
+                    self._validate(next_stage=EPOCH_LOGS)
+                elif s.stage == EPOCH_LOGS:
+                    self._log_epoch()  # on_epoch_end(epoch, logs)
+                elif s.stage == CHECKPOINT:
+                    self._checkpoint_if_due()
+            self._end_run()
+
+    # Each stage first commits its bookkeeping and moves `stage` on, then calls the
+    # hooks: an exception from a hook leaves the loop just past that stage, and an
+    # exception before the commit leaves the stage to run again.
+
+    def _begin_run(self) -> None:
+        s = self._state
+        self._check_optimizer_iterations()
+        if s.run_begun:
+            return  # re-entry after an interrupt: on_train_begin already fired
+        s.run_begun, s.stop_training, self.model.stop_training = True, False, False
+        self._callbacks.set_params(
+            {"epochs": self.epochs, "steps": len(self.datagen), "verbose": 0}
+        )
+        self._callbacks.call("on_train_begin", {})
+
+    def _fit_slice(self) -> None:
+        s = self._state
+        if not s.epoch_begun:
+            s.epoch_begun, s.batch_in_epoch, s.epoch_val_logs = True, 0, {}
+            s.epoch_means.clear()
+            self._callbacks.call("on_epoch_begin", s.epoch, {})
+        if not s.batch_begun:
+            s.batch_begun, s.iter_in_batch = True, 0
+            s.batch_means.clear()
+            self._callbacks.call("on_train_batch_begin", s.batch_in_epoch, {})
+        x, y = self.datagen.get()
+        logs = self._train_step(x, self._labels(x, y))
+        self._count_slice(logs, num_samples(x))
+
+    def _count_slice(self, logs: dict[str, float], samples: int) -> None:
+        s = self._state
+        s.iters_fit += 1
+        s.iter_in_batch += 1
+        s.last_iter_logs = logs
+        s.batch_means.add(logs, samples)
+        self.datagen.update_state()
+        s.stage = ITER_END
+
+    def _end_iter(self) -> None:
+        s = self._state
+        s.stage = BATCH_END if self.datagen.batch_exhausted else FIT
+        self._progress.iter_end(self, s.last_iter_logs)
+        self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
+
+    def _end_batch(self) -> None:
+        s = self._state
+        logs = s.batch_means.result()
+        s.epoch_means.add(logs, s.batch_means.mean_weight())
+        append_logs(s.history, logs)
+        s.batches_fit += 1
+        s.batch_begun, index = False, s.batch_in_epoch
+        s.batch_in_epoch += 1
+        if self.reset_statefuls:
+            reset_states(self._stateful_layers)
+        if self._val_due_mid_epoch():
+            s.stage = VALIDATE_MID
+        else:
+            s.stage = EPOCH_END if self._epoch_done() else FIT
+        self._progress.batch_end(self, logs)
+        self._callbacks.call("on_train_batch_end", index, logs)
+
+    def _end_epoch(self) -> None:
+        s = self._state
+        self.datagen.on_epoch_end()
+        s.epoch += 1
+        s.epoch_begun = False
+        due = self._can_validate() and self.val_freq.unit == "epoch"  # type: ignore[union-attr]
+        s.stage = VALIDATE if due and self.val_freq.due(s.epoch) else EPOCH_LOGS  # type: ignore[union-attr]
+
+    def _validate(self, next_stage: str) -> None:
+        self._validation.run()
+        self._state.stage = next_stage
+
+    def _log_epoch(self) -> None:
+        s = self._state
+        logs = s.epoch_means.result()
+        logs.update({f"val_{name}": value for name, value in s.epoch_val_logs.items()})
+        s.stage = CHECKPOINT
+        self._progress.epoch_end(self, logs)
+        self._callbacks.call("on_epoch_end", s.epoch - 1, logs)
+
+    def _checkpoint_if_due(self) -> None:
+        # Checkpoints and plots arrive with `logs_dir` (DESIGN.md §5, §6).
+        self._state.stage = FIT
+
+    def _end_run(self) -> None:
+        self._state.run_begun = False
+        self._callbacks.call("on_train_end", {})
+
+    # ----------------------------------------------------------------- helpers
+
+    def _run_done(self) -> bool:
+        stop = self._state.stop_training or bool(getattr(self.model, "stop_training", False))
+        return stop or self._state.epoch >= self.epochs
+
+    def _epoch_done(self) -> bool:
+        return bool(self.datagen.all_data_exhausted)
+
+    def _can_validate(self) -> bool:
+        return self.val_datagen is not None and self.val_freq is not None
+
+    def _val_due_mid_epoch(self) -> bool:
+        """By 'batch' or 'iter'; by 'iter' at the first batch end at/after n·k iters."""
+        s, freq = self._state, self.val_freq
+        if not self._can_validate() or freq is None or freq.unit == "epoch":
+            return False
+        if freq.unit == "batch":
+            return freq.due(s.batches_fit)
+        mark = s.iters_fit // freq.n
+        if mark > s.val_iter_mark:
+            s.val_iter_mark = mark
+            return True
+        return False
+
+    def _labels(self, x: Any, y: Any) -> Any:
+        return x if self.input_as_labels else y
+
+    def _update_key_metric(self, val_logs: dict[str, float]) -> None:
+        s = self._state
+        if self.key_metric not in val_logs:
+            raise ValueError(
+                f"key_metric={self.key_metric!r} is not among the validation metrics "
+                f"{sorted(val_logs)}. Pass one of them as `key_metric`."
+            )
+        value = val_logs[self.key_metric]
+        s.key_metric_history.append(value)
+        better = value > s.best_key_metric if self.max_is_best else value < s.best_key_metric
+        if better:
+            s.best_key_metric = value
+
+    def _check_optimizer_iterations(self) -> None:
+        """On (re-)entry: a step interrupted after it applied is counted, not refit."""
+        s = self._state
+        done = int(self.model.optimizer.iterations.numpy()) - self._iterations_offset
+        if done == s.iters_fit:
+            return
+        if done == s.iters_fit + 1 and s.stage == FIT:
+            warnings.warn(
+                "The last train step was interrupted after the optimizer applied it; "
+                "it is counted as fit (its metric values were lost) and not fit again.",
+                stacklevel=3,
+            )
+            self._count_slice({}, 0)
+            return
+        warnings.warn(
+            f"optimizer.iterations moved by {done - s.iters_fit} steps outside of this "
+            "trainer (was the model trained elsewhere?); continuing from here.",
+            stacklevel=3,
+        )
+        self._iterations_offset += done - s.iters_fit
+
+    def _check_stateful_data(self) -> None:
+        if not self._stateful_layers:
+            return
+        names = ", ".join(layer.name for layer in self._stateful_layers)
+        for name, datagen in (("datagen", self.datagen), ("val_datagen", self.val_datagen)):
+            if datagen is None or not hasattr(datagen, "plan"):
+                continue
+            for batch in datagen.plan(datagen.epoch):
+                if batch.size != datagen.batch_size:
+                    raise ValueError(
+                        _PARTIAL_BATCH_WITH_STATEFUL.format(
+                            layers=names, batch_size=datagen.batch_size, name=name,
+                            size=batch.size, datagen=datagen,
+                        )
+                    )  # fmt: skip
+        if not self.reset_statefuls:
+            warnings.warn(_STATEFUL_WITHOUT_RESET.format(layers=names), stacklevel=3)
+
+    # ----------------------------------------------------------------- public API
+
+    def evaluate(self, datagen: Any) -> dict[str, float]:
+        """One pass of `datagen` through the model: sample-weighted means of its metrics.
+
+        Starts at the generator's position (a fresh pass if exhausted), leaves it
+        ready for the next pass; trainer counters and callbacks are untouched.
+        """
+        return evaluate_datagen(self, datagen)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's counters, histories and progress (JSON-serializable)."""
+        return self._state.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._state.load_state_dict(state)
+
+    @property
+    def epoch(self) -> int:
+        return self._state.epoch
+
+    @property
+    def iters_fit(self) -> int:
+        return self._state.iters_fit
+
+    @property
+    def batches_fit(self) -> int:
+        return self._state.batches_fit
+
+    @property
+    def iters_validated(self) -> int:
+        return self._state.iters_validated
+
+    @property
+    def batches_validated(self) -> int:
+        return self._state.batches_validated
+
+    @property
+    def times_validated(self) -> int:
+        return self._state.times_validated
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return self._state.history
+
+    @property
+    def val_history(self) -> dict[str, list[float]]:
+        return self._state.val_history
+
+    @property
+    def key_metric_history(self) -> list[float]:
+        return self._state.key_metric_history
+
+    @property
+    def best_key_metric(self) -> float:
+        return self._state.best_key_metric
+
+    @property
+    def stop_training(self) -> bool:
+        return self._state.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self._state.stop_training = bool(value)
