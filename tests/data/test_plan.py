@@ -125,3 +125,11 @@ def test_shards_split_each_global_batch_into_contiguous_row_ranges():
         for whole, part in zip(global_plan, shard_plan):
             assert part.rows().tolist() == whole.rows().tolist()[2 * index : 2 * index + 2]
             assert part.set_name == whole.set_name
+
+
+def test_a_short_last_set_stays_last_when_sets_are_shuffled():
+    sets = sets_of(4, 4, 4, 4, 1)
+    for epoch in range(5):
+        plan_names = names(sets, epoch, batch_size=4, shuffle="sets", seed=epoch)
+        assert plan_names[-1] == "5"
+        assert sorted(plan_names[:-1]) == ["1", "2", "3", "4"]

@@ -7,7 +7,10 @@ so any process computes the same plan and the data cursor reduces to
 How batches are cut: sets are put in order (shuffled per epoch with `shuffle='sets'`),
 their samples are laid end to end, and the stream is cut every `batch_size` samples.
 Every batch therefore holds exactly `batch_size` samples except possibly the last one of
-the epoch, which `drop_remainder=True` drops. Nothing crosses into the next epoch.
+the epoch, which `drop_remainder=True` drops. Nothing crosses into the next epoch. When
+the last set is shorter than the others (the remainder of an array source or of
+`write_sets`), it stays last when sets are shuffled, so the other batches stay aligned
+with whole sets.
 
 Batch names (`set_name`) describe the pieces a batch is made of, joined by `'+'`:
 a whole set is its `set_num` (`'7'`, `'1+2'`); the j-th `batch_size` fraction of a set
@@ -37,7 +40,9 @@ class SetInfo(NamedTuple):
     size: int
 
 
-@dataclass(frozen=True)
+Pieces = tuple[tuple[str, int, int], ...]
+
+
 class Batch:
     """One batch of an epoch plan.
 
@@ -46,14 +51,36 @@ class Batch:
         ranges: global row ranges `(start, stop)` in serving order, or `()` when the
             batch is an arbitrary selection given by `indices`.
         indices: global row indices in serving order, or None when `ranges` says it all.
-        pieces: `(set_num, start, stop)` per set piece, rows local to the set (for people).
+        pieces: `(set_num, start, stop)` per set piece, rows local to the set (for people;
+            for an arbitrary selection, the smallest range of each set that holds its rows).
         set_nums: the sets the batch draws from, in serving order.
     """
 
-    set_name: str
-    ranges: tuple[tuple[int, int], ...]
-    indices: np.ndarray | None
-    pieces: tuple[tuple[str, int, int], ...]
+    __slots__ = ("_pieces", "_sets", "indices", "ranges", "set_name")
+
+    def __init__(
+        self,
+        set_name: str,
+        ranges: tuple[tuple[int, int], ...],
+        indices: np.ndarray | None,
+        pieces: Pieces | None,
+        sets: list[SetInfo] | None = None,
+    ) -> None:
+        self.set_name = set_name
+        self.ranges = ranges
+        self.indices = indices
+        self._pieces = pieces
+        self._sets = sets  # to work out `pieces` of an arbitrary selection on demand
+
+    def __repr__(self) -> str:
+        return f"Batch({self.set_name!r}, size={self.size})"
+
+    @property
+    def pieces(self) -> Pieces:
+        if self._pieces is None:
+            assert self.indices is not None and self._sets is not None
+            self._pieces = _pieces_of(self.indices, self._sets)
+        return self._pieces
 
     @property
     def size(self) -> int:
@@ -116,11 +143,19 @@ def epoch_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[
 def _set_ordered_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[Batch]:
     order = list(range(len(sets)))
     if settings.shuffle == "sets":
-        order = [int(k) for k in rng_for(settings.seed, _SET_ORDER, epoch).permutation(len(sets))]
+        # A short last set (the remainder of an array or of write_sets) stays last, so that
+        # the other batches stay aligned with whole sets.
+        shuffled = len(sets) - 1 if _has_short_tail(sets) else len(sets)
+        permutation = rng_for(settings.seed, _SET_ORDER, epoch).permutation(shuffled)
+        order = [int(k) for k in permutation] + order[shuffled:]
     cut = _cut_stream([sets[k] for k in order], settings.batch_size)
     if settings.shuffle_group_batches:
         cut = _shuffle_split_runs(cut, settings, epoch)
     return [_make_batch(pieces, sets, settings, epoch, number) for number, pieces in enumerate(cut)]
+
+
+def _has_short_tail(sets: list[SetInfo]) -> bool:
+    return len(sets) > 1 and sets[-1].size < max(info.size for info in sets[:-1])
 
 
 def _cut_stream(ordered: list[SetInfo], batch_size: int) -> list[list[tuple[SetInfo, int, int]]]:
@@ -214,21 +249,18 @@ def _sample_shuffled_plan(sets: list[SetInfo], settings: PlanSettings, epoch: in
         np.int64
     )
     perm = all_rows[rng_for(settings.seed, _SAMPLE_ORDER, epoch).permutation(len(all_rows))]
-    starts = np.array([i.offset for i in sets])
     batches = []
     for a in range(0, len(perm), settings.batch_size):
         indices = perm[a : a + settings.batch_size]
-        batches.append(
-            Batch(
-                f"shuffled[{a}:{a + len(indices)}]", (), indices, _pieces_of(indices, sets, starts)
-            )
-        )
+        batches.append(Batch(f"shuffled[{a}:{a + len(indices)}]", (), indices, None, sets))
     return batches
 
 
-def _pieces_of(indices: np.ndarray, sets: list[SetInfo], starts: np.ndarray) -> tuple:
+def _pieces_of(indices: np.ndarray, sets: list[SetInfo]) -> Pieces:
     """Per-set summary of an arbitrary selection: `(set_num, min row, max row + 1)`."""
-    owner = np.searchsorted(starts, indices, side="right") - 1
+    starts = np.array([info.offset for info in sets])
+    order = np.argsort(starts, kind="stable")  # chosen sets may come in any order
+    owner = order[np.searchsorted(starts[order], indices, side="right") - 1]
     pieces = []
     for k in dict.fromkeys(owner.tolist()):
         rows = indices[owner == k] - sets[k].offset
@@ -241,7 +273,7 @@ def shard_batch(batch: Batch, index: int, count: int) -> Batch:
     size = batch.size
     lo, hi = index * size // count, (index + 1) * size // count
     if batch.indices is not None:
-        return Batch(batch.set_name, (), batch.indices[lo:hi], batch.pieces)
+        return Batch(batch.set_name, (), batch.indices[lo:hi], batch._pieces, batch._sets)
     ranges, position = [], 0
     for start, stop in batch.ranges:
         a = max(start, start + lo - position)
@@ -249,4 +281,4 @@ def shard_batch(batch: Batch, index: int, count: int) -> Batch:
         if a < b:
             ranges.append((a, b))
         position += stop - start
-    return Batch(batch.set_name, tuple(ranges), None, batch.pieces)
+    return Batch(batch.set_name, tuple(ranges), None, batch._pieces, batch._sets)

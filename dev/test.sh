@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set everything up and run the whole test suite: lint, format check, type check, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash dev/setup.sh
+export TF_CPP_MIN_LOG_LEVEL=2
+echo "== ruff check" && .venv/bin/ruff check .
+echo "== ruff format --check" && .venv/bin/ruff format --check .
+echo "== mypy" && .venv/bin/mypy
+echo "== pytest"
+.venv/bin/python -m pytest --durations=15 --timeout=600 "$@"
