@@ -11,10 +11,13 @@ from trainkit._validation import check_bool, check_int, check_unknown_keys, is_i
 from trainkit.data import state as state_lib
 from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, SetInfo, epoch_plan
 from trainkit.data.preprocessors.base import IdentityPreprocessor, Preprocessor, check_initialized
-from trainkit.data.sources import Source, in_memory, offsets_of, open_source
+from trainkit.data.sources import Source, in_memory, offsets_of, open_sources
 
 # Keyword arguments beyond the documented signature, with their defaults.
-RARE_OPTIONS: dict[str, Any] = {}
+RARE_OPTIONS: dict[str, Any] = {
+    "data_key": None,  # the dataset to read in an HDF5 data file holding several
+    "labels_key": None,  # the dataset to read in an HDF5 labels file holding several
+}
 
 _SHUFFLE_MODES = {False: None, None: None, True: "sets", "sets": "sets", "samples": "samples"}
 
@@ -93,15 +96,16 @@ class DataGenerator:
         self.shard = _check_shard(shard, self.batch_size)
         self.options = {**RARE_OPTIONS, **rare_options}
 
-        source = open_source("data", data_path, data, set_size=self.batch_size, loader=loader)
+        source, labels_source = open_sources(
+            data_path, labels_path, data=data, labels=labels, set_size=self.batch_size,
+            loader=loader, labels_loader=labels_loader,
+            data_key=self.options["data_key"], labels_key=self.options["labels_key"],
+        )  # fmt: skip
         if source is None:
             raise ValueError(
                 "DataGenerator needs data: pass `data_path` (a file) or `data=` (an array). "
                 "Received: data_path=None, data=None"
             )
-        labels_source = open_source(
-            "labels", labels_path, labels, set_size=self.batch_size, loader=labels_loader
-        )
         _check_aligned(source, labels_source)
         if self.superbatch:
             source = in_memory(source)

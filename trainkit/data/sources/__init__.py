@@ -7,10 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.data.sources.arrays import ArraySource, equal_sets, open_npy
+from trainkit.data.sources.arrays import ArraySource, equal_sets
 from trainkit.data.sources.base import Source, offsets_of
+from trainkit.data.sources.labels import open_labels_path
+from trainkit.data.sources.layouts import open_data_path
+from trainkit.data.sources.sets import SetSource
 
-__all__ = ["ArraySource", "Source", "in_memory", "offsets_of", "open_source"]
+__all__ = [
+    "ArraySource",
+    "SetSource",
+    "Source",
+    "in_memory",
+    "offsets_of",
+    "open_source",
+    "open_sources",
+]
 
 _ARRAY_TYPES = "np.ndarray, np.memmap or h5py.Dataset"
 
@@ -22,6 +33,71 @@ def _is_array_like(value: Any) -> bool:
     return module.startswith("h5py") and type(value).__name__ == "Dataset"
 
 
+def open_sources(
+    data_path: Any = None,
+    labels_path: Any = None,
+    *,
+    data: Any = None,
+    labels: Any = None,
+    set_size: int,
+    loader: Any = None,
+    labels_loader: Any = None,
+    data_key: str | None = None,
+    labels_key: str | None = None,
+) -> tuple[Source | None, Source | None]:
+    """The data and labels sources for the DataGenerator's arguments.
+
+    Any data source combines with any labels source; labels come back in the data's set
+    order (keyed labels are reordered to it). `.npz` files holding `x`/`y` (or
+    `data`/`labels`) give both. Returns `(None, None)` when no data was given.
+
+    Args:
+        data_path, labels_path: a file or a directory (see docs/data_sources.md).
+        data, labels: in-memory array-likes.
+        set_size: rows per set for sources without sets of their own (arrays, one file).
+        loader, labels_loader: `loader(path, set_num) -> array` for other formats.
+        data_key, labels_key: the dataset to read in an HDF5 file holding several.
+    """
+    for name, key in (("data_key", data_key), ("labels_key", labels_key)):
+        if key is not None and not isinstance(key, str):
+            raise TypeError(
+                f"`{name}` must be the name of an HDF5 dataset (a str). Received: {name}={key!r}"
+            )
+    source, paired = _open_data(data_path, data, set_size, loader, data_key, labels_path)
+    if source is None:
+        return None, None  # the caller says data is needed
+    if paired is not None and (labels_path is not None or labels is not None):
+        raise ValueError(
+            f"{source.description} already carries labels (members x/y or data/labels); "
+            "pass `labels_path`/`labels=` only for data without them. "
+            f"Received: labels_path={labels_path!r}"
+        )
+    if paired is not None:
+        return source, paired
+    _check_both("labels", labels_path, labels)
+    if labels is not None:
+        return source, _array_source("labels", labels, set_size)
+    if labels_path is None:
+        return source, None
+    path = _existing_path("labels_path", labels_path)
+    return source, open_labels_path(
+        path, source, set_size=set_size, loader=labels_loader, key=labels_key
+    )
+
+
+def _open_data(
+    path: Any, array: Any, set_size: int, loader: Any, key: str | None, labels_path: Any
+) -> tuple[Source | None, Source | None]:
+    _check_both("data", path, array)
+    if array is not None:
+        return _array_source("data", array, set_size), None
+    if path is None:
+        return None, None
+    path = _existing_path("data_path", path)
+    exclude = os.fspath(labels_path) if isinstance(labels_path, (str, os.PathLike)) else None
+    return open_data_path(path, set_size=set_size, loader=loader, key=key, exclude=exclude)
+
+
 def open_source(
     role: str,
     path: Any = None,
@@ -30,45 +106,54 @@ def open_source(
     set_size: int,
     loader: Any = None,
 ) -> Source | None:
-    """The Source for `data_path`/`data=` (role 'data') or `labels_path`/`labels=`.
+    """The Source for `data_path`/`data=` (role 'data') or an aligned `labels_path`/`labels=`.
 
-    Args:
-        role: 'data' or 'labels', used to name the arguments in errors.
-        path: a file or directory path, or None.
-        array: an in-memory array-like, or None.
-        set_size: rows per set for sources without sets of their own (arrays, one `.npy`).
-        loader: optional `loader(path, set_num) -> array` for other formats.
+    Prefer `open_sources`, which also reads labels keyed by the data's sets.
     """
-    path_arg, array_arg = f"{role}_path", role
-    if path is not None and array is not None:
-        raise ValueError(
-            f"Pass either `{path_arg}` or `{array_arg}=`, not both. "
-            f"Received: {path_arg}={path!r} and {array_arg}=<{type(array).__name__}>"
-        )
+    if role == "data":
+        return _open_data(path, array, set_size, loader, None, None)[0]
+    _check_both(role, path, array)
     if array is not None:
-        if not _is_array_like(array):
-            raise TypeError(
-                f"`{array_arg}=` must be a {_ARRAY_TYPES}. Received: {array_arg}={type(array).__name__}"
-            )
-        return ArraySource(array, equal_sets(len(array), set_size), description=f"`{array_arg}=` array")
+        return _array_source(role, array, set_size)
     if path is None:
         return None
+    path = _existing_path(f"{role}_path", path)
+    return open_data_path(path, set_size=set_size, loader=loader, key=None, exclude=None)[0]
+
+
+def _check_both(role: str, path: Any, array: Any) -> None:
+    if path is not None and array is not None:
+        raise ValueError(
+            f"Pass either `{role}_path` or `{role}=`, not both. "
+            f"Received: {role}_path={path!r} and {role}=<{type(array).__name__}>"
+        )
+
+
+def _array_source(role: str, array: Any, set_size: int) -> ArraySource:
+    if not _is_array_like(array):
+        raise TypeError(
+            f"`{role}=` must be a {_ARRAY_TYPES}. Received: {role}={type(array).__name__}"
+        )
+    return ArraySource(array, equal_sets(len(array), set_size), description=f"`{role}=` array")
+
+
+def _existing_path(arg: str, path: Any) -> str:
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`{path_arg}` must be a path (str or os.PathLike). Received: {path_arg}={path!r}")
+        raise TypeError(f"`{arg}` must be a path (str or os.PathLike). Received: {arg}={path!r}")
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"`{path_arg}` does not exist: {path!r}. Check the path.")
-    if path.endswith(".npy") and os.path.isfile(path) and loader is None:
-        return open_npy(path, set_size, description=path)
-    raise ValueError(
-        f"`{path_arg}`={path!r} is not a supported source. Supported: one .npy file "
-        "(read by rows). Pass arrays with `data=`/`labels=` or a `loader=` callable."
-    )
+        raise FileNotFoundError(
+            f"`{arg}` does not exist: {path!r}. Check the path. Received: {arg}={path!r}"
+        )
+    return path
 
 
 def in_memory(source: Source) -> ArraySource:
     """Every set of `source` read into one in-memory array (for `superbatch=True`)."""
     array = np.ascontiguousarray(source.read(0, len(source)))
     return ArraySource(
-        array, source.set_sizes, set_nums=source.set_nums, description=f"{source.description} (in memory)"
+        array,
+        source.set_sizes,
+        set_nums=source.set_nums,
+        description=f"{source.description} (in memory)",
     )

@@ -28,6 +28,7 @@ class ArraySource:
         description: str,
         set_nums: list[str] | None = None,
         path: str | None = None,
+        owner: Any = None,
     ):
         if getattr(array, "ndim", 0) < 1 or len(array) == 0:
             raise ValueError(
@@ -37,6 +38,7 @@ class ArraySource:
         self.array = array
         self.description = description
         self.path = path
+        self._owner = owner  # e.g. the open h5py.File an h5py.Dataset belongs to
         self.set_sizes = list(set_sizes)
         self.set_nums = set_nums or [str(k) for k in range(len(self.set_sizes))]
         self.sample_shape = tuple(int(d) for d in array.shape[1:])

@@ -1,0 +1,186 @@
+"""Readers for the file formats trainkit opens: `.npy`, `.npz`, `.h5/.hdf5`, `.csv`.
+
+Every function opens its file read-only and turns any failure into a `ValueError` that
+names the file and says how to fix it. `probe_*` functions learn shapes and dtypes
+without reading the samples; `load_*` functions read one array whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# extension -> format name
+FORMATS = {".npy": "npy", ".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".csv": "csv"}
+
+Header = tuple[tuple[int, ...], np.dtype]  # (shape, dtype) of one stored array
+
+_CORRUPT = (
+    "Could not read {path!r} as {kind} ({error}). The file may be truncated, corrupt or "
+    "not a {kind} file: re-write it, or pass a `loader=` callable for its format."
+)
+
+
+def format_of(path: str) -> str | None:
+    """The format name of `path` from its extension, or None when unsupported."""
+    return FORMATS.get(os.path.splitext(path)[1].lower())
+
+
+def corrupt(path: str, kind: str, error: BaseException) -> ValueError:
+    return ValueError(_CORRUPT.format(path=path, kind=kind, error=error))
+
+
+# ---------------------------------------------------------------------------- .npy
+def probe_npy(path: str) -> Header:
+    array = open_npy_mmap(path)
+    return tuple(array.shape), array.dtype
+
+
+def open_npy_mmap(path: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise corrupt(path, "a .npy array", error) from error
+
+
+def load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise corrupt(path, "a .npy array", error) from error
+
+
+# ---------------------------------------------------------------------------- .npz
+def probe_npz(path: str) -> dict[str, Header]:
+    """Member name -> (shape, dtype), read from the member headers only."""
+    members: dict[str, Header] = {}
+    try:
+        with zipfile.ZipFile(path, "r") as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info, "r") as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = read_header(member)
+                members[info.filename[: -len(".npy")]] = (tuple(shape), np.dtype(dtype))
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise corrupt(path, "a .npz archive", error) from error
+    if not members:
+        raise ValueError(f"{path!r} holds no arrays. Write it with np.savez(path, x=..., y=...).")
+    return members
+
+
+def load_npz_member(path: str, member: str) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return np.asarray(archive[member])
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise corrupt(path, "a .npz archive", error) from error
+
+
+# ---------------------------------------------------------------------------- HDF5
+def open_h5(path: str) -> Any:
+    """An `h5py.File` opened read-only."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as error:
+        raise corrupt(path, "an HDF5 file", error) from error
+
+
+def probe_h5(path: str) -> dict[str, Header]:
+    """Top-level dataset name -> (shape, dtype)."""
+    with open_h5(path) as handle:
+        try:
+            return {
+                name: (tuple(item.shape), np.dtype(item.dtype))
+                for name, item in handle.items()
+                if hasattr(item, "shape")  # datasets, not groups
+            }
+        except (OSError, ValueError, KeyError) as error:
+            raise corrupt(path, "an HDF5 file", error) from error
+
+
+def load_h5(path: str, key: str) -> np.ndarray:
+    with open_h5(path) as handle:
+        try:
+            return np.asarray(handle[key][()])
+        except (OSError, ValueError, KeyError) as error:
+            raise corrupt(path, f"an HDF5 file with dataset {key!r}", error) from error
+
+
+# ----------------------------------------------------------------------------- CSV
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV file parsed as text: its header (None when the first row is numbers) and rows."""
+
+    path: str
+    header: list[str] | None
+    rows: list[list[str]]
+
+
+def read_csv(path: str) -> CsvTable:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise corrupt(path, "a CSV file", error) from error
+    if not rows:
+        raise ValueError(f"{path!r} is empty: a CSV source needs one row per sample.")
+    header = None if all(_is_number(cell) for cell in rows[0]) else [c.strip() for c in rows[0]]
+    return CsvTable(path, header, rows[1:] if header is not None else rows)
+
+
+def csv_rows(table: CsvTable) -> np.ndarray:
+    """Every row as one sample: a `(samples, columns)` array."""
+    widths = {len(row) for row in table.rows}
+    if len(widths) > 1:
+        raise ValueError(
+            f"{table.path!r} has rows of different lengths {sorted(widths)}: a CSV source "
+            "needs one sample per row with the same number of columns in each."
+        )
+    if not table.rows:
+        raise ValueError(f"{table.path!r} has a header but no rows.")
+    return _numbers(table.path, table.rows)
+
+
+def csv_column(table: CsvTable, column: int) -> np.ndarray:
+    """One column as a 1-D array; trailing empty cells (shorter columns) are dropped."""
+    cells = [row[column].strip() if column < len(row) else "" for row in table.rows]
+    while cells and cells[-1] == "":
+        cells.pop()
+    name = table.header[column] if table.header else column
+    return _numbers(f"{table.path} column {name!r}", [[c] for c in cells]).reshape(-1)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbers(where: str, rows: list[list[str]]) -> np.ndarray:
+    try:
+        return np.array([[int(c) for c in row] for row in rows], dtype=np.int64)
+    except ValueError:
+        pass
+    try:
+        return np.array([[float(c) for c in row] for row in rows], dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(
+            f"{where!r} holds a value that is not a number ({error}). CSV sources hold numbers "
+            "only, with at most one header row; pass a `loader=` for other content."
+        ) from error
