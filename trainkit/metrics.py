@@ -1,0 +1,192 @@
+"""Metrics computed on whole arrays with NumPy and scikit-learn (predict-mode validation).
+
+Every metric has the signature `fn(y_true, y_pred, sample_weight=None)` and returns a
+float. Classification metrics take probabilities (or scores) in `y_pred` and threshold
+them at `threshold` (binary) or take the argmax (categorical); labels may be binary
+(`(n,)` or `(n, 1)`), sparse class indices or one-hot.
+
+Edge cases follow scikit-learn's `zero_division=0`: precision with no positive
+predictions, recall/TPR with no positive labels, TNR with no negative labels, and F1 when
+both precision and recall are 0 are 0.0. ROC-AUC with only one class present in `y_true`
+is undefined and returns `nan`.
+
+Use `resolve(name, loss=...)` to turn a name or alias (`'acc'`, `'f1'`, `'mae'`, …) into
+a callable; `'accuracy'` picks binary, categorical or sparse accuracy from the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+Metric = Callable[..., float]
+
+
+def _flat_binary(y_true: Any, y_pred: Any, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred).reshape(len(y_pred), -1)
+    if y_true.shape[1] != 1 or y_pred.shape[1] != 1:
+        raise ValueError(
+            "This metric is binary: it needs one label and one score per sample. Received "
+            f"y_true shape {y_true.shape}, y_pred shape {y_pred.shape}."
+        )
+    return y_true[:, 0].astype(int), (y_pred[:, 0] > threshold).astype(int)
+
+
+def _class_indices(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim > 1 and y.shape[-1] > 1:
+        return y.argmax(axis=-1)
+    return y.reshape(len(y)).astype(int)
+
+
+def binary_accuracy(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+    labels, predicted = _flat_binary(y_true, y_pred, threshold)
+    return float(np.average(labels == predicted, weights=sample_weight))
+
+
+def categorical_accuracy(y_true, y_pred, sample_weight=None) -> float:
+    """Argmax of one-hot (or sparse) labels against argmax of the predictions."""
+    hits = _class_indices(y_true) == np.asarray(y_pred).argmax(axis=-1)
+    return float(np.average(hits, weights=sample_weight))
+
+
+sparse_categorical_accuracy = categorical_accuracy
+
+
+def precision(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+    labels, predicted = _flat_binary(y_true, y_pred, threshold)
+    return float(
+        skm.precision_score(labels, predicted, sample_weight=sample_weight, zero_division=0)
+    )
+
+
+def recall(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+    labels, predicted = _flat_binary(y_true, y_pred, threshold)
+    return float(skm.recall_score(labels, predicted, sample_weight=sample_weight, zero_division=0))
+
+
+tpr = recall
+
+
+def tnr(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+    """True negative rate (specificity): recall of the negative class."""
+    labels, predicted = _flat_binary(y_true, y_pred, threshold)
+    return float(
+        skm.recall_score(1 - labels, 1 - predicted, sample_weight=sample_weight, zero_division=0)
+    )
+
+
+def f1(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+    labels, predicted = _flat_binary(y_true, y_pred, threshold)
+    return float(skm.f1_score(labels, predicted, sample_weight=sample_weight, zero_division=0))
+
+
+def roc_auc(y_true, y_pred, sample_weight=None) -> float:
+    """Area under the ROC curve; `nan` when `y_true` holds only one class."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim > 1 and y_true.shape[-1] > 1:  # one-hot: one-vs-rest, macro average
+        if len(np.unique(y_true.argmax(-1))) < 2:
+            return float("nan")
+        return float(skm.roc_auc_score(y_true, y_pred, sample_weight=sample_weight))
+    labels = y_true.reshape(len(y_true))
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(
+        skm.roc_auc_score(
+            labels, np.asarray(y_pred).reshape(len(labels)), sample_weight=sample_weight
+        )
+    )
+
+
+def _regression(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
+    return y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1)
+
+
+def mae(y_true, y_pred, sample_weight=None) -> float:
+    return float(skm.mean_absolute_error(*_regression(y_true, y_pred), sample_weight=sample_weight))
+
+
+def mse(y_true, y_pred, sample_weight=None) -> float:
+    return float(skm.mean_squared_error(*_regression(y_true, y_pred), sample_weight=sample_weight))
+
+
+def r2(y_true, y_pred, sample_weight=None) -> float:
+    return float(skm.r2_score(*_regression(y_true, y_pred), sample_weight=sample_weight))
+
+
+METRICS: dict[str, Metric] = {
+    "binary_accuracy": binary_accuracy,
+    "categorical_accuracy": categorical_accuracy,
+    "sparse_categorical_accuracy": sparse_categorical_accuracy,
+    "precision": precision,
+    "recall": recall,
+    "tpr": tpr,
+    "tnr": tnr,
+    "f1": f1,
+    "roc_auc": roc_auc,
+    "mae": mae,
+    "mse": mse,
+    "r2": r2,
+}
+
+ALIASES = {
+    "acc": "accuracy",
+    "f1_score": "f1",
+    "auc": "roc_auc",
+    "sensitivity": "tpr",
+    "specificity": "tnr",
+    "mean_absolute_error": "mae",
+    "mean_squared_error": "mse",
+}
+
+# Metrics that take `threshold=` (binary decisions).
+THRESHOLDED = {"binary_accuracy", "precision", "recall", "tpr", "tnr", "f1"}
+
+
+def accuracy_for_loss(loss_name: str) -> str:
+    """The accuracy variant that matches a loss name, as Keras chooses it."""
+    name = loss_name.lower()
+    if "sparse" in name:
+        return "sparse_categorical_accuracy"
+    if "binary" in name or "hinge" in name:
+        return "binary_accuracy"
+    return "categorical_accuracy"
+
+
+def canonical_name(name: str, loss_name: str = "") -> str:
+    """Resolve aliases; `'accuracy'` becomes the variant matching the loss."""
+    name = ALIASES.get(name, name)
+    if name == "accuracy":
+        return accuracy_for_loss(loss_name)
+    return name
+
+
+def resolve(name: str, loss_name: str = "") -> Metric:
+    """The metric function for `name` (or alias); raises ValueError listing the known names."""
+    canonical = canonical_name(name, loss_name)
+    if canonical not in METRICS:
+        known = ", ".join(sorted([*METRICS, *ALIASES, "accuracy", "loss"]))
+        raise ValueError(
+            f"Unknown metric {name!r}. Known metrics: {known}; or pass a callable "
+            f"fn(y_true, y_pred) -> float. Received: val_metrics=[{name!r}]"
+        )
+    return METRICS[canonical]
+
+
+def best_threshold(
+    y_true, y_pred, metric: Metric = f1, *, sample_weight=None, candidates: int = 101
+) -> tuple[float, float]:
+    """Threshold in [0, 1] maximizing a thresholded metric; returns `(threshold, value)`.
+
+    Ties go to the threshold closest to 0.5, so a flat metric keeps the default.
+    """
+    thresholds = np.linspace(0.0, 1.0, candidates)
+    values = np.array([metric(y_true, y_pred, sample_weight, threshold=t) for t in thresholds])
+    best = np.flatnonzero(values == values.max())
+    pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
+    return float(thresholds[pick]), float(values[pick])
