@@ -80,7 +80,7 @@ def test_aliases_resolve_to_the_metric_matching_the_loss(name, loss, expected):
 
 
 def test_an_unknown_metric_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="Unknown metric 'f2'.*roc_auc"):
+    with pytest.raises(ValueError, match=r"Unknown metric 'f2'.*roc_auc"):
         metrics.resolve("f2")
 
 
