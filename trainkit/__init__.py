@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from trainkit.data import DataGenerator
+from trainkit.data import DataGenerator, write_sets
 from trainkit.data.preprocessors import (
     Chain,
     Preprocessor,
@@ -33,6 +33,7 @@ __all__ = [
     "RandomCropPreprocessor",
     "TimeseriesPreprocessor",
     "TrainGenerator",
+    "write_sets",
 ]
 
 

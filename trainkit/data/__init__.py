@@ -12,6 +12,7 @@ from trainkit.data.preprocessors import (
     RandomCropPreprocessor,
     TimeseriesPreprocessor,
 )
+from trainkit.data.writers import write_sets
 
 __all__ = [
     "Batch",
@@ -20,4 +21,5 @@ __all__ = [
     "Preprocessor",
     "RandomCropPreprocessor",
     "TimeseriesPreprocessor",
+    "write_sets",
 ]

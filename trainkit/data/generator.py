@@ -36,8 +36,15 @@ class DataGenerator:
     with `load_state_dict()` serves exactly the slices the original would have served next.
 
     Args:
-        data_path: one `.npy` file holding every sample (read by rows, never whole).
-        labels_path: a `.npy` file of labels, one row per sample in set order.
+        data_path: a directory of numbered set files (`.npy`, `.npz`, `.h5/.hdf5`, `.csv`;
+            set_nums are the number that varies across the names, in numeric order;
+            `labels*` files are skipped), or one file holding every sample (`.npy` read
+            by rows, `.h5` with one dataset or one key per set, `.npz`, `.csv`). See
+            docs/data_sources.md.
+        labels_path: labels aligned with the samples (one row per sample, in set order),
+            or keyed by set (a directory of numbered files, an HDF5/`.npz` file with one
+            key per set, a CSV with one column per set): keyed iff the keys or header
+            equal the data's set_nums.
         data: in-memory samples (`np.ndarray`, `np.memmap`, `h5py.Dataset`); set `'k'` is
             the k-th `batch_size`-row range.
         labels: in-memory labels, one row per sample.
@@ -280,6 +287,27 @@ class DataGenerator:
                 message names what differs.
         """
         state_lib.load_state_dict(self, state)
+
+    # ------------------------------------------------------------------ adapters
+    def as_py_dataset(self, epoch: int | None = None, **kwargs: Any) -> Any:
+        """A `keras.utils.PyDataset` of one epoch's slices; read-only (the cursor never moves).
+
+        Item i is slice i of `epoch` (default: the current one); `len()` counts slices, or
+        raises TypeError when the preprocessor cannot count them. See
+        `trainkit.data.adapters.as_py_dataset`.
+        """
+        from trainkit.data import adapters
+
+        return adapters.as_py_dataset(self, epoch, **kwargs)
+
+    def as_tf_dataset(self, epoch: int | None = None) -> Any:
+        """A `tf.data.Dataset` of one epoch's slices; read-only (the cursor never moves).
+
+        See `trainkit.data.adapters.as_tf_dataset`.
+        """
+        from trainkit.data import adapters
+
+        return adapters.as_tf_dataset(self, epoch)
 
 
 _PUBLIC_ARGS = [

@@ -103,6 +103,21 @@ class Preprocessor:
     def on_epoch_end(self, epoch: int) -> None:
         """Called after the last batch of an epoch; `epoch` is the epoch about to begin."""
 
+    def count_slices(self, sample_shape: tuple[int, ...]) -> int | None:
+        """Slices each batch yields, when known from one sample's shape alone; else None.
+
+        Read-only views (`DataGenerator.as_py_dataset()`, `as_tf_dataset()`) use it to
+        know their length without running `update_state()`. The default knows it only
+        when the subclass keeps the default `on_batch_load` and `update_state` (one slice
+        per batch); override it if yours can tell, return None if it cannot.
+        """
+        cls = type(self)
+        defaults = (
+            cls.on_batch_load is Preprocessor.on_batch_load
+            and cls.update_state is Preprocessor.update_state
+        )
+        return 1 if defaults else None
+
     def check_sample_shape(self, sample_shape: tuple[int, ...]) -> None:
         """Called at generator construction with one sample's shape; raise if it cannot fit."""
 

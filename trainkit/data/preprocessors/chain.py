@@ -47,6 +47,12 @@ class Chain(Preprocessor):
         self._governor = slicers[0] if slicers else self.members[0]
         self.slices_per_batch = self._governor.slices_per_batch
 
+    def count_slices(self, sample_shape: tuple[int, ...]) -> int | None:
+        counts = [member.count_slices(sample_shape) for member in self.members]
+        if any(count is None for count in counts):
+            return None
+        return max(count for count in counts if count is not None)
+
     def process(self, batch: Any, labels: Any) -> tuple[Any, Any]:
         key = self._rng_key or ()
         for k, member in enumerate(self.members):

@@ -90,6 +90,11 @@ class TimeseriesPreprocessor(Preprocessor):
             1 + (timesteps - self.window_size - self.start_increment) // self.slide_size
         )
 
+    def count_slices(self, sample_shape: tuple[int, ...]) -> int | None:
+        timesteps = sample_shape[0]
+        self._check_fits(timesteps, self.start_increment)
+        return 1 + (timesteps - self.window_size - self.start_increment) // self.slide_size
+
     def window(self) -> tuple[int, int]:
         """`(start, stop)` timesteps of the current slice."""
         start = self.slice_idx * self.slide_size + self.start_increment
