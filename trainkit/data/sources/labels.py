@@ -126,7 +126,9 @@ def _open_labels_npz(path: str, data: Source, *, set_size: int) -> Source:
 def _open_labels_csv(path: str, data: Source, *, set_size: int) -> Source:
     table = formats.read_csv(path)
     first_row = table.header if table.header is not None else [c.strip() for c in table.rows[0]]
-    mapping = match_keys(first_row, data.set_nums)
+    # Arrays and single files are cut into sets by batch_size: their set numbers are no
+    # names a CSV header could mean, so only sources with sets of their own are keyed.
+    mapping = None if isinstance(data, ArraySource) else match_keys(first_row, data.set_nums)
     if mapping is None:
         array = formats.csv_rows(table)
         return ArraySource(array, equal_sets(len(array), set_size), description=path, path=path)
