@@ -114,7 +114,7 @@ def set_numbers(stems: list[str], *, directory: str, arg: str) -> list[str]:
             f"data_1.npy, ...). Received: {arg}={directory!r}"
         )
     columns = list(zip(*(p[1::2] for p in parts)))
-    varying = [k for k, column in enumerate(columns) if len({int(v) for v in column}) > 1]
+    varying = [k for k, column in enumerate(columns) if len(set(column)) > 1]
     if len(varying) != 1:
         raise _no_number(stems, directory, arg)
     numbers = [p[1::2][varying[0]] for p in parts]
