@@ -1,0 +1,109 @@
+"""`history.png`: train metrics per batch, validation metrics per validation."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import matplotlib
+from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
+
+_LOSS_WORDS = ("loss", "error", "crossentropy", "mae", "mse")
+_COLORS = [matplotlib.colormaps["tab10"](k) for k in range(10)]
+
+
+def _is_loss(name: str) -> bool:
+    return any(word in name for word in _LOSS_WORDS)
+
+
+def _panes(names: list[str]) -> list[list[str]]:
+    """Loss-like metrics on one pane, the rest on a second when there are many."""
+    losses = [n for n in names if _is_loss(n)]
+    others = [n for n in names if not _is_loss(n)]
+    if not losses or not others or len(names) <= 2:
+        return [names]
+    return [losses, others]
+
+
+def plot_history(
+    path: str,
+    history: dict[str, list[float]],
+    val_history: dict[str, list[float]],
+    *,
+    val_batches: Sequence[int],
+    epoch_batches: Sequence[int],
+    key_metric: str,
+    best_index: int | None,
+    title: str = "",
+) -> str:
+    """Draw the run's histories against batches fit and save a PNG at `path`.
+
+    Args:
+        path: where to write the PNG (written aside, then renamed into place).
+        history: one value per train batch for each metric.
+        val_history: one value per validation for each metric.
+        val_batches: batches fit when each validation ran (x positions of `val_history`).
+        epoch_batches: batches fit at each epoch end (drawn as vertical lines).
+        key_metric: the validation metric that picks the best model.
+        best_index: index into `val_history[key_metric]` of the best value, or None.
+        title: the figure title (the run name).
+
+    Returns:
+        `path`.
+    """
+    names = list(dict.fromkeys([*history, *val_history]))
+    panes = _panes(names) if names else [[]]
+    fig = Figure(figsize=(10, 3.6 * len(panes)))
+    axes = fig.subplots(len(panes), 1, squeeze=False)
+    for ax, pane in zip(axes[:, 0], panes):
+        for name in pane:
+            color = _COLORS[names.index(name) % len(_COLORS)]
+            _draw_metric(ax, name, color, history, val_history, val_batches)
+            if name == key_metric and best_index is not None and name in val_history:
+                _mark_best(ax, val_batches[best_index], val_history[name][best_index], name)
+        for x in epoch_batches:
+            ax.axvline(x, color="0.75", linewidth=0.8, linestyle="--", zorder=0)
+        ax.set_xlabel("batches fit")
+        ax.set_ylabel(" / ".join(pane) if len(pane) <= 2 else "value")
+        ax.grid(alpha=0.3)
+        if pane:
+            ax.legend(loc="best", fontsize=9, framealpha=0.85)
+    epochs = f"{len(epoch_batches)} epochs, " if epoch_batches else ""
+    fig.suptitle(f"{title}\n{epochs}dashed lines: epoch ends".strip(), fontsize=11)
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    os.replace(tmp, path)
+    return path
+
+
+def _draw_metric(ax, name, color, history, val_history, val_batches) -> None:
+    train = history.get(name, [])
+    if train:
+        ax.plot(
+            range(1, len(train) + 1),
+            train,
+            color=color,
+            alpha=0.55,
+            linewidth=1,
+            label=f"train {name}",
+        )
+    val = val_history.get(name, [])
+    if val:
+        xs = list(val_batches)[: len(val)]
+        ax.plot(xs, val, color=color, marker="o", markersize=4, linewidth=1.6, label=f"val {name}")
+
+
+def _mark_best(ax, x: float, y: float, name: str) -> None:
+    if y is None or (isinstance(y, float) and math.isnan(y)):
+        return
+    ax.scatter([x], [y], s=160, facecolors="none", edgecolors="crimson", linewidths=2, zorder=5)
+    ax.annotate(
+        f"best {name} {y:.4g}",
+        (x, y),
+        textcoords="offset points",
+        xytext=(8, 10),
+        color="crimson",
+        fontsize=9,
+    )

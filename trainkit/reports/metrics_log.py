@@ -1,0 +1,75 @@
+"""`metrics.csv`: one row per train batch and per validation, with a fixed header."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from typing import Any
+
+BASE_COLUMNS = ("kind", "epoch", "iters_fit", "batches_fit", "set_name")
+
+
+class MetricsLog:
+    """Append-only CSV of metrics, truncatable to a saved row count on resume.
+
+    Columns: `kind` (`train` or `val`), `epoch`, `iters_fit`, `batches_fit`, `set_name`,
+    then one column per metric name given at construction (train and validation share
+    columns: a `val` row's `loss` is the validation loss). Metrics not in the header are
+    refused, so every row of a file lines up.
+
+    Args:
+        path: the CSV file; created with its header if missing.
+        metric_names: the metric columns, in order.
+    """
+
+    def __init__(self, path: str, metric_names: Sequence[str]) -> None:
+        self.path = path
+        self.columns = [*BASE_COLUMNS, *metric_names]
+        if not os.path.exists(path):
+            with open(path, "w", newline="", encoding="utf-8") as file:
+                csv.writer(file).writerow(self.columns)
+        else:
+            self._check_header()
+
+    def _check_header(self) -> None:
+        with open(self.path, newline="", encoding="utf-8") as file:
+            header = next(csv.reader(file), [])
+        if header != self.columns:
+            raise ValueError(
+                f"{self.path} has columns {header} but this run logs {self.columns}. Resume "
+                "with the same model and metrics, or use another logs_dir."
+            )
+
+    def append(self, kind: str, state: dict[str, Any], metrics: dict[str, float]) -> None:
+        unknown = set(metrics) - set(self.columns)
+        if unknown:
+            raise ValueError(
+                f"metrics {sorted(unknown)} are not columns of {self.path}: {self.columns}"
+            )
+        row = [kind, *(state.get(c, "") for c in BASE_COLUMNS[1:])]
+        row += [_format(metrics.get(name)) for name in self.columns[len(BASE_COLUMNS) :]]
+        with open(self.path, "a", newline="", encoding="utf-8") as file:
+            csv.writer(file).writerow(row)
+
+    def row_count(self) -> int:
+        """Data rows (the header excluded)."""
+        with open(self.path, newline="", encoding="utf-8") as file:
+            return max(sum(1 for _ in csv.reader(file)) - 1, 0)
+
+    def truncate(self, rows: int) -> None:
+        """Keep the header and the first `rows` data rows (drops rows a killed run wrote)."""
+        with open(self.path, newline="", encoding="utf-8") as file:
+            kept = list(csv.reader(file))[: rows + 1]
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w", newline="", encoding="utf-8") as file:
+            csv.writer(file).writerows(kept)
+        os.replace(tmp, self.path)
+
+    def read(self) -> list[dict[str, str]]:
+        with open(self.path, newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+
+
+def _format(value: Any) -> str:
+    return "" if value is None else repr(float(value))

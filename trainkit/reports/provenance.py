@@ -1,0 +1,57 @@
+"""The provenance log: per iter, exactly which data was fit — JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+class ProvenanceLog:
+    """One JSON object per line and per iter: what was fit when.
+
+    Each record holds `iter` (the value of `iters_fit` after the fit), `epoch`,
+    `set_name`, `pieces` (`[set_num, start, stop]` per set piece of the batch, rows local
+    to the set), `slice_idx`, `shard` when sharded, and what the preprocessor reports of
+    the slice (`window` for time windows, `crop` offsets for random crops).
+
+    Args:
+        path: the `.jsonl` file (appended to).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: Any = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def truncate(self, iters: int) -> None:
+        """Keep the records of the first `iters` iters (drops what a killed run wrote)."""
+        self.close()
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as file:
+            kept = [line for line in file if line.strip() and json.loads(line)["iter"] <= iters]
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as file:
+            file.writelines(kept)
+        os.replace(tmp, self.path)
+
+    def read(self) -> list[dict[str, Any]]:
+        self.flush()
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, encoding="utf-8") as file:
+            return [json.loads(line) for line in file if line.strip()]

@@ -1,0 +1,87 @@
+"""The run report: configuration and state at a glance, as text and as a PNG."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from typing import Any
+
+from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
+
+_WIDTH = 48  # characters per value column in the PNG
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)) and len(value) > 12:
+        shown = ", ".join(str(v) for v in value[:12])
+        return f"[{shown}, ... ({len(value)} in all)]"
+    return str(value)
+
+
+def report_text(title: str, sections: dict[str, dict[str, Any]]) -> str:
+    """The report as plain text: one block per section, `key : value` lines."""
+    lines = [title, "=" * len(title), ""]
+    for section, items in sections.items():
+        lines += [section, "-" * len(section)]
+        width = max((len(k) for k in items), default=0)
+        lines += [f"{key:<{width}} : {_format_value(value)}" for key, value in items.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _section_lines(section: str, items: dict[str, Any]) -> list[tuple[str, str]]:
+    """(style, text) lines of one section, values wrapped to the PNG's column width."""
+    out = [("head", section)]
+    width = max((len(k) for k in items), default=0)
+    for key, value in items.items():
+        wrapped = textwrap.wrap(_format_value(value), _WIDTH) or [""]
+        out.append(("body", f"{key:<{width}}  {wrapped[0]}"))
+        out += [("body", f"{'':<{width}}  {more}") for more in wrapped[1:]]
+    out.append(("gap", ""))
+    return out
+
+
+def render_report(
+    path_stem: str, title: str, sections: dict[str, dict[str, Any]]
+) -> tuple[str, str]:
+    """Write `<path_stem>.txt` and `<path_stem>.png`; return both paths.
+
+    Args:
+        path_stem: path without extension, e.g. `<run folder>/report`.
+        title: the heading (the run name).
+        sections: ordered `{section: {key: value}}`, e.g. Model, Trainer, Data, Best.
+    """
+    text_path, png_path = f"{path_stem}.txt", f"{path_stem}.png"
+    with open(f"{text_path}.tmp", "w", encoding="utf-8") as file:
+        file.write(report_text(title, sections))
+    os.replace(f"{text_path}.tmp", text_path)
+
+    blocks = [_section_lines(name, items) for name, items in sections.items()]
+    half = (sum(len(b) for b in blocks) + 1) // 2
+    columns: list[list[tuple[str, str]]] = [[], []]
+    for block in blocks:  # fill the left column first, keeping sections whole
+        target = (
+            columns[0] if len(columns[0]) + len(block) <= half or not columns[0] else columns[1]
+        )
+        target.extend(block)
+    rows = max(len(columns[0]), len(columns[1]), 1)
+    fig = Figure(figsize=(13, 0.6 + 0.22 * rows))
+    fig.text(0.01, 1 - 0.3 / (0.6 + 0.22 * rows), title, fontsize=13, weight="bold", va="center")
+    for c, column in enumerate(columns):
+        for r, (style, line) in enumerate(column):
+            y = 1 - (0.6 + 0.22 * (r + 0.5)) / (0.6 + 0.22 * rows)
+            fig.text(
+                0.01 + 0.5 * c,
+                y,
+                line,
+                family="monospace",
+                fontsize=10.5 if style == "head" else 9,
+                weight="bold" if style == "head" else "normal",
+                color="#1f4e79" if style == "head" else "black",
+                va="center",
+            )
+    fig.savefig(f"{png_path}.tmp.png", dpi=100)
+    os.replace(f"{png_path}.tmp.png", png_path)
+    return text_path, png_path
