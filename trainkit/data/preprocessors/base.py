@@ -121,6 +121,13 @@ class Preprocessor:
     def check_sample_shape(self, sample_shape: tuple[int, ...]) -> None:
         """Called at generator construction with one sample's shape; raise if it cannot fit."""
 
+    def describe_slice(self) -> dict[str, Any]:
+        """What the last `process()` did, for the provenance log (e.g. window, crop offsets).
+
+        Must be JSON-serializable. Default: nothing to add.
+        """
+        return {}
+
     def get_config(self) -> dict[str, Any]:
         """Settings that change what is served (part of the generator's fingerprint)."""
         return {"class": type(self).__qualname__}

@@ -78,6 +78,12 @@ class Chain(Preprocessor):
         for member in self.members:
             member.on_epoch_end(epoch)
 
+    def describe_slice(self) -> dict[str, Any]:
+        described: dict[str, Any] = {}
+        for member in self.members:
+            described.update(member.describe_slice())
+        return described
+
     def get_config(self) -> dict[str, Any]:
         return {"class": "Chain", "members": [m.get_config() for m in self.members]}
 

@@ -102,6 +102,9 @@ class RandomCropPreprocessor(Preprocessor):
             labels = self._crop(labels, offsets)
         return batch, labels
 
+    def describe_slice(self) -> dict[str, Any]:
+        return {"crop": {k: list(v) for k, v in self.last_offsets.items()}}
+
     def get_config(self) -> dict[str, Any]:
         return {
             "class": "RandomCropPreprocessor",

@@ -104,6 +104,9 @@ class TimeseriesPreprocessor(Preprocessor):
         start, stop = self.window()
         return batch[:, start:stop], labels
 
+    def describe_slice(self) -> dict[str, Any]:
+        return {"window": list(self.window())}
+
     def on_epoch_end(self, epoch: int) -> None:
         self.epoch = epoch
 
