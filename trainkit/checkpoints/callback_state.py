@@ -1,0 +1,94 @@
+"""State of the stock Keras callbacks trainkit knows, for checkpoints.
+
+Keras callbacks keep their counters as attributes and have no state dicts; trainkit
+saves the attributes that decide their future behaviour. Arrays (EarlyStopping's
+`best_weights`) go to the checkpoint's array file. The learning rate that
+ReduceLROnPlateau changes lives in the optimizer's variables, which are saved anyway.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+# class name -> attributes saved (plain numbers or None).
+_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
+    "ReduceLROnPlateau": ("wait", "cooldown_counter", "best"),
+    "ModelCheckpoint": (
+        "best",
+        "_batches_seen_since_last_saving",
+        "_last_batch_seen",
+        "_current_epoch",
+    ),
+    "TensorBoard": ("_global_train_batch", "_global_test_batch"),
+    "CSVLogger": (),
+}
+# Stock callbacks whose behaviour does not depend on state kept across epochs.
+STATELESS = {
+    "History",
+    "ProgbarLogger",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "TerminateOnNaN",
+    "RemoteMonitor",
+}
+
+
+def is_known(callback: Any) -> bool:
+    name = type(callback).__name__
+    return name in _ATTRIBUTES or name in STATELESS
+
+
+def _to_json(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    number = float(np.asarray(value))
+    return number if math.isfinite(number) else str(number)
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
+
+
+def capture(callback: Any, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """`(json_state, arrays)` of one stock callback; arrays keyed under `prefix`."""
+    name = type(callback).__name__
+    state = {a: _to_json(getattr(callback, a, None)) for a in _ATTRIBUTES.get(name, ())}
+    arrays: dict[str, np.ndarray] = {}
+    if name == "EarlyStopping":
+        weights = getattr(callback, "best_weights", None)
+        state["best_weights"] = None if weights is None else len(weights)
+        for index, value in enumerate(weights or []):
+            arrays[f"{prefix}/best_weights/{index}"] = np.asarray(value)
+    if name == "CSVLogger":
+        path = callback.filename
+        state["bytes"] = os.path.getsize(path) if os.path.exists(path) else 0
+    return state, arrays
+
+
+def prepare(callback: Any, state: dict[str, Any]) -> None:
+    """Before `on_train_begin` on resume: put files back as they were at the checkpoint."""
+    if type(callback).__name__ == "CSVLogger":
+        path = callback.filename
+        if os.path.exists(path):
+            with open(path, "r+b") as file:
+                file.truncate(state.get("bytes", 0))
+        callback.append = True  # reopen in append mode, keeping the header
+
+
+def restore(
+    callback: Any, state: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str
+) -> None:
+    """After `on_train_begin` on resume: put the counters back."""
+    for attribute in _ATTRIBUTES.get(type(callback).__name__, ()):
+        if attribute in state:
+            setattr(callback, attribute, _from_json(state[attribute]))
+    count = state.get("best_weights")
+    if count is not None:
+        callback.best_weights = [arrays[f"{prefix}/best_weights/{k}"] for k in range(count)]

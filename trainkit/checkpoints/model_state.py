@@ -1,0 +1,99 @@
+"""Every value of a Keras model needed to continue bitwise, as named NumPy arrays.
+
+`keras.models.load_model` and `model.load_weights` lose a Dropout layer's seed-generator
+state, stateful RNN states are not in `model.variables`, and metric accumulators live in
+`model.metrics_variables`. So a checkpoint stores, by position in each collection:
+`model.variables` (seed-generator states included), `optimizer.variables`,
+`model.metrics_variables`, each stateful layer's `states`, and Keras' global seed
+generator; restoring assigns every saved value into the freshly built model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_GROUPS = ("model", "optimizer", "metrics", "rnn_states", "global_seed")
+
+
+def stateful_layers(model: Any) -> list[Any]:
+    """Every layer with `stateful=True`, nested models and Bidirectional wrappers included."""
+    found, seen = [], set()
+
+    def visit(layer: Any) -> None:
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None:
+            found.append(layer)
+        for child in getattr(layer, "_layers", []) or []:
+            visit(child)
+        for attribute in ("forward_layer", "backward_layer", "layer"):
+            child = getattr(layer, attribute, None)
+            if child is not None and hasattr(child, "variables"):
+                visit(child)
+
+    for layer in model.layers:
+        visit(layer)
+    return found
+
+
+def _global_seed_variables() -> list[Any]:
+    from keras.src.random.seed_generator import global_seed_generator
+
+    return [global_seed_generator().state]
+
+
+def _collections(model: Any) -> dict[str, list[Any]]:
+    rnn_states = [state for layer in stateful_layers(model) for state in layer.states]
+    return {
+        "model": list(model.variables),
+        "optimizer": list(model.optimizer.variables) if model.optimizer is not None else [],
+        "metrics": list(model.metrics_variables),
+        "rnn_states": [s for s in rnn_states if s is not None],
+        "global_seed": _global_seed_variables(),
+    }
+
+
+def capture(model: Any) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """`(arrays, paths)`: every value keyed `'{group}/{index}'`, and each group's paths."""
+    arrays, paths = {}, {}
+    for group, variables in _collections(model).items():
+        paths[group] = [str(getattr(v, "path", "")) for v in variables]
+        for index, variable in enumerate(variables):
+            arrays[f"{group}/{index}"] = np.array(variable.numpy(), copy=True)
+    return arrays, paths
+
+
+def restore(model: Any, arrays: dict[str, np.ndarray], paths: dict[str, list[str]]) -> None:
+    """Assign saved values into a freshly built model (same architecture and compile).
+
+    Raises:
+        ValueError: a collection has another number of variables or a variable another
+            shape than when saved; the message names it.
+    """
+    ensure_built(model)
+    for group, variables in _collections(model).items():
+        saved_paths = paths.get(group, [])
+        if len(saved_paths) != len(variables):
+            raise ValueError(
+                f"The checkpoint holds {len(saved_paths)} {group} variables but the model has "
+                f"{len(variables)}. Build and compile the same model (layers, optimizer, "
+                "metrics) before resuming."
+            )
+        for index, variable in enumerate(variables):
+            value = arrays[f"{group}/{index}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"Variable {saved_paths[index]!r} ({group} #{index}) was saved with shape "
+                    f"{value.shape} but the model's has shape {tuple(variable.shape)}."
+                )
+            variable.assign(value)
+
+
+def ensure_built(model: Any) -> None:
+    """Create the optimizer's variables if the model has not been trained yet."""
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)

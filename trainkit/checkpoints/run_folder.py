@@ -1,0 +1,67 @@
+"""Run folders: `logs_dir/M{n}__{model_base_name}-{model_configs}`, never overwritten."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from trainkit.checkpoints.store import latest_checkpoint
+
+_RUN = re.compile(r"^M(\d+)__(.+)$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "x".join(_short(v) for v in value)
+    return str(value)
+
+
+def run_name(number: int, model_base_name: str, model_configs: dict[str, Any] | None) -> str:
+    """`M{n}__{base}` plus `-key=value` for each of `model_configs` (filesystem-safe, capped)."""
+    name = f"M{number}__{model_base_name}"
+    if model_configs:
+        name += "-" + "-".join(f"{k}={_short(v)}" for k, v in model_configs.items())
+    return _UNSAFE.sub("_", name)[:120]
+
+
+def _runs(logs_dir: str) -> list[tuple[int, str]]:
+    """`(number, folder name)` of every run folder in `logs_dir`."""
+    if not os.path.isdir(logs_dir):
+        return []
+    found = []
+    for entry in os.listdir(logs_dir):
+        match = _RUN.match(entry)
+        if match and os.path.isdir(os.path.join(logs_dir, entry)):
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def create_run_folder(
+    logs_dir: str, model_base_name: str, model_configs: dict[str, Any] | None
+) -> str:
+    """Create the next run folder with an exclusive mkdir: a new run never overwrites one."""
+    os.makedirs(logs_dir, exist_ok=True)
+    number = max((n for n, _ in _runs(logs_dir)), default=0) + 1
+    while True:
+        path = os.path.join(logs_dir, run_name(number, model_base_name, model_configs))
+        try:
+            os.mkdir(path)  # fails if it exists, even when another process raced us
+            return path
+        except FileExistsError:
+            number += 1
+
+
+def find_resumable_run(logs_dir: str, model_base_name: str) -> str | None:
+    """The newest run folder for `model_base_name` that holds a complete checkpoint."""
+    safe_base = _UNSAFE.sub("_", model_base_name)
+    for number, folder in reversed(_runs(logs_dir)):
+        path = os.path.join(logs_dir, folder)
+        prefix = f"M{number}__{safe_base}"
+        same_base = folder == prefix or folder.startswith(prefix + "-")
+        if same_base and latest_checkpoint(path) is not None:
+            return path
+    return None
