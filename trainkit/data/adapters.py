@@ -186,6 +186,9 @@ def _py_dataset_class() -> type:
         def __getitem__(self, index: int) -> Any:
             return self.view[index]
 
+        def __iter__(self) -> Iterator[Any]:
+            return iter(self.view)  # works when len() is unknown, too
+
     return GeneratorPyDataset
 
 
