@@ -76,7 +76,7 @@ def test_explicit_set_nums_keep_the_given_order(tmp_path):
     assert [int(x[0, 0]) for x, _ in dg] == [3, 1]
 
 
-@pytest.mark.parametrize("name", ["labels.h5", "labels.npy", "labels.csv", "label_file.npy"])
+@pytest.mark.parametrize("name", ["labels.h5", "labels.npy", "labels.csv", "Label_file.npy"])
 def test_a_labels_file_in_the_data_folder_is_not_a_set(tmp_path, name):
     for k in range(3):
         np.save(tmp_path / f"data{k}.npy", np.zeros((2, 1)))
@@ -129,3 +129,9 @@ def test_integer_csv_labels_keyed_by_column_allow_shorter_columns(tmp_path):
     _, y = dg.get()
     np.testing.assert_array_equal(y, [0, 1, 2, 3, 4])
     assert y.dtype == np.int64
+
+
+def test_names_that_only_start_with_label_letters_are_data(tmp_path):
+    for k in range(2):
+        np.save(tmp_path / f"labeled_images_{k}.npy", np.zeros((2, 1)))
+    assert DataGenerator(tmp_path, batch_size=2).set_nums_original == ["0", "1"]

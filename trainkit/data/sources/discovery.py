@@ -22,9 +22,15 @@ class SetFile:
     path: str
 
 
+_LABELS_NAME = re.compile(r"^labels?(?![a-z])", re.IGNORECASE)
+
+
 def is_labels_name(name: str) -> bool:
-    """Files named `labels*` / `label*` are labels, never data (`labels.h5`, `labels.csv`)."""
-    return name.lower().startswith("label")
+    """Files named `labels…`/`label…` are labels, never data (`labels.h5`, `label_3.npy`).
+
+    A name that merely starts with the letters (`labeled_images_0.npy`) is data.
+    """
+    return _LABELS_NAME.match(name) is not None
 
 
 def list_set_files(
