@@ -84,6 +84,20 @@ def open_npy(path: str, set_size: int, description: str) -> ArraySource:
     return ArraySource(array, equal_sets(len(array), set_size), description=description, path=path)
 
 
+def rows_source(
+    array: Any, set_size: int, *, description: str, path: str | None = None, owner: Any = None
+) -> ArraySource:
+    """An ArraySource over `array` cut into `set_size`-row sets; ValueError for a scalar."""
+    if getattr(array, "ndim", 0) < 1:
+        raise ValueError(
+            f"{description} holds a scalar; samples must be an array shaped (samples, ...). "
+            f"Received shape {getattr(array, 'shape', None)}."
+        )
+    return ArraySource(
+        array, equal_sets(len(array), set_size), description=description, path=path, owner=owner
+    )
+
+
 def equal_sets(num_samples: int, set_size: int) -> list[int]:
     """Sizes of `set_size`-row sets covering `num_samples` rows (the last may be short)."""
     return [min(set_size, num_samples - start) for start in range(0, num_samples, set_size)]

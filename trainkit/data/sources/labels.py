@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from trainkit.data.sources import formats
-from trainkit.data.sources.arrays import ArraySource, equal_sets, open_npy
+from trainkit.data.sources.arrays import ArraySource, open_npy, rows_source
 from trainkit.data.sources.base import Source
 from trainkit.data.sources.discovery import SetFile, list_set_files, match_keys
 from trainkit.data.sources.layouts import Loader, loader_set, npz_roles, stored_set_file
@@ -83,9 +83,9 @@ def _open_labels_h5(path: str, data: Source, *, set_size: int, key: str | None) 
             )
         handle = formats.open_h5(path)
         array = handle[chosen]
-        return ArraySource(
+        return rows_source(
             array,
-            equal_sets(len(array), set_size),
+            set_size,
             description=f"{path}[{chosen!r}]",
             path=path,
             owner=handle,
@@ -105,9 +105,7 @@ def _open_labels_npz(path: str, data: Source, *, set_size: int) -> Source:
     if len(members) == 1:
         member = next(iter(members))
         array = formats.load_npz_member(path, member)
-        return ArraySource(
-            array, equal_sets(len(array), set_size), description=f"{path}[{member!r}]", path=path
-        )
+        return rows_source(array, set_size, description=f"{path}[{member!r}]", path=path)
     if match_keys(list(members), data.set_nums) is None:
         npz_roles(path, members)  # raises for names that are not sets
     mapping = _require_keys(path, list(members), data, "members")
@@ -131,7 +129,7 @@ def _open_labels_csv(path: str, data: Source, *, set_size: int) -> Source:
     mapping = None if isinstance(data, ArraySource) else match_keys(first_row, data.set_nums)
     if mapping is None:
         array = formats.csv_rows(table)
-        return ArraySource(array, equal_sets(len(array), set_size), description=path, path=path)
+        return rows_source(array, set_size, description=path, path=path)
     body = table.rows if table.header is not None else table.rows[1:]
     keyed = formats.CsvTable(path, first_row, body)
     columns = {name: formats.csv_column(keyed, k) for k, name in enumerate(first_row)}
@@ -174,9 +172,10 @@ def _keyed(
     stored: list[StoredSet], data: Source, description: str, file_bytes: int | None = None
 ) -> SetSource:
     for entry, size in zip(stored, data.set_sizes):
-        if entry.shape[0] != size:
+        if entry.shape[:1] != (size,):
+            count = entry.shape[0] if entry.shape else "no"
             raise ValueError(
-                f"{entry.where} holds {entry.shape[0]} labels but data set {entry.set_num!r} holds "
+                f"{entry.where} holds {count} labels but data set {entry.set_num!r} holds "
                 f"{size} samples. Each set's labels must have one row per sample of that set."
             )
     return SetSource(stored, description=description, file_bytes=file_bytes)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from trainkit.data.sources import formats
-from trainkit.data.sources.arrays import ArraySource, equal_sets, open_npy
+from trainkit.data.sources.arrays import ArraySource, open_npy, rows_source
 from trainkit.data.sources.base import Source
 from trainkit.data.sources.discovery import SetFile, candidate_names, list_set_files, numeric_order
 from trainkit.data.sources.sets import SetSource, StoredSet
@@ -43,9 +43,7 @@ def open_data_path(
         return open_set_files(files, directory=path, loader=loader, key=key)
     if loader is not None:
         array = _call_loader(loader, path, None, "loader")
-        return ArraySource(
-            array, equal_sets(len(array), set_size), description=f"loader({path!r}, None)"
-        ), None
+        return rows_source(array, set_size, description=f"loader({path!r}, None)"), None
     return open_data_file(path, set_size=set_size, key=key)
 
 
@@ -60,9 +58,7 @@ def open_data_file(path: str, *, set_size: int, key: str | None) -> Opened:
         return _open_npz_file(path, set_size=set_size)
     if kind == "csv":
         array = formats.csv_rows(formats.read_csv(path))
-        return ArraySource(
-            array, equal_sets(len(array), set_size), description=path, path=path
-        ), None
+        return rows_source(array, set_size, description=path, path=path), None
     raise ValueError(
         f"`data_path`={path!r} has an unsupported extension. Supported: a directory of set "
         f"files or one {', '.join(sorted(formats.FORMATS))} file; pass `loader=` for other "
@@ -77,9 +73,9 @@ def _open_h5_file(path: str, *, set_size: int, key: str | None) -> Source:
         _check_key(path, chosen, datasets, "data_key")
         handle = formats.open_h5(path)
         array = handle[chosen]
-        return ArraySource(
+        return rows_source(
             array,
-            equal_sets(len(array), set_size),
+            set_size,
             description=f"{path}[{chosen!r}]",
             path=path,
             owner=handle,
@@ -135,9 +131,7 @@ def npz_roles(path: str, members: dict[str, formats.Header]) -> tuple[str | None
 
 def _npz_array(path: str, member: str, set_size: int) -> ArraySource:
     array = formats.load_npz_member(path, member)
-    return ArraySource(
-        array, equal_sets(len(array), set_size), description=f"{path}[{member!r}]", path=path
-    )
+    return rows_source(array, set_size, description=f"{path}[{member!r}]", path=path)
 
 
 def _npz_set(path: str, set_num: str, member: str, header: formats.Header) -> StoredSet:
