@@ -17,26 +17,20 @@ import numpy as np
 _GROUPS = ("model", "optimizer", "metrics", "rnn_states", "global_seed")
 
 
-def stateful_layers(model: Any) -> list[Any]:
-    """Every layer with `stateful=True`, nested models and Bidirectional wrappers included."""
-    found, seen = [], set()
+def _rnn_states(model: Any) -> list[Any]:
+    """State variables of every stateful layer (both directions of a Bidirectional)."""
+    from trainkit.training.steps import stateful_layers
 
-    def visit(layer: Any) -> None:
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None:
-            found.append(layer)
-        for child in getattr(layer, "_layers", []) or []:
-            visit(child)
-        for attribute in ("forward_layer", "backward_layer", "layer"):
-            child = getattr(layer, attribute, None)
-            if child is not None and hasattr(child, "variables"):
-                visit(child)
-
-    for layer in model.layers:
-        visit(layer)
-    return found
+    states = []
+    for layer in stateful_layers(model):
+        inner = (
+            [layer.forward_layer, layer.backward_layer]
+            if hasattr(layer, "forward_layer")
+            else [layer]
+        )
+        for rnn in inner:
+            states += [state for state in (getattr(rnn, "states", None) or []) if state is not None]
+    return states
 
 
 def _global_seed_variables() -> list[Any]:
@@ -46,12 +40,11 @@ def _global_seed_variables() -> list[Any]:
 
 
 def _collections(model: Any) -> dict[str, list[Any]]:
-    rnn_states = [state for layer in stateful_layers(model) for state in layer.states]
     return {
         "model": list(model.variables),
         "optimizer": list(model.optimizer.variables) if model.optimizer is not None else [],
         "metrics": list(model.metrics_variables),
-        "rnn_states": [s for s in rnn_states if s is not None],
+        "rnn_states": _rnn_states(model),
         "global_seed": _global_seed_variables(),
     }
 
@@ -66,14 +59,23 @@ def capture(model: Any) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
     return arrays, paths
 
 
-def restore(model: Any, arrays: dict[str, np.ndarray], paths: dict[str, list[str]]) -> None:
+def restore(
+    model: Any, arrays: dict[str, np.ndarray], paths: dict[str, list[str]], sample: Any = None
+) -> None:
     """Assign saved values into a freshly built model (same architecture and compile).
+
+    Args:
+        model: the compiled model, built the same way as the saved one.
+        arrays, paths: what `capture()` returned.
+        sample: an `(x, y)` slice; if the model has not run yet, one forward pass and
+            one metrics update on it create the lazily built variables (every value is
+            overwritten right after).
 
     Raises:
         ValueError: a collection has another number of variables or a variable another
             shape than when saved; the message names it.
     """
-    ensure_built(model)
+    ensure_built(model, sample)
     for group, variables in _collections(model).items():
         saved_paths = paths.get(group, [])
         if len(saved_paths) != len(variables):
@@ -92,8 +94,14 @@ def restore(model: Any, arrays: dict[str, np.ndarray], paths: dict[str, list[str
             variable.assign(value)
 
 
-def ensure_built(model: Any) -> None:
-    """Create the optimizer's variables if the model has not been trained yet."""
+def ensure_built(model: Any, sample: Any = None) -> None:
+    """Create the variables Keras builds lazily: metrics, stateful states, optimizer slots."""
+    if sample is not None:
+        x, y = sample
+        y_pred = model(x, training=False)
+        if y is not None:
+            model.compute_loss(x, y, y_pred)
+            model.compute_metrics(x, y, y_pred)
     optimizer = model.optimizer
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
