@@ -1,4 +1,4 @@
-"""Sources: where samples come from. `open_source` picks one from the user's arguments."""
+"""Sources: where samples come from. `open_sources` picks them from the user's arguments."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ __all__ = [
     "Source",
     "in_memory",
     "offsets_of",
-    "open_source",
     "open_sources",
 ]
 
@@ -96,29 +95,6 @@ def _open_data(
     path = _existing_path("data_path", path)
     exclude = os.fspath(labels_path) if isinstance(labels_path, (str, os.PathLike)) else None
     return open_data_path(path, set_size=set_size, loader=loader, key=key, exclude=exclude)
-
-
-def open_source(
-    role: str,
-    path: Any = None,
-    array: Any = None,
-    *,
-    set_size: int,
-    loader: Any = None,
-) -> Source | None:
-    """The Source for `data_path`/`data=` (role 'data') or an aligned `labels_path`/`labels=`.
-
-    Prefer `open_sources`, which also reads labels keyed by the data's sets.
-    """
-    if role == "data":
-        return _open_data(path, array, set_size, loader, None, None)[0]
-    _check_both(role, path, array)
-    if array is not None:
-        return _array_source(role, array, set_size)
-    if path is None:
-        return None
-    path = _existing_path(f"{role}_path", path)
-    return open_data_path(path, set_size=set_size, loader=loader, key=None, exclude=None)[0]
 
 
 def _check_both(role: str, path: Any, array: Any) -> None:
