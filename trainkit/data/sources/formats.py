@@ -101,12 +101,14 @@ def open_h5(path: str) -> Any:
 
 def probe_h5(path: str) -> dict[str, Header]:
     """Top-level dataset name -> (shape, dtype)."""
+    import h5py
+
     with open_h5(path) as handle:
         try:
             return {
                 name: (tuple(item.shape), np.dtype(item.dtype))
                 for name, item in handle.items()
-                if hasattr(item, "shape")  # datasets, not groups
+                if isinstance(item, h5py.Dataset)  # groups are skipped
             }
         except (OSError, ValueError, KeyError) as error:
             raise corrupt(path, "an HDF5 file", error) from error
