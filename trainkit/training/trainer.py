@@ -122,6 +122,12 @@ class TrainGenerator:
         config.check_model(model)
         config.check_datagen("datagen", datagen, required=True)
         config.check_datagen("val_datagen", val_datagen, required=False)
+        if val_datagen is not None and val_datagen is datagen:
+            raise ValueError(
+                "`val_datagen` must be a different DataGenerator object than `datagen`: "
+                "validation runs its own pass and would move the train cursor. Build a "
+                "second generator on the same data if you mean to validate on it."
+            )
         self.epochs, self.val_freq, self.checkpoint_freq, self.iter_verbosity = (
             config.check_loop_args(epochs, val_freq, checkpoint_freq, iter_verbosity)
         )
@@ -156,9 +162,13 @@ class TrainGenerator:
         """Train until `epochs` are done or a stop is requested.
 
         Safe to call again after an interrupt (continues exactly where the loop
-        stood) and after raising `epochs` (continues the run).
+        stood, without a second `on_train_begin`). Once a run has ended, raising
+        `epochs` and calling `train()` again continues training as a new run (with
+        `on_train_begin`); with no epochs left, `train()` returns at once.
         """
         s = self._state
+        if not s.run_begun and s.epoch >= self.epochs:
+            return  # nothing left to train: no new run, no hooks
         with self._interrupt.deferring(self._options["defer_interrupts"]):
             self._begin_run()
             while not (s.stage == FIT and self._run_done()):
