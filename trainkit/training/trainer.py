@@ -261,8 +261,7 @@ class TrainGenerator:
         s.stage = VALIDATE if due and self.val_freq.due(s.epoch) else EPOCH_LOGS  # type: ignore[union-attr]
 
     def _validate(self, next_stage: str) -> None:
-        self._validation.run()
-        self._state.stage = next_stage
+        self._validation.run(next_stage)
 
     def _log_epoch(self) -> None:
         s = self._state

@@ -25,7 +25,8 @@ class Validation:
         self.trainer = trainer
         self._saved_states: list[Any] = []
 
-    def run(self) -> None:
+    def run(self, next_stage: str) -> None:
+        """Run or resume the validation; moves the train loop to `next_stage` when done."""
         t, s = self.trainer, self.trainer._state
         if s.val_stage == "begin":
             self._begin()
@@ -37,7 +38,7 @@ class Validation:
             s.val_stage = "end"
         if s.val_stage == "end":
             restore_states(t._stateful_layers, self._saved_states)
-            s.val_stage = "begin"
+            s.val_stage, s.stage = "begin", next_stage  # done before on_val_end is called
             t._progress.val_end(t, s.last_val_logs)
             t._callbacks.call("on_val_end", dict(s.last_val_logs))
 
