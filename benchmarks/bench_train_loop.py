@@ -21,10 +21,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from trainkit import DataGenerator, TrainGenerator  # noqa: E402
+from trainkit import DataGenerator, TrainGenerator
 
 BATCH_SIZE = 64
 

@@ -79,9 +79,9 @@ def test_model_and_generators_are_checked(model, datagens):
     uncompiled = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="must be compiled"):
         TrainGenerator(uncompiled, datagens[0])
-    with pytest.raises(TypeError, match="`model` must be a keras.Model"):
+    with pytest.raises(TypeError, match=r"`model` must be a keras\.Model"):
         TrainGenerator("model", datagens[0])
-    with pytest.raises(TypeError, match="`datagen` must be a trainkit.DataGenerator"):
+    with pytest.raises(TypeError, match=r"`datagen` must be a trainkit\.DataGenerator"):
         TrainGenerator(model, np.zeros(3))
     with pytest.raises(ValueError, match="different DataGenerator object"):
         TrainGenerator(model, datagens[0], datagens[0])
