@@ -29,6 +29,7 @@ class CompiledStep:
         self._step_fn = model.train_step if mode == "train" else model.test_step
         self._function = self._build()
         self._traced_with_built_metrics = False
+        self._concrete: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
     def _build(self) -> Callable[..., Any]:
         model, step_fn = self.model, self._step_fn
@@ -54,7 +55,18 @@ class CompiledStep:
         data = (x,) if y is None else (x, y)
         if not self._traced_with_built_metrics:
             return self._first_call(data)
-        return dict(zip(self.names, self._function(data).numpy().tolist()))
+        key = _signature_key(data)
+        function = self._concrete.get(key)
+        if function is None:
+            function = self._concrete[key] = self._concrete_function(data)
+        return dict(zip(self.names, function(data).numpy().tolist()))
+
+    def _concrete_function(self, data: tuple[Any, ...]) -> Callable[..., Any]:
+        # Calling the concrete function skips tf.function's per-call signature
+        # matching: about 10% of a tiny model's step on CPU.
+        if self.model.run_eagerly:
+            return self._function
+        return self._function.get_concrete_function(data)  # type: ignore[attr-defined]
 
     def _first_call(self, data: tuple[Any, ...]) -> dict[str, float]:
         # Compiled metrics are built during the first trace, after the reset that
@@ -65,6 +77,20 @@ class CompiledStep:
             self._function = self._build()
         self._traced_with_built_metrics = True
         return dict(zip(self.names, values))
+
+
+def _signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What selects a concrete function: the structure, shapes and dtypes of `data`."""
+    flat = tf.nest.flatten(data)
+    return (_structure(data), *((tuple(a.shape), str(a.dtype)) for a in flat))
+
+
+def _structure(data: Any) -> Any:
+    if isinstance(data, dict):
+        return tuple((key, _structure(value)) for key, value in sorted(data.items()))
+    if isinstance(data, (list, tuple)):
+        return (type(data).__name__, *(_structure(part) for part in data))
+    return None
 
 
 def _flatten_logs(logs: dict[str, Any]) -> tuple[list[str], list[Any]]:
