@@ -9,6 +9,7 @@ with `NotImplementedError` when set, rather than silently ignored.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any
 
 from trainkit._validation import check_bool, check_choice, check_int, check_unknown_keys
@@ -27,6 +28,17 @@ _MIN_IS_BEST_NAMES = {
 }  # fmt: skip
 _MIN_IS_BEST_SUFFIXES = ("loss", "error", "crossentropy")
 
+_PARTIAL_BATCH_WITH_STATEFUL = (
+    "The model has stateful layers ({layers}), which need every batch to hold "
+    "exactly batch_size={batch_size} samples, but `{name}` serves a partial batch of "
+    "{size} samples. Build the generator with `drop_remainder=True` (or pick a "
+    "batch_size that divides the number of samples). Received: {name}={datagen!r}"
+)
+_STATEFUL_WITHOUT_RESET = (
+    "The model has stateful layers ({layers}) and reset_statefuls=False: their states "
+    "carry over from batch to batch and are never reset by the trainer. Pass "
+    "`reset_statefuls=True` to reset them after the last slice of each batch."
+)
 _NOT_YET = (
     "`{name}` is not implemented yet ({topic}); leave it at its default. Received: {name}={value!r}"
 )
@@ -135,3 +147,25 @@ def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) 
 
 def check_seed(seed: Any) -> int | None:
     return None if seed is None else check_int("seed", seed, minimum=0)
+
+
+def check_stateful_data(
+    layers: list[Any], datagen: Any, val_datagen: Any, reset_statefuls: bool
+) -> None:
+    """Refuse partial batches for stateful models; warn when states are never reset."""
+    if not layers:
+        return
+    names = ", ".join(layer.name for layer in layers)
+    for name, generator in (("datagen", datagen), ("val_datagen", val_datagen)):
+        if generator is None or not hasattr(generator, "plan"):
+            continue
+        for batch in generator.plan(generator.epoch):
+            if batch.size != generator.batch_size:
+                raise ValueError(
+                    _PARTIAL_BATCH_WITH_STATEFUL.format(
+                        layers=names, batch_size=generator.batch_size, name=name,
+                        size=batch.size, datagen=generator,
+                    )
+                )  # fmt: skip
+    if not reset_statefuls:
+        warnings.warn(_STATEFUL_WITHOUT_RESET.format(layers=names), stacklevel=4)

@@ -28,18 +28,6 @@ from trainkit.training.progress import Progress
 from trainkit.training.steps import CompiledStep, num_samples, reset_states, stateful_layers
 from trainkit.training.validation import Validation, evaluate_datagen
 
-_PARTIAL_BATCH_WITH_STATEFUL = (
-    "The model has stateful layers ({layers}), which need every batch to hold "
-    "exactly batch_size={batch_size} samples, but `{name}` serves a partial batch of "
-    "{size} samples. Build the generator with `drop_remainder=True` (or pick a "
-    "batch_size that divides the number of samples). Received: {name}={datagen!r}"
-)
-_STATEFUL_WITHOUT_RESET = (
-    "The model has stateful layers ({layers}) and reset_statefuls=False: their states "
-    "carry over from batch to batch and are never reset by the trainer. Pass "
-    "`reset_statefuls=True` to reset them after the last slice of each batch."
-)
-
 
 class TrainGenerator:
     """Trains a compiled Keras model on a `DataGenerator`, slice by slice.
@@ -145,7 +133,9 @@ class TrainGenerator:
         self.max_checkpoints, self.model_configs = max_checkpoints, model_configs
         self.model_base_name = model_base_name
         self._stateful_layers = stateful_layers(model)
-        self._check_stateful_data()
+        config.check_stateful_data(
+            self._stateful_layers, datagen, val_datagen, self.reset_statefuls
+        )
 
         self._state = LoopState(best_key_metric=-math.inf if self.max_is_best else math.inf)
         self._interrupt = DeferredInterrupt()
@@ -340,24 +330,6 @@ class TrainGenerator:
             stacklevel=3,
         )
         self._iterations_offset += done - s.iters_fit
-
-    def _check_stateful_data(self) -> None:
-        if not self._stateful_layers:
-            return
-        names = ", ".join(layer.name for layer in self._stateful_layers)
-        for name, datagen in (("datagen", self.datagen), ("val_datagen", self.val_datagen)):
-            if datagen is None or not hasattr(datagen, "plan"):
-                continue
-            for batch in datagen.plan(datagen.epoch):
-                if batch.size != datagen.batch_size:
-                    raise ValueError(
-                        _PARTIAL_BATCH_WITH_STATEFUL.format(
-                            layers=names, batch_size=datagen.batch_size, name=name,
-                            size=batch.size, datagen=datagen,
-                        )
-                    )  # fmt: skip
-        if not self.reset_statefuls:
-            warnings.warn(_STATEFUL_WITHOUT_RESET.format(layers=names), stacklevel=3)
 
     # ----------------------------------------------------------------- public API
 
