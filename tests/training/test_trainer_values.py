@@ -6,7 +6,13 @@ import math
 import keras
 import numpy as np
 import pytest
-from training_helpers import RecordingCallback, dense_arrays, dense_model
+from training_helpers import (
+    RecordingCallback,
+    dense_arrays,
+    dense_model,
+    series_datagen,
+    window_dense_model,
+)
 
 from trainkit import DataGenerator, TimeseriesPreprocessor, TrainGenerator
 from trainkit.training.config import default_max_is_best
@@ -130,3 +136,31 @@ def test_progress_prints_one_line_per_batch_when_not_a_terminal(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("epoch 1 batch") for line in lines) == 4
     assert any(line.startswith("validation 1") for line in lines)
+
+
+class ValidationPoints(RecordingCallback):
+    def on_val_begin(self, logs=None):
+        self.calls.append((self.trainer.iters_fit, self.trainer.batches_fit))
+
+
+@pytest.mark.parametrize(
+    ("val_freq", "epochs", "points"),
+    [
+        # 2 batches of 3 slices per epoch: batch ends at iters 3, 6, 9, 12.
+        ({"iter": 2}, 2, [(3, 1), (6, 2), (9, 3), (12, 4)]),
+        ({"iter": 4}, 2, [(6, 2), (9, 3), (12, 4)]),
+        ({"iter": 5}, 2, [(6, 2), (12, 4)]),
+        ({"batch": 3}, 2, [(9, 3)]),
+        ({"epoch": 2}, 3, [(12, 4)]),
+        (None, 2, []),
+    ],
+)
+def test_validation_fires_at_batch_ends_at_or_after_each_multiple(val_freq, epochs, points):
+    probe = ValidationPoints()
+    trainer = TrainGenerator(
+        window_dense_model(), series_datagen(), series_datagen(), epochs=epochs,
+        val_freq=val_freq, callbacks=[probe], iter_verbosity=0,
+    )  # fmt: skip
+    trainer.train()
+    assert [c for c in probe.calls if isinstance(c[0], int)] == points
+    assert trainer.times_validated == len(points)

@@ -71,6 +71,16 @@ def lstm_model(batch_size=4, window=4, seed=0, stateful=True, bidirectional=Fals
     return model
 
 
+def window_dense_model(window=4, seed=0):
+    """Flatten + one Dense over a window: the cheapest model for sliced data."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [keras.Input((window, 1)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    return model
+
+
 def series_datagen(n=8, batch_size=4, window=4, shuffle=True, seed=0, **kwargs):
     x, y = series_arrays(n, seed=seed)
     return DataGenerator(
