@@ -19,8 +19,8 @@ from trainkit import TrainGenerator
 EPOCHS = 3
 
 
-def dense_trainer(callbacks=(), epochs=EPOCHS, **kwargs):
-    datagen, val_datagen = dense_datagens()
+def dense_trainer(callbacks=(), epochs=EPOCHS, prefetch=0, **kwargs):
+    datagen, val_datagen = dense_datagens(prefetch=prefetch)
     kwargs.setdefault("val_freq", {"batch": 3})
     return TrainGenerator(
         dense_model(), datagen, val_datagen, epochs=epochs, callbacks=list(callbacks),
@@ -89,6 +89,13 @@ def test_exceptions_at_random_hooks_and_steps_leave_the_dense_run_unchanged(seed
     trainer._test_step = FlakyStep(trainer._test_step, before=random_points(seed + 20, 2, 12))
     failures = train_through_failures(trainer, expected=(RuntimeError,))
     assert failures >= 5
+    assert_same_run(trainer, dense_reference)
+
+
+def test_exceptions_with_prefetch_on_leave_the_dense_run_unchanged(dense_reference):
+    trainer = dense_trainer([RaiseAt(random_points(7, 8, 200))], prefetch=2)
+    trainer._train_step = FlakyStep(trainer._train_step, before=random_points(8, 3, 12))
+    assert train_through_failures(trainer, expected=(RuntimeError,)) >= 3
     assert_same_run(trainer, dense_reference)
 
 

@@ -41,12 +41,12 @@ def dense_model(features=8, classes=3, seed=0, learning_rate=0.05, optimizer="ad
     return model
 
 
-def dense_datagens(n=30, val_n=10, batch_size=8, shuffle=True, seed=0):
+def dense_datagens(n=30, val_n=10, batch_size=8, shuffle=True, seed=0, **kwargs):
     x, y = dense_arrays(n + val_n, seed=seed)
     datagen = DataGenerator(
-        data=x[:n], labels=y[:n], batch_size=batch_size, shuffle=shuffle, seed=seed
+        data=x[:n], labels=y[:n], batch_size=batch_size, shuffle=shuffle, seed=seed, **kwargs
     )
-    val_datagen = DataGenerator(data=x[n:], labels=y[n:], batch_size=4)
+    val_datagen = DataGenerator(data=x[n:], labels=y[n:], batch_size=4, **kwargs)
     return datagen, val_datagen
 
 
