@@ -8,7 +8,9 @@ with `NotImplementedError` when set, rather than silently ignored.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
 import warnings
 from typing import Any
 
@@ -19,6 +21,7 @@ from trainkit.training.frequency import Frequency, parse_frequency
 RARE_OPTIONS: dict[str, Any] = {
     "progress_every": 1,  # with iter_verbosity=1, print one line per this many batches
     "defer_interrupts": True,  # hold Ctrl-C until the next slice boundary
+    "deterministic": False,  # TensorFlow op determinism; thread settings go in checkpoints
 }
 
 # Names for which a smaller value is better (DESIGN.md §4), plus Keras' long names.
@@ -61,6 +64,7 @@ def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
     options = {**RARE_OPTIONS, **rare_options}
     check_int("progress_every", options["progress_every"], minimum=1)
     check_bool("defer_interrupts", options["defer_interrupts"])
+    check_bool("deterministic", options["deterministic"])
     return options
 
 
@@ -116,9 +120,6 @@ def check_later_features(args: dict[str, Any]) -> None:
         "val_metrics": (None, "validation metrics come with eval_fn='predict'"),
         "class_weights": (None, "class weights"),
         "val_class_weights": (None, "class weights"),
-        "logs_dir": (None, "run folders, checkpoints and plots"),
-        "best_models_dir": (None, "best-model saving"),
-        "resume": (False, "checkpoints and exact resume"),
         "strategy": (None, "distributed training"),
     }
     check_choice("eval_fn", args["eval_fn"], ("evaluate", "predict"))
@@ -169,3 +170,34 @@ def check_stateful_data(
                 )  # fmt: skip
     if not reset_statefuls:
         warnings.warn(_STATEFUL_WITHOUT_RESET.format(layers=names), stacklevel=4)
+
+
+def explicit_arguments(init: Any) -> Any:
+    """Record which keyword arguments the caller passed (`self._explicit`).
+
+    On resume an explicitly passed argument beats the saved value, which beats the
+    default (DESIGN.md §5); defaults alone cannot tell "passed" from "not passed".
+    """
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        self._explicit = set(kwargs)
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
+def check_run_args(logs_dir: Any, best_models_dir: Any, resume: Any) -> None:
+    for name, value in (("logs_dir", logs_dir), ("best_models_dir", best_models_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"`{name}` must be a folder path or None. Received: {name}={value!r}")
+    if not isinstance(resume, (bool, str, os.PathLike)):
+        raise TypeError(
+            "`resume` must be False, True (the newest run in logs_dir) or the path of a run or "
+            f"checkpoint folder. Received: resume={resume!r}"
+        )
+    if resume is not False and logs_dir is None:
+        raise ValueError(
+            "`resume` needs `logs_dir`: checkpoints live in run folders under it. "
+            f"Received: resume={resume!r}, logs_dir=None"
+        )
