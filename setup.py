@@ -25,6 +25,13 @@ setup(
         # place, so users who have one must not be forced to get the other.
         "tensorflow": ["tensorflow>=2.16"],
         "cpu": ["tensorflow-cpu>=2.16"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout", "ruff>=0.6", "mypy>=1.10"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "pytest-timeout",
+            "ruff>=0.6",
+            "mypy>=1.10",
+            "tensorboard",  # Keras' TensorBoard callback; tensorflow-cpu does not bring it
+        ],
     },
 )

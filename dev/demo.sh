@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash dev/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2
-.venv/bin/python examples/quickstart.py "$@"
+.venv/bin/python examples/train_digits.py "$@"

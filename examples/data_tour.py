@@ -1,6 +1,6 @@
 """Quick start: a DataGenerator over scikit-learn's bundled digits, slice by slice.
 
-Run with `bash dev/demo.sh`. Shows the data cursor the trainer drives: which batch
+Run with `.venv/bin/python examples/data_tour.py`. Shows the data cursor the trainer drives: which batch
 (`set_name`) and slice is served, the state flags, and an exact resume from a state dict.
 """
 
