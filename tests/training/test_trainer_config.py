@@ -60,9 +60,6 @@ def test_bad_arguments_are_refused_at_construction(model, datagens, kwargs, erro
         ({"val_metrics": ["f1"]}, "eval_fn='predict'"),
         ({"class_weights": {0: 1.0, 1: 2.0}}, "class weights"),
         ({"val_class_weights": {0: 2.0}}, "class weights"),
-        ({"logs_dir": "logs"}, "checkpoints"),
-        ({"best_models_dir": "best"}, "best-model"),
-        ({"resume": True}, "resume"),
         ({"strategy": object()}, "distributed"),
     ],
 )

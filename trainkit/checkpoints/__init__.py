@@ -6,6 +6,7 @@ Imports Keras only inside the functions that touch a model.
 from trainkit.checkpoints.run_folder import create_run_folder, find_resumable_run, run_name
 from trainkit.checkpoints.store import (
     CHECKPOINT_PREFIX,
+    MODEL_FILE,
     STATE_FILE,
     CheckpointWriteError,
     clean_incomplete,
@@ -18,6 +19,7 @@ from trainkit.checkpoints.store import (
 
 __all__ = [
     "CHECKPOINT_PREFIX",
+    "MODEL_FILE",
     "STATE_FILE",
     "CheckpointWriteError",
     "clean_incomplete",

@@ -9,8 +9,9 @@ from typing import Any
 import keras
 
 from trainkit._validation import check_bool
-from trainkit.training import config
+from trainkit.training import checkpointing, config
 from trainkit.training.callback_list import CallbackList, check_callbacks
+from trainkit.training.frequency import parse_frequency
 from trainkit.training.interrupts import DeferredInterrupt
 from trainkit.training.loop_state import (
     BATCH_END,
@@ -25,6 +26,7 @@ from trainkit.training.loop_state import (
     append_logs,
 )
 from trainkit.training.progress import Progress
+from trainkit.training.run_logs import RunLogs
 from trainkit.training.steps import CompiledStep, num_samples, reset_states, stateful_layers
 from trainkit.training.validation import Validation, evaluate_datagen
 
@@ -76,6 +78,9 @@ class TrainGenerator:
     ```
     """
 
+    _explicit: set[str]  # keyword arguments the caller passed (set by the decorator)
+
+    @config.explicit_arguments
     def __init__(
         self,
         model: Any,
@@ -122,6 +127,7 @@ class TrainGenerator:
         self.key_metric, self.max_is_best = config.check_key_metric(key_metric, max_is_best)
         config.check_later_features(locals())
         config.check_names(max_checkpoints, model_configs, model_base_name)
+        config.check_run_args(logs_dir, best_models_dir, resume)
         self.input_as_labels = check_bool("input_as_labels", input_as_labels)
         self.reset_statefuls = check_bool("reset_statefuls", reset_statefuls)
         self.seed = config.check_seed(seed)
@@ -129,7 +135,7 @@ class TrainGenerator:
             keras.utils.set_random_seed(self.seed)
 
         self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
-        self.eval_fn, self.logs_dir = eval_fn, logs_dir
+        self.eval_fn, self.logs_dir, self.best_models_dir = eval_fn, logs_dir, best_models_dir
         self.max_checkpoints, self.model_configs = max_checkpoints, model_configs
         self.model_base_name = model_base_name
         self._stateful_layers = stateful_layers(model)
@@ -145,6 +151,25 @@ class TrainGenerator:
         self._train_step = CompiledStep(model, "train")
         self._test_step = CompiledStep(model, "test")
         self._iterations_offset = int(model.optimizer.iterations.numpy())
+        self._logs = RunLogs()
+        self._open_run(resume)
+
+    def _open_run(self, resume: bool | str) -> None:
+        """Create the run folder, or continue a saved run (DESIGN.md §5)."""
+        self.run_dir: str | None = None
+        self._best_checkpoint: str | None = None  # never pruned
+        self._best_pending = self._new_best = False
+        self._resumed_keras_callbacks: list[Any] = []
+        if self._options["deterministic"]:
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
+        if self.logs_dir is None:
+            return
+        checkpointing.warn_unsaved_callbacks(self._callbacks.callbacks)
+        self.run_dir, checkpoint = checkpointing.resolve_run(self, str(self.logs_dir), resume)
+        if checkpoint is not None:
+            checkpointing.restore(self, checkpoint, self._explicit)
 
     # ----------------------------------------------------------------- the loop
 
@@ -188,13 +213,19 @@ class TrainGenerator:
     def _begin_run(self) -> None:
         s = self._state
         self._check_optimizer_iterations()
+        params = {"epochs": self.epochs, "steps": len(self.datagen), "verbose": 0}
         if s.run_begun:
-            return  # re-entry after an interrupt: on_train_begin already fired
+            # Re-entry after an interrupt: on_train_begin already fired. After a resume,
+            # stock Keras callbacks still need theirs to set themselves up.
+            if self._resumed_keras_callbacks:
+                self._callbacks.set_params(params)
+                checkpointing.resume_keras_callbacks(self, call_begin=True)
+            return
         s.run_begun, s.stop_training, self.model.stop_training = True, False, False
-        self._callbacks.set_params(
-            {"epochs": self.epochs, "steps": len(self.datagen), "verbose": 0}
-        )
+        self._callbacks.set_params(params)
+        checkpointing.resume_keras_callbacks(self, call_begin=False, stage="prepare")
         self._callbacks.call("on_train_begin", {})
+        checkpointing.resume_keras_callbacks(self, call_begin=False, stage="restore")
 
     def _fit_slice(self) -> None:
         s = self._state
@@ -224,6 +255,7 @@ class TrainGenerator:
         s.stage = BATCH_END if self.datagen.batch_exhausted else FIT
         self._progress.iter_end(self, s.last_iter_logs)
         self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
+        self._checkpoint_by("iter", s.iters_fit)  # exactly here, between slices
 
     def _end_batch(self) -> None:
         s = self._state
@@ -239,8 +271,10 @@ class TrainGenerator:
             s.stage = VALIDATE_MID
         else:
             s.stage = EPOCH_END if self._epoch_done() else FIT
+        self._logs.train_batch(self, logs)
         self._progress.batch_end(self, logs)
         self._callbacks.call("on_train_batch_end", index, logs)
+        self._checkpoint_by("batch", s.batches_fit)
 
     def _end_epoch(self) -> None:
         s = self._state
@@ -251,7 +285,21 @@ class TrainGenerator:
         s.stage = VALIDATE if due and self.val_freq.due(s.epoch) else EPOCH_LOGS  # type: ignore[union-attr]
 
     def _validate(self, next_stage: str) -> None:
-        self._validation.run(next_stage)
+        s = self._state
+        before = s.times_validated
+        try:
+            self._validation.run(next_stage)
+        finally:  # also when on_val_end raised: the validation itself is complete
+            if s.times_validated > before and s.val_stage == "begin":
+                self._after_validation()
+
+    def _after_validation(self) -> None:
+        s = self._state
+        self._logs.validation(self, s.last_val_logs)
+        if self._new_best:
+            self._new_best, self._best_pending = False, self.run_dir is not None
+            checkpointing.save_best(self)
+        self._checkpoint_by("val", s.times_validated)
 
     def _log_epoch(self) -> None:
         s = self._state
@@ -262,8 +310,47 @@ class TrainGenerator:
         self._callbacks.call("on_epoch_end", s.epoch - 1, logs)
 
     def _checkpoint_if_due(self) -> None:
-        # Checkpoints and plots arrive with `logs_dir` (DESIGN.md §5, §6).
         self._state.stage = FIT
+        self._checkpoint_by("epoch", self._state.epoch)
+
+    def _checkpoint_by(self, unit: str, counter: int) -> None:
+        """Checkpoint if `checkpoint_freq` is by `unit` and `counter` is due."""
+        freq = self.checkpoint_freq
+        if (
+            self.run_dir is not None
+            and freq is not None
+            and freq.unit == unit
+            and freq.due(counter)
+        ):
+            checkpointing.save(self)
+
+    def _log_rows(self) -> dict[str, int]:
+        return self._logs.rows()
+
+    def _truncate_logs(self, rows: dict[str, int]) -> None:
+        self._logs.truncate(self, rows)
+
+    def _set_setting(self, name: str, value: Any) -> None:
+        """Adopt a saved setting on resume (explicit arguments were kept)."""
+        if name in ("val_freq", "checkpoint_freq"):
+            units = (
+                ("epoch", "batch", "iter")
+                if name == "val_freq"
+                else ("epoch", "batch", "iter", "val")
+            )
+            value = parse_frequency(name, value, units)
+        setattr(self, name, value)
+        if name == "iter_verbosity":
+            self._progress = Progress(value, self._options["progress_every"])
+
+    def checkpoint(self) -> str:
+        """Write a checkpoint now and return its folder (needs `logs_dir`)."""
+        if self.run_dir is None:
+            raise ValueError(
+                "tg.checkpoint() needs a run folder: pass `logs_dir` to TrainGenerator. "
+                "Received: logs_dir=None"
+            )
+        return checkpointing.save(self)
 
     def _end_run(self) -> None:
         self._state.run_begun = False
@@ -309,6 +396,7 @@ class TrainGenerator:
         better = value > s.best_key_metric if self.max_is_best else value < s.best_key_metric
         if better:
             s.best_key_metric = value
+            self._new_best = True
 
     def _check_optimizer_iterations(self) -> None:
         """On (re-)entry: a step interrupted after it applied is counted, not refit."""
