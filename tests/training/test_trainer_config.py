@@ -56,10 +56,6 @@ def test_bad_arguments_are_refused_at_construction(model, datagens, kwargs, erro
 @pytest.mark.parametrize(
     ("kwargs", "topic"),
     [
-        ({"eval_fn": "predict"}, "validation by predictions"),
-        ({"val_metrics": ["f1"]}, "eval_fn='predict'"),
-        ({"class_weights": {0: 1.0, 1: 2.0}}, "class weights"),
-        ({"val_class_weights": {0: 2.0}}, "class weights"),
         ({"strategy": object()}, "distributed"),
     ],
 )

@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import os
 import warnings
 from typing import Any
 
 from trainkit._validation import check_bool, check_choice, check_int, check_unknown_keys
 from trainkit.training.frequency import Frequency, parse_frequency
+from trainkit.training.sample_weights import check_class_weights, check_weight_range
+from trainkit.training.scoring import ValidationSettings, loss_name, resolve_val_metrics
 
 # Rare options and their defaults: `TrainGenerator(..., progress_every=10)`.
 RARE_OPTIONS: dict[str, Any] = {
     "progress_every": 1,  # with iter_verbosity=1, print one line per this many batches
     "defer_interrupts": True,  # hold Ctrl-C until the next slice boundary
     "deterministic": False,  # TensorFlow op determinism; thread settings go in checkpoints
+    # Validation and prediction (docs/validation.md):
+    "predict_threshold": 0.5,  # binary decision threshold of thresholded val_metrics
+    "dynamic_predict_threshold": False,  # tune the threshold on each validation
+    "loss_weighted_slices_range": None,  # (first, last) sample weights across slices
+    "pred_weighted_slices_range": None,  # (first, last) weights to combine slice outputs
+    "best_subset_size": None,  # score validation on its best subset of this many batches
 }
 
 # Names for which a smaller value is better (DESIGN.md §4), plus Keras' long names.
@@ -117,16 +126,8 @@ def check_datagen(name: str, datagen: Any, required: bool) -> None:
 def check_later_features(args: dict[str, Any]) -> None:
     """Refuse arguments whose features are not built yet, naming the topic."""
     later = {
-        "val_metrics": (None, "validation metrics come with eval_fn='predict'"),
-        "class_weights": (None, "class weights"),
-        "val_class_weights": (None, "class weights"),
         "strategy": (None, "distributed training"),
     }
-    check_choice("eval_fn", args["eval_fn"], ("evaluate", "predict"))
-    if args["eval_fn"] == "predict":
-        raise NotImplementedError(
-            _NOT_YET.format(name="eval_fn", topic="validation by predictions", value="predict")
-        )
     for name, (default, topic) in later.items():
         value = args[name]
         if value is not default and value != default:
@@ -201,3 +202,103 @@ def check_run_args(logs_dir: Any, best_models_dir: Any, resume: Any) -> None:
             "`resume` needs `logs_dir`: checkpoints live in run folders under it. "
             f"Received: resume={resume!r}, logs_dir=None"
         )
+
+
+def check_validation_args(
+    args: dict[str, Any], options: dict[str, Any], model: Any
+) -> ValidationSettings:
+    """`eval_fn`, `val_metrics`, class weights and the validation rare options.
+
+    `key_metric` is checked against `val_metrics` here when they are given (or, in
+    predict mode, defaulted); otherwise at the first validation.
+    """
+    eval_fn = check_choice("eval_fn", args["eval_fn"], ("evaluate", "predict"))
+    names = _check_val_metrics(args["val_metrics"], eval_fn, args["key_metric"])
+    settings = ValidationSettings(
+        eval_fn=eval_fn,
+        val_metric_names=names,
+        class_weights=check_class_weights("class_weights", args["class_weights"]),
+        val_class_weights=check_class_weights("val_class_weights", args["val_class_weights"]),
+        loss_weighted_slices_range=check_weight_range(
+            "loss_weighted_slices_range", options["loss_weighted_slices_range"]
+        ),
+        pred_weighted_slices_range=check_weight_range(
+            "pred_weighted_slices_range", options["pred_weighted_slices_range"]
+        ),
+        best_subset_size=_check_best_subset_size(options["best_subset_size"], args["val_datagen"]),
+        predict_threshold=_check_threshold(options["predict_threshold"]),
+        dynamic_predict_threshold=check_bool(
+            "dynamic_predict_threshold", options["dynamic_predict_threshold"]
+        ),
+    )
+    if eval_fn == "predict":
+        entries = args["val_metrics"] if args["val_metrics"] is not None else names
+        settings.val_metrics = resolve_val_metrics(entries or [], loss_name(model))
+    elif settings.dynamic_predict_threshold:
+        raise ValueError(
+            "dynamic_predict_threshold=True tunes the threshold on validation predictions; "
+            "it needs eval_fn='predict'. Received: eval_fn='evaluate'"
+        )
+    return settings
+
+
+def _check_val_metrics(val_metrics: Any, eval_fn: str, key_metric: str) -> list[str] | None:
+    """Names as given (callables by `__name__`); predict mode defaults to loss + key."""
+    if val_metrics is None:
+        if eval_fn == "evaluate":
+            return None
+        return ["loss"] if key_metric == "loss" else ["loss", key_metric]
+    if isinstance(val_metrics, (str, bytes)) or not isinstance(val_metrics, (list, tuple)):
+        raise TypeError(
+            "`val_metrics` must be a list of metric names or callables, e.g. "
+            f"['loss', 'f1', 'roc_auc']. Received: val_metrics={val_metrics!r}"
+        )
+    names = []
+    for entry in val_metrics:
+        if callable(entry) and eval_fn == "predict":
+            names.append(getattr(entry, "__name__", type(entry).__name__))
+        elif isinstance(entry, str) and entry:
+            names.append(entry)
+        else:
+            raise TypeError(
+                "Each of `val_metrics` must be a metric name (str) or, with "
+                "eval_fn='predict', a callable fn(y_true, y_pred). "
+                f"Received: val_metrics={val_metrics!r} (eval_fn={eval_fn!r})"
+            )
+    if not names or len(set(names)) != len(names):
+        raise ValueError(
+            f"`val_metrics` must be non-empty, without repeats. Received: val_metrics={names!r}"
+        )
+    if key_metric not in names:
+        raise ValueError(
+            f"key_metric={key_metric!r} must be one of `val_metrics` {names}: add it to "
+            f"`val_metrics` or pick another `key_metric`. Received: key_metric={key_metric!r}"
+        )
+    return names
+
+
+def _check_best_subset_size(size: Any, val_datagen: Any) -> int | None:
+    if size is None:
+        return None
+    size = check_int("best_subset_size", size, minimum=1)
+    if val_datagen is not None and hasattr(val_datagen, "plan"):
+        batches = len(val_datagen)
+        if size > batches:
+            raise ValueError(
+                "`best_subset_size` must be at most the number of validation batches "
+                f"({batches}). Received: best_subset_size={size}"
+            )
+    return size
+
+
+def _check_threshold(threshold: Any) -> float:
+    if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
+        raise TypeError(
+            "`predict_threshold` must be a float in [0, 1]. "
+            f"Received: predict_threshold={threshold!r}"
+        )
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(
+            f"`predict_threshold` must be in [0, 1]. Received: predict_threshold={threshold!r}"
+        )
+    return float(threshold)

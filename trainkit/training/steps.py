@@ -20,7 +20,8 @@ import tensorflow as tf
 class CompiledStep:
     """`step(x, y) -> dict[str, float]` around `model.train_step` or `model.test_step`.
 
-    `y=None` calls the Keras step with `(x,)`, for models that compute their own loss.
+    `y=None` calls the Keras step with `(x,)`, for models that compute their own loss;
+    `sample_weight` (one weight per sample) is passed as Keras' third element.
     """
 
     def __init__(self, model: Any, mode: str):
@@ -51,8 +52,11 @@ class CompiledStep:
             return one_step
         return tf.function(one_step, reduce_retracing=True, jit_compile=model.jit_compile)
 
-    def __call__(self, x: Any, y: Any) -> dict[str, float]:
-        data = (x,) if y is None else (x, y)
+    def __call__(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+        if y is None:
+            data: tuple[Any, ...] = (x,)
+        else:
+            data = (x, y) if sample_weight is None else (x, y, sample_weight)
         if not self._traced_with_built_metrics:
             return self._first_call(data)
         key = _signature_key(data)

@@ -25,10 +25,12 @@ from trainkit.training.loop_state import (
     LoopState,
     append_logs,
 )
+from trainkit.training.prediction import Predictions
 from trainkit.training.progress import Progress
 from trainkit.training.run_logs import RunLogs
+from trainkit.training.sample_weights import slice_sample_weights
 from trainkit.training.steps import CompiledStep, num_samples, reset_states, stateful_layers
-from trainkit.training.validation import Validation, evaluate_datagen
+from trainkit.training.validation import Validation, evaluate_datagen, predict_datagen
 
 
 class TrainGenerator:
@@ -59,13 +61,31 @@ class TrainGenerator:
         iter_verbosity: 0 silent, 1 a line per batch, 2 a line per slice too.
         seed: seeds Python, NumPy and Keras (`keras.utils.set_random_seed`) at
             construction; build the model after it to make its weights reproducible.
-        val_metrics, eval_fn, class_weights, val_class_weights, logs_dir,
-        best_models_dir, checkpoint_freq, max_checkpoints, resume, model_configs,
-        model_base_name, strategy: validated now; the features behind
-            `eval_fn='predict'`, `val_metrics`, class weights, checkpoints, resume
-            and strategies are not built yet and raise NotImplementedError when set.
+        eval_fn: `'evaluate'` (sample-weighted means of the compiled metrics over
+            validation batches, as `model.evaluate`) or `'predict'` (predictions over
+            the whole validation set, `val_metrics` computed on all of it).
+            `eval_fn='predict', val_metrics=['loss', 'f1', 'roc_auc'], key_metric='f1'`
+        val_metrics: predict mode: names, aliases (`'acc'`, `'f1_score'`, `'auc'`)
+            or callables `fn(y_true, y_pred)`, recorded under their names (default
+            `['loss', key_metric]`; `'loss'` is the model's compiled loss);
+            `'accuracy'` picks binary/categorical/sparse by the loss. Evaluate mode:
+            the compiled metric names to keep. `key_metric` must be among them.
+        class_weights: `{class: weight}` for training, e.g. `{0: 1.0, 1: 4.0}`;
+            sparse, binary or one-hot labels; classes left out weigh 1.0.
+        val_class_weights: the same for validation, `tg.evaluate` and predict-mode
+            metrics.
+        logs_dir, best_models_dir, checkpoint_freq, max_checkpoints, resume,
+        model_configs, model_base_name, strategy: see DESIGN.md §5.
         **rare_options: `progress_every` (batches per printed line, default 1),
-            `defer_interrupts` (default True).
+            `defer_interrupts` (default True), and for validation (docs/validation.md):
+            `predict_threshold=0.5` (binary decision threshold of f1, precision, ...),
+            `dynamic_predict_threshold=True` (tune it on each validation, e.g. with
+            `key_metric='f1'`; recorded in `tg.predict_threshold` and
+            `val_history['predict_threshold']`), `loss_weighted_slices_range=(0.5, 1.5)`
+            (sample weights linear from a batch's first slice to its last, train and
+            validation), `pred_weighted_slices_range=(1, 2)` (combine the slices'
+            predictions per sample by those weights), `best_subset_size=3` (score
+            validation on its best 3 batches; names in `tg.best_subset_names`).
 
     Example:
 
@@ -126,6 +146,12 @@ class TrainGenerator:
         )
         self.key_metric, self.max_is_best = config.check_key_metric(key_metric, max_is_best)
         config.check_later_features(locals())
+        self._val = config.check_validation_args(locals(), self._options, model)
+        self.val_metrics, self.class_weights, self.val_class_weights = (
+            self._val.val_metric_names, self._val.class_weights, self._val.val_class_weights
+        )
+        self.predict_threshold = self._val.predict_threshold  # tuned per validation if dynamic
+        self.best_subset_names: list[str] = []  # set_names of the last best subset
         config.check_names(max_checkpoints, model_configs, model_base_name)
         config.check_run_args(logs_dir, best_models_dir, resume)
         self.input_as_labels = check_bool("input_as_labels", input_as_labels)
@@ -238,7 +264,11 @@ class TrainGenerator:
             s.batch_means.clear()
             self._callbacks.call("on_train_batch_begin", s.batch_in_epoch, {})
         x, y = self.datagen.get()
-        logs = self._train_step(x, self._labels(x, y))
+        labels = self._labels(x, y)
+        weights = slice_sample_weights(
+            self.datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range
+        )
+        logs = self._train_step(*((x, labels) if weights is None else (x, labels, weights)))
         self._count_slice(logs, num_samples(x))
 
     def _count_slice(self, logs: dict[str, float], samples: int) -> None:
@@ -422,12 +452,32 @@ class TrainGenerator:
     # ----------------------------------------------------------------- public API
 
     def evaluate(self, datagen: Any) -> dict[str, float]:
-        """One pass of `datagen` through the model: sample-weighted means of its metrics.
+        """One pass of `datagen` through the model: its validation metrics per `eval_fn`.
 
-        Starts at the generator's position (a fresh pass if exhausted), leaves it
-        ready for the next pass; trainer counters and callbacks are untouched.
+        Evaluate mode: sample-weighted means of the compiled metrics (`model.evaluate`).
+        Predict mode: `val_metrics` on all predictions at `predict_threshold`.
+        `val_class_weights` and `loss_weighted_slices_range` apply. Starts at the
+        generator's position (a fresh pass if exhausted), leaves it ready for the next
+        pass; trainer counters and callbacks are untouched. See docs/validation.md.
         """
         return evaluate_datagen(self, datagen)
+
+    def predict(self, datagen: Any) -> Predictions:
+        """One pass of `datagen` (labels optional): predictions in data order.
+
+        Returns a `Predictions` (`predictions`, `labels`, `set_names`,
+        `sample_indices`, `slice_indices`, ...): one row per sample of each slice, or
+        one per sample with `pred_weighted_slices_range`. The cursor is handled as in
+        `evaluate()`.
+
+        Example:
+
+        ```python
+        result = tg.predict(DataGenerator(data=x_test, batch_size=32))
+        result.predictions[result.sample_indices == 0]  # sample 0's outputs
+        ```
+        """
+        return predict_datagen(self, datagen)
 
     def state_dict(self) -> dict[str, Any]:
         """The loop's counters, histories and progress (JSON-serializable)."""

@@ -1,17 +1,39 @@
-"""Validation in evaluate mode: the sample-weighted mean of `test_step` over batches.
+"""Validation: evaluate mode (means of `test_step`) and predict mode (metrics on all of it).
 
-A validation keeps its progress in the trainer's `LoopState` (`val_stage`, the
-current batch's running means), so a validation interrupted by Ctrl-C or an
-exception resumes at its unfinished batch when `train()` is called again. It never
-touches the train generator, and the states of stateful layers are saved before it
-and restored after it, so validating mid-epoch does not disturb training.
+`eval_fn='evaluate'` reports the sample-weighted mean over batches of the model's
+compiled metrics, as `model.evaluate` does. `eval_fn='predict'` collects the model's
+predictions over the whole validation set (every slice) and computes `val_metrics` on
+all of it (`trainkit.metrics`, `scoring.py`).
+
+Resuming: a validation keeps its counters and evaluate-mode means in the trainer's
+`LoopState` (`val_stage`, the current batch's running means), so one interrupted by
+Ctrl-C or an exception resumes at its unfinished batch when `train()` is called again.
+Predictions (predict mode) and per-batch values (`best_subset_size`) are kept in this
+object, not in the JSON-serializable `LoopState`: in the same process they resume with
+it; a validation found half-done without them (a loop state loaded into a new trainer)
+restarts from the first batch of a fresh pass of `val_datagen`, without a second
+`on_val_begin` (its batches are then counted again in `iters_validated` and
+`batches_validated`).
+
+It never touches the train generator, and the states of stateful layers are saved
+before it and restored after it, so validating mid-epoch does not disturb training.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from trainkit.training.loop_state import WeightedMean, append_logs
+from trainkit.training.prediction import (
+    PredictionCollector,
+    Predictions,
+    predict_pass,
+    predict_slice,
+)
+from trainkit.training.sample_weights import slice_sample_weights
+from trainkit.training.scoring import best_subset, compute_metrics, tune_threshold
 from trainkit.training.steps import num_samples, reset_states, restore_states, snapshot_states
 
 if TYPE_CHECKING:
@@ -24,12 +46,17 @@ class Validation:
     def __init__(self, trainer: TrainGenerator):
         self.trainer = trainer
         self._saved_states: list[Any] = []
+        self._active = False  # a validation begun by this object is under way
+        self._collector: PredictionCollector | None = None  # predict mode
+        self._batch_logs: list[tuple[dict[str, float], float, str]] = []  # best subset
 
     def run(self, next_stage: str) -> None:
         """Run or resume the validation; moves the train loop to `next_stage` when done."""
         t, s = self.trainer, self.trainer._state
+        if s.val_stage == "run" and not self._active and self._keeps_progress_here():
+            self._begin(fresh_pass=True)  # its collected values were lost: start over
         if s.val_stage == "begin":
-            self._begin()
+            self._begin(fresh_pass=False)
             s.val_stage = "run"
             t._callbacks.call("on_val_begin", {})
         if s.val_stage == "run":
@@ -38,20 +65,30 @@ class Validation:
             s.val_stage = "end"
         if s.val_stage == "end":
             restore_states(t._stateful_layers, self._saved_states)
+            self._active = False
             s.val_stage, s.stage = "begin", next_stage  # done before on_val_end is called
             t._progress.val_end(t, s.last_val_logs)
             t._callbacks.call("on_val_end", dict(s.last_val_logs))
 
-    def _begin(self) -> None:
-        t, s = self.trainer, self.trainer._state
+    def _keeps_progress_here(self) -> bool:
+        settings = self.trainer._val
+        return settings.eval_fn == "predict" or settings.best_subset_size is not None
+
+    def _begin(self, fresh_pass: bool) -> None:
+        t, s, settings = self.trainer, self.trainer._state, self.trainer._val
         s.val_means.clear()
         s.val_batch_means.clear()
         s.val_batch_index = 0
         s.val_batch_begun = s.val_batch_end_pending = False
+        self._active = True
+        self._batch_logs = []
+        self._collector = PredictionCollector(
+            settings.val_class_weights, settings.loss_weighted_slices_range
+        )
         # Validation starts from clean RNN states; training's come back after it.
         self._saved_states = snapshot_states(t._stateful_layers)
         reset_states(t._stateful_layers)
-        if t.val_datagen.all_data_exhausted:
+        if fresh_pass or t.val_datagen.all_data_exhausted:
             t.val_datagen.on_epoch_end()
 
     def _run_slices(self) -> None:
@@ -66,16 +103,32 @@ class Validation:
                 s.val_batch_begun = True
                 t._callbacks.call("on_val_batch_begin", s.val_batch_index, {})
             x, y = datagen.get()
-            logs = t._test_step(x, t._labels(x, y))
-            s.val_batch_means.add(logs, num_samples(x))
+            labels = t._labels(x, y)
+            if t._val.eval_fn == "predict":
+                assert self._collector is not None
+                self._collector.add(datagen, predict_slice(t.model, x), labels, s.val_batch_index)
+            else:
+                weights = self._weights(x, labels)
+                logs = t._test_step(*((x, labels) if weights is None else (x, labels, weights)))
+                s.val_batch_means.add(logs, num_samples(x))
             s.iters_validated += 1
             datagen.update_state()
             s.val_batch_end_pending = datagen.batch_exhausted
+
+    def _weights(self, x: Any, labels: Any) -> Any:
+        settings = self.trainer._val
+        return slice_sample_weights(
+            self.trainer.val_datagen, x, labels,
+            settings.val_class_weights, settings.loss_weighted_slices_range,
+        )  # fmt: skip
 
     def _end_batch(self) -> None:
         t, s = self.trainer, self.trainer._state
         logs = s.val_batch_means.result()
         s.val_means.add(logs, s.val_batch_means.mean_weight())
+        if t._val.best_subset_size is not None and t._val.eval_fn == "evaluate":
+            weight = s.val_batch_means.mean_weight()
+            self._batch_logs.append((logs, weight, str(t.val_datagen.set_name)))
         s.val_batch_means.clear()
         s.batches_validated += 1
         if t.reset_statefuls:
@@ -88,20 +141,125 @@ class Validation:
     def _record(self) -> None:
         t, s = self.trainer, self.trainer._state
         t.val_datagen.on_epoch_end()  # the next validation starts a fresh pass
-        logs = s.val_means.result()
+        if t._val.eval_fn == "predict":
+            assert self._collector is not None
+            predictions = self._collector.result(t._val.pred_weighted_slices_range)
+            logs = score_predictions(t, predictions, tune=True, subset=True)
+        else:
+            logs = self._evaluate_mode_logs()
         s.times_validated += 1
         s.last_val_logs = logs
         s.epoch_val_logs = logs
         append_logs(s.val_history, logs)
         t._update_key_metric(logs)
 
+    def _evaluate_mode_logs(self) -> dict[str, float]:
+        t, s = self.trainer, self.trainer._state
+        logs = s.val_means.result()
+        size = t._val.best_subset_size
+        if size is not None and self._batch_logs:
+            _check_key_in(t.key_metric, logs)
+            values = [batch[0][t.key_metric] for batch in self._batch_logs]
+            weights = [batch[1] for batch in self._batch_logs]
+            chosen = best_subset(values, weights, size, t.max_is_best)
+            means = WeightedMean()
+            for index in chosen:
+                means.add(self._batch_logs[index][0], self._batch_logs[index][1])
+            logs = means.result()
+            t.best_subset_names = [self._batch_logs[index][2] for index in chosen]
+        names = t._val.val_metric_names
+        if names is not None:
+            missing = [name for name in names if name not in logs]
+            if missing:
+                raise ValueError(
+                    f"val_metrics {missing} are not among the model's compiled metrics "
+                    f"{sorted(logs)} (eval_fn='evaluate' reports those). Compile the model "
+                    "with them or use eval_fn='predict'."
+                )
+            logs = {name: logs[name] for name in names}
+        return logs
+
+
+def _check_key_in(key_metric: str, logs: dict[str, float]) -> None:
+    if key_metric not in logs:
+        raise ValueError(
+            f"key_metric={key_metric!r} is not among the validation metrics "
+            f"{sorted(logs)}. Pass one of them as `key_metric`."
+        )
+
+
+def score_predictions(
+    trainer: TrainGenerator, predictions: Predictions, *, tune: bool, subset: bool
+) -> dict[str, float]:
+    """`val_metrics` on collected predictions (threshold tuning and best subset optional).
+
+    With `dynamic_predict_threshold=True` and `tune`, the threshold is searched on all
+    the predictions first and recorded in `trainer.predict_threshold` and in the logs
+    as `'predict_threshold'`; the subset is then chosen at that threshold.
+    """
+    t, settings = trainer, trainer._val
+    if predictions.labels is None:
+        raise ValueError(
+            "eval_fn='predict' computes val_metrics against labels, but the generator "
+            "serves none (y is None). Give it labels, or use tg.predict()."
+        )
+    assert settings.val_metrics is not None
+    y, p, w = predictions.labels, predictions.predictions, predictions.sample_weights
+    if tune and settings.dynamic_predict_threshold:
+        t.predict_threshold = tune_threshold(settings.key(t.key_metric), t.max_is_best, y, p, w)
+    if subset and settings.best_subset_size is not None:
+        mask = _best_predict_subset(t, predictions)
+        y, p = y[mask], p[mask]
+        w = None if w is None else w[mask]
+    logs = compute_metrics(settings.val_metrics, t.model, y, p, w, t.predict_threshold)
+    if settings.dynamic_predict_threshold:
+        logs["predict_threshold"] = t.predict_threshold
+    return logs
+
+
+def _best_predict_subset(trainer: TrainGenerator, predictions: Predictions) -> np.ndarray:
+    """Rows of the best `best_subset_size` batches, each batch scored on its own.
+
+    Unlike evaluate mode this is a ranking, not an exact search: a metric of a union
+    of batches is not a function of the batches' own values. Batches whose key
+    metric is undefined (NaN, e.g. ROC-AUC of a one-class batch) rank last.
+    """
+    t, settings = trainer, trainer._val
+    key = settings.key(t.key_metric)
+    assert key is not None and settings.best_subset_size is not None
+    batch_ids = np.unique(predictions.batch_indices)
+    values = []
+    for batch in batch_ids:
+        rows = predictions.batch_indices == batch
+        w = None if predictions.sample_weights is None else predictions.sample_weights[rows]
+        assert predictions.labels is not None
+        value = compute_metrics(
+            [key], t.model, predictions.labels[rows], predictions.predictions[rows], w,
+            t.predict_threshold,
+        )[key.name]  # fmt: skip
+        worst = -np.inf if t.max_is_best else np.inf
+        values.append(worst if np.isnan(value) else value)
+    chosen = best_subset(values, [1.0] * len(values), settings.best_subset_size, t.max_is_best)
+    t.best_subset_names = [
+        str(predictions.set_names[predictions.batch_indices == batch_ids[i]][0]) for i in chosen
+    ]
+    return np.isin(predictions.batch_indices, batch_ids[chosen])
+
 
 def evaluate_datagen(trainer: TrainGenerator, datagen: Any) -> dict[str, float]:
-    """Run one whole pass of `datagen` through `test_step`; sample-weighted means.
+    """One whole pass of `datagen`: the validation metrics of the trainer's `eval_fn`.
 
-    Starts at the generator's current position (a fresh pass if it is exhausted)
-    and leaves it ready for the next pass. Counters and callbacks are untouched.
+    Evaluate mode: sample-weighted means of `test_step` over batches. Predict mode:
+    `val_metrics` on all predictions at the current `predict_threshold` (no tuning, no
+    best subset). `val_class_weights` and `loss_weighted_slices_range` apply. Starts at
+    the generator's current position (a fresh pass if it is exhausted) and leaves it
+    ready for the next pass. Counters and callbacks are untouched.
     """
+    settings = trainer._val
+    if settings.eval_fn == "predict":
+        collector = predict_pass(trainer, datagen, settings.val_class_weights)
+        predictions = collector.result(settings.pred_weighted_slices_range)
+        return score_predictions(trainer, predictions, tune=False, subset=False)
     means, batch = WeightedMean(), WeightedMean()
     layers = trainer._stateful_layers
     saved = snapshot_states(layers)
@@ -110,7 +268,11 @@ def evaluate_datagen(trainer: TrainGenerator, datagen: Any) -> dict[str, float]:
         datagen.on_epoch_end()
     while not datagen.all_data_exhausted:
         x, y = datagen.get()
-        batch.add(trainer._test_step(x, trainer._labels(x, y)), num_samples(x))
+        labels = trainer._labels(x, y)
+        weights = slice_sample_weights(
+            datagen, x, labels, settings.val_class_weights, settings.loss_weighted_slices_range
+        )
+        batch.add(trainer._test_step(x, labels, weights), num_samples(x))
         datagen.update_state()
         if datagen.batch_exhausted:
             means.add(batch.result(), batch.mean_weight())
@@ -120,3 +282,10 @@ def evaluate_datagen(trainer: TrainGenerator, datagen: Any) -> dict[str, float]:
     datagen.on_epoch_end()
     restore_states(layers, saved)
     return means.result()
+
+
+def predict_datagen(trainer: TrainGenerator, datagen: Any) -> Predictions:
+    """`tg.predict`: one pass, predictions in data order (see `prediction.Predictions`)."""
+    settings = trainer._val
+    collector = predict_pass(trainer, datagen, settings.val_class_weights)
+    return collector.result(settings.pred_weighted_slices_range)
