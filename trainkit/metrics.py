@@ -5,6 +5,10 @@ float. Classification metrics take probabilities (or scores) in `y_pred` and thr
 them at `threshold` (binary) or take the argmax (categorical); labels may be binary
 (`(n,)` or `(n, 1)`), sparse class indices or one-hot.
 
+Binary metrics (`binary_accuracy`, precision, recall/TPR, TNR, F1) also accept
+two-class one-hot labels and two-column softmax outputs `(n, 2)`: column 1 is the
+positive class.
+
 Edge cases follow scikit-learn's `zero_division=0`: precision with no positive
 predictions, recall/TPR with no positive labels, TNR with no negative labels, and F1 when
 both precision and recall are 0 are 0.0. ROC-AUC with only one class present in `y_true`
@@ -25,9 +29,14 @@ from sklearn import metrics as skm
 Metric = Callable[..., float]
 
 
+def _positive_column(y: np.ndarray) -> np.ndarray:
+    """Two-class one-hot labels or softmax outputs `(n, 2)` -> the positive column."""
+    return y[:, 1:] if y.shape[1] == 2 else y
+
+
 def _flat_binary(y_true: Any, y_pred: Any, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    y_true = np.asarray(y_true).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred).reshape(len(y_pred), -1)
+    y_true = _positive_column(np.asarray(y_true).reshape(len(y_true), -1))
+    y_pred = _positive_column(np.asarray(y_pred).reshape(len(y_pred), -1))
     if y_true.shape[1] != 1 or y_pred.shape[1] != 1:
         raise ValueError(
             "This metric is binary: it needs one label and one score per sample. Received "
@@ -86,8 +95,18 @@ def f1(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
 
 
 def roc_auc(y_true, y_pred, sample_weight=None) -> float:
-    """Area under the ROC curve; `nan` when `y_true` holds only one class."""
+    """Area under the ROC curve; `nan` when `y_true` holds only one class.
+
+    Binary scores `(n,)`/`(n, 1)`, two-class outputs `(n, 2)` (the positive column), or
+    `k > 2` classes: one-vs-rest, macro average (sparse labels are one-hot encoded).
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    y_pred = y_pred.reshape(len(y_pred), -1)
+    if y_pred.shape[1] == 2:
+        y_true = _class_indices(y_true) if y_true.ndim > 1 and y_true.shape[-1] == 2 else y_true
+        y_pred = y_pred[:, 1]
+    elif y_pred.shape[1] > 2 and (y_true.ndim == 1 or y_true.shape[-1] == 1):
+        y_true = np.eye(y_pred.shape[1])[_class_indices(y_true)]
     if y_true.ndim > 1 and y_true.shape[-1] > 1:  # one-hot: one-vs-rest, macro average
         if len(np.unique(y_true.argmax(-1))) < 2:
             return float("nan")
