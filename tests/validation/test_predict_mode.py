@@ -165,3 +165,33 @@ def test_input_as_labels_scores_predictions_against_the_inputs():
     assert tg.val_history["loss"][-1] == pytest.approx(skm.mean_squared_error(X_VAL, outputs))
     assert tg.val_history["mae"][-1] == pytest.approx(skm.mean_absolute_error(X_VAL, outputs))
     assert tg.evaluate(val)["loss"] == pytest.approx(tg.val_history["loss"][-1])
+
+
+class RaiseOnValBatch(Callback):
+    def __init__(self, at):
+        self.at, self.calls = set(at), 0
+
+    def on_val_batch_begin(self, batch, logs=None):
+        self.calls += 1
+        if self.calls in self.at:
+            raise RuntimeError("planned")
+
+
+def test_an_interrupted_predict_mode_validation_resumes_with_its_predictions():
+    def run(callbacks):
+        tg = TrainGenerator(
+            binary_model(), *datagens(), eval_fn="predict", key_metric="f1",
+            val_metrics=["loss", "f1"], epochs=2, callbacks=callbacks, iter_verbosity=0,
+        )  # fmt: skip
+        for _ in range(10):
+            try:
+                tg.train()
+                return tg
+            except RuntimeError:
+                pass
+        raise AssertionError("train() kept failing")
+
+    reference = run([])
+    interrupted = run([RaiseOnValBatch(at={2, 7})])
+    assert interrupted.val_history == reference.val_history
+    assert interrupted.iters_validated == reference.iters_validated == 8
