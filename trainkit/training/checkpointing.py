@@ -51,20 +51,14 @@ def settings_record(tg: TrainGenerator) -> dict[str, Any]:
     return {name: _json_value(getattr(tg, name, None)) for name in (*LOOP_CONTROL, *COMPARED)}
 
 
-def thread_settings() -> dict[str, Any]:
+def thread_settings(tg: TrainGenerator) -> dict[str, Any]:
     import tensorflow as tf
 
     return {
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-        "deterministic": bool(os.environ.get("TF_DETERMINISTIC_OPS")) or _op_determinism(),
+        "deterministic": bool(tg._options["deterministic"]),
     }
-
-
-def _op_determinism() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.experimental.is_op_determinism_enabled())
 
 
 def warn_unsaved_callbacks(callbacks: list[Any]) -> None:
@@ -98,7 +92,7 @@ def capture(tg: TrainGenerator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "val_datagen": None if tg.val_datagen is None else tg.val_datagen.state_dict(),
         "callbacks": callbacks,
         "rng": rng_state.capture(),
-        "threads": thread_settings(),
+        "threads": thread_settings(tg),
         "model_paths": paths,
         "iterations_offset": tg._iterations_offset,
         "best_checkpoint": os.path.basename(tg._best_checkpoint) if tg._best_checkpoint else None,
@@ -208,7 +202,7 @@ def restore(tg: TrainGenerator, path: str, explicit: set[str]) -> None:
     tg._best_checkpoint = os.path.join(os.path.dirname(path), best) if best else None
     _restore_callbacks(tg, state["callbacks"], arrays, path)
     tg._truncate_logs(state.get("log_rows", {}))
-    _check_threads(state.get("threads", {}))
+    _check_threads(tg, state.get("threads", {}))
     rng_state.restore(state["rng"])  # last: building the model above may draw numbers
 
 
@@ -228,10 +222,12 @@ def _restore_datagens(tg: TrainGenerator, state: dict[str, Any]) -> None:
 
 
 def _sample(tg: TrainGenerator) -> Any:
-    """A slice to build the model's lazy variables with (the cursor is not moved)."""
+    """A slice to build the model's lazy variables with; the generator is left as it was."""
     for datagen in (tg.datagen, tg.val_datagen):
         if datagen is not None and not datagen.all_data_exhausted:
+            state = datagen.state_dict()
             x, y = datagen.get()
+            datagen.load_state_dict(state)  # get() marks the batch loaded; undo that too
             return x, tg._labels(x, y)
     return None
 
@@ -259,10 +255,11 @@ def _restore_callbacks(
     tg._resumed_keras_callbacks = [(c, s, arrays, p) for c, s, p in pending]
 
 
-def _check_threads(saved: dict[str, Any]) -> None:
-    if saved and saved != thread_settings():
+def _check_threads(tg: TrainGenerator, saved: dict[str, Any]) -> None:
+    current = thread_settings(tg)
+    if saved and saved != current:
         warnings.warn(
-            f"This process runs with thread settings {thread_settings()} but the checkpoint was "
+            f"This process runs with thread settings {current} but the checkpoint was "
             f"written with {saved}; results may differ in the last bits. Set the same "
             "tf.config.threading values (or deterministic=True in both) for a bitwise resume.",
             stacklevel=4,

@@ -1,0 +1,121 @@
+"""Training setups for the resume tests, runnable in a subprocess that may be killed.
+
+`python tests/checkpoints/resume_cases.py CASE LOGS_DIR OUT_FILE [KILL]` trains CASE in
+LOGS_DIR (resuming the newest run there if any) and writes the final weights and
+histories to OUT_FILE. KILL makes the process SIGKILL itself at one point:
+`iter:N` after fitting iter N, `val:V:B` at validation batch B of validation V (0-based),
+`ckpt:N` in the middle of writing the N-th checkpoint of this process (1-based).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+
+from trainkit import DataGenerator, RandomCropPreprocessor, TimeseriesPreprocessor, TrainGenerator
+from trainkit.callbacks import Callback
+from trainkit.checkpoints import store
+
+EPOCHS = 3
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class KillAt(Callback):
+    def __init__(self, spec: str):
+        self.kind, *numbers = spec.split(":")
+        self.numbers = [int(n) for n in numbers]
+
+    def on_train_iter_end(self, iteration, logs=None):
+        if self.kind == "iter" and self.trainer.iters_fit == self.numbers[0]:
+            _die()
+
+    def on_val_batch_end(self, batch, logs=None):
+        if self.kind == "val" and [self.trainer.times_validated, batch] == self.numbers:
+            _die()
+
+
+def kill_during_checkpoint_write(n: int) -> None:
+    writes = {"count": 0}
+    original = store._write_json
+
+    def half_then_die(path, state):
+        writes["count"] += 1
+        if writes["count"] == n:
+            with open(path, "w") as file:
+                file.write(json.dumps(state)[:100])
+            _die()
+        original(path, state)
+
+    store._write_json = half_then_die
+
+
+def mlp_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 6, 6, 1), dtype=np.float32)
+    labels = (images[:, 2:4, 2:4].mean(axis=(1, 2, 3)) > 0.5).astype("float32")
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dropout(0.3), keras.layers.Dense(1, activation="sigmoid"),
+    ])  # fmt: skip
+    model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
+    crop = RandomCropPreprocessor(4)
+    train = DataGenerator(data=images[:48], labels=labels[:48], batch_size=8, shuffle=True,
+                          seed=3, preprocessor=crop)  # fmt: skip
+    val = DataGenerator(data=images[48:], labels=labels[48:], batch_size=8,
+                        preprocessor=RandomCropPreprocessor(4))  # fmt: skip
+    return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
+                          checkpoint_freq={"iter": 4}, callbacks=callbacks, iter_verbosity=0,
+                          max_checkpoints=2)  # fmt: skip
+
+
+def lstm_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    rng = np.random.default_rng(1)
+    series = rng.normal(size=(32, 12, 2)).astype("float32")
+    targets = series[:, :, 0].mean(axis=1, keepdims=True)
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([
+        keras.Input((4, 2), batch_size=8), keras.layers.LSTM(6, stateful=True),
+        keras.layers.Dense(1),
+    ])  # fmt: skip
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    windows = TimeseriesPreprocessor(4)  # 3 slices per batch
+    train = DataGenerator(data=series[:24], labels=targets[:24], batch_size=8, shuffle=True,
+                          seed=5, preprocessor=windows)  # fmt: skip
+    val = DataGenerator(data=series[24:], labels=targets[24:], batch_size=8,
+                        preprocessor=TimeseriesPreprocessor(4))  # fmt: skip
+    return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
+                          reset_statefuls=True, checkpoint_freq={"iter": 2}, callbacks=callbacks,
+                          iter_verbosity=0)  # fmt: skip
+
+
+CASES = {"mlp": mlp_case, "lstm": lstm_case}
+
+
+def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> None:
+    # The same callbacks in every process, so their states are restored on resume.
+    callbacks = [KillAt(kill if kill and not kill.startswith("ckpt:") else "none")]
+    if kill and kill.startswith("ckpt:"):
+        kill_during_checkpoint_write(int(kill.split(":")[1]))
+    tg = CASES[case](logs_dir, callbacks)
+    tg.train()
+    weights = {f"w{k}": w for k, w in enumerate(tg.model.get_weights())}
+    np.savez(out_file, **weights)
+    with open(out_file + ".json", "w") as file:
+        json.dump(
+            {"history": tg.history, "val_history": tg.val_history, "run_dir": tg.run_dir}, file
+        )
+
+
+if __name__ == "__main__":
+    run(*sys.argv[1:])

@@ -1,0 +1,95 @@
+"""Killed with SIGKILL anywhere, resumed: bitwise the uninterrupted run.
+
+Each case runs in subprocesses: an uninterrupted reference, and a chain of processes
+each killed at one point (between slices of a batch, during validation, in the middle
+of writing a checkpoint) and resumed with `resume=True` by the next. The chains and
+references run in parallel threads to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "resume_cases.py")
+CHAINS = {
+    # mlp: RandomCrop, shuffled sets, Dropout, Adam; 6 batches of 1 slice per epoch.
+    "mlp": ["iter:6", "val:1:1", "ckpt:1", None],
+    # lstm: stateful LSTM on windows, 3 slices per batch; iter 7 is mid-batch.
+    "lstm": ["iter:7", "ckpt:2", "val:1:0", None],
+}
+
+
+def _run(case: str, logs_dir: str, out: str, kill: str | None) -> int:
+    command = [sys.executable, SCRIPT, case, logs_dir, out] + ([kill] if kill else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if done.returncode not in (0, -signal.SIGKILL):
+        raise AssertionError(f"{case} {kill}: exit {done.returncode}\n{done.stderr[-3000:]}")
+    return done.returncode
+
+
+def _chain(case: str, root: str) -> list[int]:
+    logs_dir, out = os.path.join(root, f"{case}-run"), os.path.join(root, f"{case}-run.npz")
+    return [_run(case, logs_dir, out, kill) for kill in CHAINS[case]]
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("kill_resume"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        references = {
+            case: pool.submit(
+                _run,
+                case,
+                os.path.join(root, f"{case}-ref"),
+                os.path.join(root, f"{case}-ref.npz"),
+                None,
+            )
+            for case in CHAINS
+        }
+        chains = {case: pool.submit(_chain, case, root) for case in CHAINS}
+        codes = {case: chains[case].result() for case in CHAINS}
+        for future in references.values():
+            future.result()
+    return root, codes
+
+
+def _load(root: str, name: str):
+    weights = np.load(os.path.join(root, f"{name}.npz"))
+    with open(os.path.join(root, f"{name}.npz.json")) as file:
+        logs = json.load(file)
+    with open(glob.glob(os.path.join(root, name, "*", "metrics.csv"))[0]) as file:
+        csv_text = file.read()
+    return weights, logs, csv_text
+
+
+@pytest.mark.parametrize("case", sorted(CHAINS))
+def test_a_run_killed_at_several_points_ends_bitwise_equal_to_the_uninterrupted_run(runs, case):
+    root, codes = runs
+    assert codes[case] == [-signal.SIGKILL] * (len(CHAINS[case]) - 1) + [0]  # each kill happened
+    ref_weights, ref_logs, ref_csv = _load(root, f"{case}-ref")
+    weights, logs, csv_text = _load(root, f"{case}-run")
+    assert ref_weights.files == weights.files
+    for key in ref_weights.files:
+        assert np.array_equal(ref_weights[key], weights[key]), key
+    assert logs["history"] == ref_logs["history"]
+    assert logs["val_history"] == ref_logs["val_history"]
+    assert csv_text == ref_csv  # no duplicate rows from the killed processes
+
+
+def test_kills_leave_no_half_written_checkpoint_behind(runs):
+    root, _ = runs
+    for run_dir in glob.glob(os.path.join(root, "*-run", "*")):
+        leftovers = [n for n in os.listdir(run_dir) if n.startswith(".tmp-")]
+        assert leftovers == []
+        for name in os.listdir(run_dir):
+            if name.startswith("ckpt-"):
+                assert os.path.isfile(os.path.join(run_dir, name, "state.json"))
