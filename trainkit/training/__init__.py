@@ -2,8 +2,11 @@
 
 Modules: `trainer` (the loop), `loop_state` (its counters, histories and progress
 markers), `steps` (the compiled steps that call Keras; stateful-layer helpers),
-`frequency`, `validation` (evaluate mode), `callback_list` (trainkit and Keras
+`frequency`, `validation` (evaluate and predict modes), `prediction` (`tg.predict`,
+predictions in data order), `scoring` (val_metrics, threshold, best subset),
+`sample_weights` (class and slice weights), `callback_list` (trainkit and Keras
 callbacks), `interrupts` (deferred Ctrl-C), `progress`, `config` (argument checks).
+See docs/validation.md.
 
 Decisions where DESIGN.md is silent:
 
