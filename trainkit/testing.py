@@ -254,3 +254,77 @@ def _finish(pre, batch, labels, epochs, epoch, expected, cut) -> None:
         )
     for k, (want, got) in enumerate(zip(expected, served)):
         _assert_same(want, got, f"restored from state_dict() at slice {cut}, slice {cut + k}")
+
+
+def _cut_callback(at: int | None) -> Any:
+    """A trainkit callback that checkpoints at iter `at` and stops the run there."""
+    from trainkit.callbacks import Callback  # imported here: this module stays TF-free
+
+    class CutAt(Callback):
+        def on_train_iter_end(self, iteration: int, logs: dict | None = None) -> None:
+            if at is not None and self.trainer.iters_fit == at:
+                self.trainer.checkpoint()
+                raise _Cut(at)
+
+    return CutAt()
+
+
+class _Cut(Exception):
+    """Raised by the cut callback to stop a run mid-way."""
+
+
+def assert_resume_equivalent(
+    make_trainer: Callable[[str, Any, list[Any]], Any],
+    logs_dir: str,
+    *,
+    cut_points: Sequence[int] = (1,),
+) -> None:
+    """Check that your training setup resumes bitwise from a checkpoint at any iter.
+
+    Runs the setup uninterrupted as the reference; then, for each cut point `k`, runs it
+    again, checkpoints and stops right after iter `k`, builds everything anew with
+    `resume=<that checkpoint>`, trains to the end and compares the final weights
+    (`np.array_equal`) and the histories with the reference. Run it in one process with
+    fixed thread settings; build the model after `keras.utils.set_random_seed` inside
+    `make_trainer` so every build starts alike.
+
+    Args:
+        make_trainer: `make_trainer(logs_dir, resume, callbacks) -> TrainGenerator`; must
+            build a fresh model and generators and pass `logs_dir`, `resume` and
+            `callbacks` (plus any of your own after them) to the TrainGenerator.
+        logs_dir: an empty folder for the runs (each run gets its own subfolder).
+        cut_points: iters after which to checkpoint, stop and resume.
+
+    Raises:
+        AssertionError: naming the cut point and what differs.
+    """
+    import os
+
+    reference = make_trainer(os.path.join(logs_dir, "reference"), False, [_cut_callback(None)])
+    reference.train()
+    expected = [np.array(w) for w in reference.model.get_weights()]
+    for cut in cut_points:
+        folder = os.path.join(logs_dir, f"cut-{cut}")
+        first = make_trainer(folder, False, [_cut_callback(cut)])
+        try:
+            first.train()
+        except _Cut:
+            pass
+        else:
+            raise ValueError(
+                f"cut point {cut} is past the end of the run ({first.iters_fit} iters)"
+            )
+        checkpoint = first._last_checkpoint
+        resumed = make_trainer(folder, checkpoint, [_cut_callback(None)])
+        resumed.train()
+        for k, (want, got) in enumerate(zip(expected, resumed.model.get_weights())):
+            if not np.array_equal(want, got):
+                raise AssertionError(
+                    f"resumed after iter {cut}: weight #{k} differs from the uninterrupted run"
+                )
+        for name in ("history", "val_history"):
+            _assert_same(
+                getattr(reference, name),
+                getattr(resumed, name),
+                f"resumed after iter {cut}: {name}",
+            )

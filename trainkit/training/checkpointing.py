@@ -108,6 +108,7 @@ def save(tg: TrainGenerator) -> str:
     path = store.write_checkpoint(
         tg.run_dir, iters_fit=tg.iters_fit, arrays=arrays, state=state, save_model=tg.model.save
     )
+    tg._last_checkpoint = path
     if tg._best_pending:
         tg._best_checkpoint, tg._best_pending = path, False
     protect = [tg._best_checkpoint] if tg._best_checkpoint else []

@@ -184,6 +184,7 @@ class TrainGenerator:
         """Create the run folder, or continue a saved run (DESIGN.md §5)."""
         self.run_dir: str | None = None
         self._best_checkpoint: str | None = None  # never pruned
+        self._last_checkpoint: str | None = None
         self._best_pending = self._new_best = False
         self._resumed_keras_callbacks: list[Any] = []
         if self._options["deterministic"]:
