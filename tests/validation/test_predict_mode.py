@@ -195,3 +195,28 @@ def test_an_interrupted_predict_mode_validation_resumes_with_its_predictions():
     interrupted = run([RaiseOnValBatch(at={2, 7})])
     assert interrupted.val_history == reference.val_history
     assert interrupted.iters_validated == reference.iters_validated == 8
+
+
+def test_a_half_done_predict_validation_loaded_into_a_new_trainer_restarts_its_pass():
+    def build(callbacks):
+        return TrainGenerator(
+            binary_model(), *datagens(), eval_fn="predict", key_metric="f1",
+            val_metrics=["loss", "f1"], callbacks=callbacks, iter_verbosity=0,
+        )  # fmt: skip
+
+    reference = build([])
+    reference.train()
+    first = build([RaiseOnValBatch(at={3})])
+    with pytest.raises(RuntimeError):
+        first.train()
+    assert first._state.val_stage == "run" and first._state.val_batch_index == 2
+    second = build([])
+    second.model.set_weights(first.model.get_weights())
+    second.datagen.load_state_dict(first.datagen.state_dict())
+    second.val_datagen.load_state_dict(first.val_datagen.state_dict())
+    second.model.optimizer.iterations.assign(first.model.optimizer.iterations)
+    second.load_state_dict(first.state_dict())
+    second.train()
+    for name, values in reference.val_history.items():
+        assert second.val_history[name] == pytest.approx(values)
+    assert second.batches_validated == 2 + 4  # two batches counted again
