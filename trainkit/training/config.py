@@ -25,6 +25,8 @@ RARE_OPTIONS: dict[str, Any] = {
     "progress_every": 1,  # with iter_verbosity=1, print one line per this many batches
     "defer_interrupts": True,  # hold Ctrl-C until the next slice boundary
     "deterministic": False,  # TensorFlow op determinism; thread settings go in checkpoints
+    "plot_history_freq": {"epoch": 1},  # redraw history.png and the report (with logs_dir)
+    "tensorboard": False,  # write TensorBoard scalars to <run folder>/tensorboard
     # Validation and prediction (docs/validation.md):
     "predict_threshold": 0.5,  # binary decision threshold of thresholded val_metrics
     "dynamic_predict_threshold": False,  # tune the threshold on each validation
@@ -74,6 +76,7 @@ def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
     check_int("progress_every", options["progress_every"], minimum=1)
     check_bool("defer_interrupts", options["defer_interrupts"])
     check_bool("deterministic", options["deterministic"])
+    check_bool("tensorboard", options["tensorboard"])
     return options
 
 

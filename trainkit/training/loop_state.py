@@ -90,6 +90,8 @@ class LoopState:
     epoch_means: WeightedMean = field(default_factory=WeightedMean)
     epoch_val_logs: dict[str, float] = field(default_factory=dict)
     val_iter_mark: int = 0  # `iters_fit // n` at the last validation by {'iter': n}
+    epoch_batches: list[int] = field(default_factory=list)  # batches_fit at each epoch end
+    val_batches: list[int] = field(default_factory=list)  # batches_fit at each validation
 
     # Progress inside a validation, so an interrupted one resumes at its batch.
     val_stage: str = "begin"  # 'begin' -> 'run' -> 'end'

@@ -1,14 +1,27 @@
-"""Minimal progress printing; the rich per-epoch display comes later (DESIGN.md §6).
+"""Progress display: counts, ETA, metrics and the `set_name` being fit.
 
-`iter_verbosity=0` prints nothing, `1` one line per batch (every `progress_every`
-batches) plus validation and epoch summaries, `2` one line per slice too. On a
-terminal the per-batch line is rewritten in place.
+`iter_verbosity=0` prints nothing; `1` a line per batch (every `progress_every` batches)
+plus a line per validation and per epoch; `2` a line per slice too. On a terminal the
+batch line is rewritten in place; when stdout is not a terminal (logs, CI) every line is
+its own, so logs are not flooded with carriage returns. Validation lines mark a new best
+key metric with `*`.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _metrics(logs: dict[str, float]) -> str:
+    return " ".join(f"{name}={value:.4g}" for name, value in logs.items())
 
 
 class Progress:
@@ -16,27 +29,50 @@ class Progress:
         self.verbosity = verbosity
         self.every = every
         self.in_place = sys.stdout.isatty()
+        self._epoch_start: float | None = None
+        self._epoch_batches = 0
+
+    def _eta(self, trainer: Any) -> str:
+        done, total = trainer._state.batch_in_epoch, len(trainer.datagen)
+        if self._epoch_start is None or done == 0 or self._epoch_batches == 0:
+            return "ETA ?"
+        per_batch = (time.perf_counter() - self._epoch_start) / self._epoch_batches
+        return f"ETA {_clock(per_batch * max(total - done, 0))}"
 
     def iter_end(self, trainer: Any, logs: dict[str, float]) -> None:
         if self.verbosity >= 2:
-            head = f"epoch {trainer.epoch + 1} iter {trainer.iters_fit}"
-            self._print(f"{head} [{trainer.datagen.set_name}]", logs)
+            datagen = trainer.datagen
+            where = f"slice {trainer._state.iter_in_batch}/{datagen.slices_per_batch}"
+            self._print(f"  iter {trainer.iters_fit} {where} [{datagen.set_name}]", logs, done=True)
+
+    def epoch_begin(self) -> None:
+        self._epoch_start, self._epoch_batches = time.perf_counter(), 0
 
     def batch_end(self, trainer: Any, logs: dict[str, float]) -> None:
+        if self._epoch_start is None:  # resumed mid-epoch: time from here
+            self.epoch_begin()
+        self._epoch_batches += 1
         if self.verbosity >= 1 and trainer.batches_fit % self.every == 0:
-            head = f"epoch {trainer.epoch + 1} batch {trainer.batches_fit}"
-            self._print(f"{head} [{trainer.datagen.set_name}]", logs)
+            head = (
+                f"epoch {trainer.epoch + 1}/{trainer.epochs} "
+                f"batch {trainer._state.batch_in_epoch}/{len(trainer.datagen)} "
+                f"[{trainer.datagen.set_name}] {self._eta(trainer)}"
+            )
+            self._print(head, logs)
 
     def val_end(self, trainer: Any, logs: dict[str, float]) -> None:
         if self.verbosity >= 1:
-            self._print(f"validation {trainer.times_validated}", logs, done=True)
+            best = (
+                f"  * new best {trainer.key_metric}" if getattr(trainer, "_new_best", False) else ""
+            )
+            self._print(f"validation {trainer.times_validated}:", logs, done=True, tail=best)
 
     def epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
         if self.verbosity >= 1:
-            self._print(f"epoch {trainer.epoch}/{trainer.epochs} done", logs, done=True)
+            self._print(f"epoch {trainer.epoch}/{trainer.epochs} done:", logs, done=True)
 
-    def _print(self, head: str, logs: dict[str, float], done: bool = False) -> None:
-        line = head + " " + " ".join(f"{name}={value:.4g}" for name, value in logs.items())
+    def _print(self, head: str, logs: dict[str, float], done: bool = False, tail: str = "") -> None:
+        line = f"{head} {_metrics(logs)}{tail}"
         if self.in_place and not done:
             sys.stdout.write("\r" + line[:200].ljust(80))
         else:

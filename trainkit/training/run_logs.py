@@ -1,43 +1,48 @@
-"""The run's logs on disk: `metrics.csv` rows (and their count, saved in checkpoints)."""
+"""The run's logs on disk: `metrics.csv`, the provenance log, TensorBoard scalars.
+
+Row counts go into every checkpoint, and a resume truncates the files to them, so a
+killed run leaves no duplicate rows. With `logs_dir=None` nothing is written.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
 
-from trainkit.reports import MetricsLog
+from trainkit.reports import MetricsLog, ProvenanceLog
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
 
 METRICS_FILE = "metrics.csv"
+PROVENANCE_FILE = "provenance.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class RunLogs:
-    """Writes one `metrics.csv` row per train batch and per validation.
+    """`metrics.csv` (one row per train batch and per validation), `provenance.jsonl`
+    (one record per iter: what was fit) and, with `tensorboard=True`, TensorBoard scalars.
 
-    The header is fixed when the first row is written: the train metrics' names, then
-    any validation metric that train does not have. With `logs_dir=None` nothing is written.
+    The CSV header is fixed when the first row is written: the train metrics' names, then
+    any validation metric that train does not have.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tensorboard: bool = False) -> None:
         self.metrics: MetricsLog | None = None
+        self.provenance: ProvenanceLog | None = None
+        self.tensorboard = tensorboard
+        self._writer: Any = None
         self._truncate_to: int | None = None
 
-    def _open(self, tg: TrainGenerator, names: list[str]) -> MetricsLog | None:
+    # ------------------------------------------------------------------ metrics.csv
+    def _open(self, tg: TrainGenerator, logs: dict[str, float]) -> MetricsLog | None:
         if self.metrics is None and tg.run_dir is not None:
+            names = list(tg.history) or list(logs)
+            names += [n for n in [*tg.val_history, *logs] if n not in names]
             self.metrics = MetricsLog(os.path.join(tg.run_dir, METRICS_FILE), names)
             if self._truncate_to is not None:
                 self.metrics.truncate(self._truncate_to)
         return self.metrics
-
-    def _columns(self, tg: TrainGenerator, logs: dict[str, float]) -> list[str]:
-        names = list(tg.history) or list(logs)
-        return (
-            names
-            + [n for n in tg.val_history if n not in names]
-            + [n for n in logs if n not in names and n not in tg.val_history]
-        )
 
     def _row(self, tg: TrainGenerator, set_name: str) -> dict[str, Any]:
         return {
@@ -48,28 +53,89 @@ class RunLogs:
         }
 
     def train_batch(self, tg: TrainGenerator, logs: dict[str, float]) -> None:
-        log = self._open(tg, self._columns(tg, logs))
+        log = self._open(tg, logs)
         if log is not None:
             log.append("train", self._row(tg, tg.datagen.set_name), logs)
+        self._scalars(tg, "train", logs, tg.batches_fit)
 
     def validation(self, tg: TrainGenerator, logs: dict[str, float]) -> None:
-        log = self._open(tg, self._columns(tg, logs))
+        log = self._open(tg, logs)
         if log is not None:
             log.append(
                 "val", self._row(tg, ""), {k: v for k, v in logs.items() if k in log.columns}
             )
+        self._scalars(tg, "val", logs, tg.batches_fit)
 
-    def rows(self) -> dict[str, int]:
-        """Row counts to save in a checkpoint."""
-        return {"metrics_csv": self.metrics.row_count() if self.metrics else 0}
+    # ------------------------------------------------------------------ provenance
+    def iter_fit(self, tg: TrainGenerator, slice_idx: int) -> None:
+        """Record the slice just fit (call before the generator moves on)."""
+        if tg.run_dir is None:
+            return
+        if self.provenance is None:
+            self.provenance = ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE))
+        self.provenance.append(provenance_record(tg, slice_idx))
+
+    # ------------------------------------------------------------------ TensorBoard
+    def _scalars(self, tg: TrainGenerator, kind: str, logs: dict[str, float], step: int) -> None:
+        if not self.tensorboard or tg.run_dir is None:
+            return
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(tg.run_dir, TENSORBOARD_DIR))
+        with self._writer.as_default():
+            for name, value in logs.items():
+                tf.summary.scalar(f"{kind}/{name}", value, step=step)
+        self._writer.flush()
+
+    # ------------------------------------------------------------------ resume
+    def rows(self, tg: TrainGenerator) -> dict[str, int]:
+        """What to save in a checkpoint: CSV rows written and iters recorded."""
+        if self.provenance is not None:
+            self.provenance.flush()
+        return {
+            "metrics_csv": self.metrics.row_count() if self.metrics else 0,
+            "provenance_iters": tg.iters_fit,
+        }
 
     def truncate(self, tg: TrainGenerator, rows: dict[str, int]) -> None:
-        """On resume: drop rows written after the checkpoint (a killed run's extra rows)."""
-        count = rows.get("metrics_csv", 0)
-        path = os.path.join(tg.run_dir or "", METRICS_FILE)
-        if tg.run_dir is None or not os.path.exists(path):
+        """On resume: drop what a killed run wrote after the checkpoint."""
+        if tg.run_dir is None:
             return
-        if count == 0:
-            os.remove(path)
-            return
-        self._truncate_to = count  # the header is checked when the log reopens
+        ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE)).truncate(
+            rows.get("provenance_iters", 0)
+        )
+        path = os.path.join(tg.run_dir, METRICS_FILE)
+        if os.path.exists(path):
+            count = rows.get("metrics_csv", 0)
+            if count == 0:
+                os.remove(path)
+            else:
+                self._truncate_to = count  # applied when the log reopens (header checked then)
+
+    def close(self) -> None:
+        if self.provenance is not None:
+            self.provenance.flush()
+        if self._writer is not None:
+            self._writer.flush()
+
+
+def provenance_record(tg: TrainGenerator, slice_idx: int) -> dict[str, Any]:
+    """What was fit at this iter: the batch's rows, the slice, the preprocessor's window/crop."""
+    datagen = tg.datagen
+    batch = datagen.current_batch
+    record: dict[str, Any] = {
+        "iter": tg.iters_fit,
+        "epoch": tg.epoch,
+        "set_name": batch.set_name,
+        "slice_idx": slice_idx,
+        "pieces": [list(piece) for piece in batch.pieces],
+    }
+    if batch.indices is not None:
+        record["indices"] = batch.indices.tolist()
+    else:
+        record["ranges"] = [list(r) for r in batch.ranges]
+    if getattr(datagen, "shard", None):
+        record["shard"] = list(datagen.shard)
+    record.update(datagen.preprocessor.describe_slice())
+    return record

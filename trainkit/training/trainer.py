@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import Any
 
 import keras
 
 from trainkit._validation import check_bool
-from trainkit.training import checkpointing, config
+from trainkit.training import checkpointing, config, figures
 from trainkit.training.callback_list import CallbackList, check_callbacks
 from trainkit.training.frequency import parse_frequency
 from trainkit.training.interrupts import DeferredInterrupt
@@ -148,7 +149,9 @@ class TrainGenerator:
         config.check_later_features(locals())
         self._val = config.check_validation_args(locals(), self._options, model)
         self.val_metrics, self.class_weights, self.val_class_weights = (
-            self._val.val_metric_names, self._val.class_weights, self._val.val_class_weights
+            self._val.val_metric_names,
+            self._val.class_weights,
+            self._val.val_class_weights,
         )
         self.predict_threshold = self._val.predict_threshold  # tuned per validation if dynamic
         self.best_subset_names: list[str] = []  # set_names of the last best subset
@@ -177,7 +180,11 @@ class TrainGenerator:
         self._train_step = CompiledStep(model, "train")
         self._test_step = CompiledStep(model, "test")
         self._iterations_offset = int(model.optimizer.iterations.numpy())
-        self._logs = RunLogs()
+        self._logs = RunLogs(tensorboard=self._options["tensorboard"])
+        self.plot_history_freq = parse_frequency(
+            "plot_history_freq", self._options["plot_history_freq"], ("epoch", "batch", "val")
+        )
+        self._timings = {"train": 0.0, "validation": 0.0}
         self._open_run(resume)
 
     def _open_run(self, resume: bool | str) -> None:
@@ -259,6 +266,7 @@ class TrainGenerator:
         if not s.epoch_begun:
             s.epoch_begun, s.batch_in_epoch, s.epoch_val_logs = True, 0, {}
             s.epoch_means.clear()
+            self._progress.epoch_begin()
             self._callbacks.call("on_epoch_begin", s.epoch, {})
         if not s.batch_begun:
             s.batch_begun, s.iter_in_batch = True, 0
@@ -269,7 +277,9 @@ class TrainGenerator:
         weights = slice_sample_weights(
             self.datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range
         )
+        started = time.perf_counter()
         logs = self._train_step(*((x, labels) if weights is None else (x, labels, weights)))
+        self._timings["train"] += time.perf_counter() - started
         self._count_slice(logs, num_samples(x))
 
     def _count_slice(self, logs: dict[str, float], samples: int) -> None:
@@ -278,6 +288,7 @@ class TrainGenerator:
         s.iter_in_batch += 1
         s.last_iter_logs = logs
         s.batch_means.add(logs, samples)
+        self._logs.iter_fit(self, self.datagen.slice_idx)
         self.datagen.update_state()
         s.stage = ITER_END
 
@@ -305,32 +316,37 @@ class TrainGenerator:
         self._logs.train_batch(self, logs)
         self._progress.batch_end(self, logs)
         self._callbacks.call("on_train_batch_end", index, logs)
-        self._checkpoint_by("batch", s.batches_fit)
+        self._outputs_by("batch", s.batches_fit)
 
     def _end_epoch(self) -> None:
         s = self._state
         self.datagen.on_epoch_end()
         s.epoch += 1
         s.epoch_begun = False
+        s.epoch_batches.append(s.batches_fit)
         due = self._can_validate() and self.val_freq.unit == "epoch"  # type: ignore[union-attr]
         s.stage = VALIDATE if due and self.val_freq.due(s.epoch) else EPOCH_LOGS  # type: ignore[union-attr]
 
     def _validate(self, next_stage: str) -> None:
         s = self._state
-        before = s.times_validated
+        before, started = s.times_validated, time.perf_counter()
         try:
             self._validation.run(next_stage)
-        finally:  # also when on_val_end raised: the validation itself is complete
+        finally:
+            self._timings["validation"] += (
+                time.perf_counter() - started
+            )  # also when on_val_end raised: the validation itself is complete
             if s.times_validated > before and s.val_stage == "begin":
                 self._after_validation()
 
     def _after_validation(self) -> None:
         s = self._state
+        s.val_batches.append(s.batches_fit)
         self._logs.validation(self, s.last_val_logs)
         if self._new_best:
             self._new_best, self._best_pending = False, self.run_dir is not None
             checkpointing.save_best(self)
-        self._checkpoint_by("val", s.times_validated)
+        self._outputs_by("val", s.times_validated)
 
     def _log_epoch(self) -> None:
         s = self._state
@@ -342,7 +358,20 @@ class TrainGenerator:
 
     def _checkpoint_if_due(self) -> None:
         self._state.stage = FIT
-        self._checkpoint_by("epoch", self._state.epoch)
+        self._outputs_by("epoch", self._state.epoch)
+
+    def _outputs_by(self, unit: str, counter: int) -> None:
+        """Checkpoint, then redraw plot and report, where their frequencies say so."""
+        self._checkpoint_by(unit, counter)
+        plot = self.plot_history_freq
+        if (
+            self.run_dir is not None
+            and plot is not None
+            and plot.unit == unit
+            and plot.due(counter)
+        ):
+            figures.draw_history(self)
+            figures.write_report(self)
 
     def _checkpoint_by(self, unit: str, counter: int) -> None:
         """Checkpoint if `checkpoint_freq` is by `unit` and `counter` is due."""
@@ -356,7 +385,7 @@ class TrainGenerator:
             checkpointing.save(self)
 
     def _log_rows(self) -> dict[str, int]:
-        return self._logs.rows()
+        return self._logs.rows(self)
 
     def _truncate_logs(self, rows: dict[str, int]) -> None:
         self._logs.truncate(self, rows)
@@ -385,6 +414,10 @@ class TrainGenerator:
 
     def _end_run(self) -> None:
         self._state.run_begun = False
+        if self.run_dir is not None:  # the final picture of the run
+            figures.draw_history(self)
+            figures.write_report(self)
+            self._logs.close()
         self._callbacks.call("on_train_end", {})
 
     # ----------------------------------------------------------------- helpers
