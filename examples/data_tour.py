@@ -1,7 +1,8 @@
-"""Quick start: a DataGenerator over scikit-learn's bundled digits, slice by slice.
+"""Data tour: a DataGenerator over scikit-learn's bundled digits, slice by slice.
 
-Run with `.venv/bin/python examples/data_tour.py`. Shows the data cursor the trainer drives: which batch
-(`set_name`) and slice is served, the state flags, and an exact resume from a state dict.
+Run with `.venv/bin/python examples/data_tour.py`. Shows the data cursor the trainer
+drives: which batch (`set_name`) and slice is served, the state flags, and an exact
+resume from a state dict.
 """
 
 import json

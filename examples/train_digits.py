@@ -49,6 +49,9 @@ def build_model() -> keras.Model:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Train an MLP on sklearn's digits.")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument(
+        "--logs-dir", default="logs", help="run folders go here ('' for none); default: logs"
+    )
     args = parser.parse_args()
 
     digits = load_digits()
@@ -66,6 +69,9 @@ def main() -> None:
         key_metric="accuracy",  # max_is_best=True follows from the name
         callbacks=[InterruptOnce(at=30), keras.callbacks.EarlyStopping("val_loss", patience=3)],
         progress_every=12,
+        logs_dir=args.logs_dir or None,  # run folder: checkpoints, history.png, report, logs
+        model_base_name="digits_mlp",
+        model_configs={"units": 32, "lr": 0.01},
     )
     try:
         trainer.train()
@@ -85,6 +91,8 @@ def main() -> None:
     print(f"best val accuracy: {trainer.best_key_metric:.3f}")
     final = trainer.evaluate(val_datagen)
     print(f"evaluate(val_datagen): loss={final['loss']:.4f} accuracy={final['accuracy']:.3f}")
+    if trainer.run_dir is not None:
+        print(f"run folder {trainer.run_dir}: {', '.join(sorted(os.listdir(trainer.run_dir)))}")
     if trainer.best_key_metric < 0.85:
         raise SystemExit("digits should reach at least 85% validation accuracy")
 

@@ -31,6 +31,12 @@ COMPARED = (
     "val_class_weights", "reset_statefuls", "model_base_name", "model_configs", "seed",
 )  # fmt: skip
 
+# Rare options that change what is trained or how it is scored: must match on resume.
+COMPARED_OPTIONS = (
+    "predict_threshold", "dynamic_predict_threshold", "loss_weighted_slices_range",
+    "pred_weighted_slices_range", "best_subset_size",
+)  # fmt: skip
+
 _UNSAVED_CALLBACK = (
     "The state of callback {name} is not saved in checkpoints (trainkit knows the state of "
     "EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, CSVLogger and TensorBoard, and of "
@@ -48,7 +54,9 @@ def _json_value(value: Any) -> Any:
 
 
 def settings_record(tg: TrainGenerator) -> dict[str, Any]:
-    return {name: _json_value(getattr(tg, name, None)) for name in (*LOOP_CONTROL, *COMPARED)}
+    record = {name: _json_value(getattr(tg, name, None)) for name in (*LOOP_CONTROL, *COMPARED)}
+    record["options"] = {name: _json_value(tg._options.get(name)) for name in COMPARED_OPTIONS}
+    return record
 
 
 def thread_settings(tg: TrainGenerator) -> dict[str, Any]:
@@ -174,6 +182,14 @@ def apply_settings(tg: TrainGenerator, saved: dict[str, Any], explicit: set[str]
     for name in LOOP_CONTROL:
         if name not in explicit and name in saved:
             tg._set_setting(name, saved[name])
+    current_options = settings_record(tg)["options"]
+    for name, value in saved.get("options", {}).items():
+        if current_options.get(name) != value:
+            raise ValueError(
+                f"Cannot resume: `{name}` affects what is trained or scored and differs from "
+                f"the saved run (saved {value!r}). Pass the saved value or start a new run "
+                f"(resume=False). Received: {name}={current_options.get(name)!r}"
+            )
     for name in COMPARED:
         if name not in saved:
             continue
@@ -198,6 +214,9 @@ def restore(tg: TrainGenerator, path: str, explicit: set[str]) -> None:
     _restore_datagens(tg, state)
     model_state.restore(tg.model, arrays, state["model_paths"], sample=_sample(tg))
     tg._state.load_state_dict(state["trainer"])
+    thresholds = tg.val_history.get("predict_threshold")
+    if thresholds:  # a tuned threshold lives on until the next validation
+        tg.predict_threshold = thresholds[-1]
     tg._iterations_offset = int(tg.model.optimizer.iterations.numpy()) - tg.iters_fit
     best = state.get("best_checkpoint")
     tg._best_checkpoint = os.path.join(os.path.dirname(path), best) if best else None

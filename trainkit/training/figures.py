@@ -60,7 +60,7 @@ def _datagen_section(datagen: Any) -> dict[str, Any]:
         "sets": len(datagen.set_nums_original),
         "batch_size": datagen.batch_size,
         "batches per epoch": len(datagen),
-        "shuffle": datagen.shuffle,
+        "shuffle": datagen.shuffle or False,
         "seed": datagen.seed,
         "preprocessor": datagen.preprocessor.get_config(),
         "epoch": datagen.epoch,
@@ -115,6 +115,6 @@ def _freq(freq: Any) -> str:
 
 def _number(value: Any) -> Any:
     try:
-        return float(value)
+        return f"{float(value):.4g}"
     except (TypeError, ValueError):
         return value
