@@ -134,7 +134,7 @@ def test_input_as_labels_fits_the_inputs_as_targets():
 def test_progress_prints_one_line_per_batch_when_not_a_terminal(capsys):
     frozen_dense_run(epochs=1, iter_verbosity=1)
     lines = capsys.readouterr().out.splitlines()
-    assert sum(line.startswith("epoch 1 batch") for line in lines) == 4
+    assert sum(line.startswith("epoch 1/1 batch") for line in lines) == 4
     assert any(line.startswith("validation 1") for line in lines)
 
 
