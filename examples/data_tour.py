@@ -13,6 +13,18 @@ from sklearn.datasets import load_digits
 from trainkit import DataGenerator, TimeseriesPreprocessor
 
 
+def windowed(images: np.ndarray, labels: np.ndarray) -> DataGenerator:
+    """Each 8x8 image as a series of 8 rows, cut into windows of 4 rows: 2 slices per batch."""
+    return DataGenerator(
+        data=images,
+        labels=labels,
+        batch_size=300,
+        shuffle="samples",
+        seed=1,
+        preprocessor=TimeseriesPreprocessor(window_size=4),
+    )
+
+
 def main() -> None:
     digits = load_digits()
     images = digits.images.astype("float32") / 16.0  # (1797, 8, 8): 8 rows as 8 timesteps
@@ -23,15 +35,7 @@ def main() -> None:
     print("epoch 0 plan:", [batch.set_name for batch in dg.plan(0)])
     print("epoch 1 plan:", [batch.set_name for batch in dg.plan(1)])
 
-    # Each 8x8 image as a series of 8 rows, cut into windows of 4 rows: 2 slices per batch.
-    series = DataGenerator(
-        data=images,
-        labels=labels,
-        batch_size=300,
-        shuffle="samples",
-        seed=1,
-        preprocessor=TimeseriesPreprocessor(window_size=4),
-    )
+    series = windowed(images, labels)
     print("\nepoch  set_name          slice  x.shape        y.shape  batch_exhausted")
     for _ in range(3):
         x, y = series.get()
@@ -41,14 +45,7 @@ def main() -> None:
         print(f"{series.epoch:5}  {name:16}  {index:5}  {shapes}  {series.batch_exhausted}")
 
     state = json.loads(json.dumps(series.state_dict()))
-    resumed = DataGenerator(
-        data=images,
-        labels=labels,
-        batch_size=300,
-        shuffle="samples",
-        seed=1,
-        preprocessor=TimeseriesPreprocessor(window_size=4),
-    )
+    resumed = windowed(images, labels)
     resumed.load_state_dict(state)
     same = all(np.array_equal(a[0], b[0]) for a, b in zip(series, resumed))
     print(f"\nrestored from a state dict mid-batch: rest of the epoch identical = {same}")

@@ -29,9 +29,11 @@ def generator_settings(draw):
     }
 
 
-def make(settings, shard=None, preprocessor=None, timesteps=1):
+def make(settings, shard=None, preprocessor=None, timesteps=1, width=1):
     n = settings["num_samples"]
-    data = np.arange(n * timesteps, dtype="int64").reshape(n, timesteps, 1, 1)
+    data = np.arange(n * timesteps * width * width, dtype="int64").reshape(
+        n, timesteps, width, width
+    )
     return DataGenerator(
         data=data,
         labels=np.arange(n),
@@ -88,21 +90,8 @@ def test_a_restored_generator_serves_the_rest_of_the_stream_exactly(settings, pr
     shard = (count - 1, count) if use_shard and count > 1 else None
 
     def factory():
-        fresh = copy.deepcopy(preprocessor)  # an identical, untouched preprocessor per generator
-        data = np.arange(settings["num_samples"] * timesteps * 2 * 2, dtype="float32")
-        data = data.reshape(settings["num_samples"], timesteps, 2, 2)
-        return DataGenerator(
-            data=data,
-            labels=np.arange(settings["num_samples"]),
-            batch_size=settings["batch_size"],
-            shuffle=settings["shuffle"],
-            seed=settings["seed"],
-            drop_remainder=settings["drop_remainder"],
-            shuffle_group_batches=settings["shuffle_group_batches"],
-            shuffle_group_samples=settings["shuffle_group_samples"],
-            shard=shard,
-            preprocessor=fresh,
-        )
+        # An identical, untouched preprocessor per generator.
+        return make(settings, shard, copy.deepcopy(preprocessor), timesteps, width=2)
 
     total = sum(1 for _ in _stream(factory(), 2))
     assert_resumes_identically(

@@ -186,3 +186,13 @@ def _numbers(where: str, rows: list[list[str]]) -> np.ndarray:
             f"{where!r} holds a value that is not a number ({error}). CSV sources hold numbers "
             "only, with at most one header row; pass a `loader=` for other content."
         ) from error
+
+
+def h5_dataset_source(path: str, key: str, set_size: int) -> Any:
+    """A rows source over dataset `key` of the HDF5 file at `path` (kept open by the source)."""
+    from trainkit.data.sources.arrays import rows_source
+
+    handle = open_h5(path)
+    return rows_source(
+        handle[key], set_size, description=f"{path}[{key!r}]", path=path, owner=handle
+    )

@@ -81,15 +81,7 @@ def _open_labels_h5(path: str, data: Source, *, set_size: int, key: str | None) 
                 f"{path!r} has no dataset {chosen!r}. It holds {sorted(datasets)}. "
                 f"Received: labels_key={key!r}"
             )
-        handle = formats.open_h5(path)
-        array = handle[chosen]
-        return rows_source(
-            array,
-            set_size,
-            description=f"{path}[{chosen!r}]",
-            path=path,
-            owner=handle,
-        )
+        return formats.h5_dataset_source(path, chosen, set_size)
     mapping = _require_keys(path, list(datasets), data, "keys")
     stored = [
         StoredSet(

@@ -71,15 +71,7 @@ def _open_h5_file(path: str, *, set_size: int, key: str | None) -> Source:
     chosen = key if key is not None else (next(iter(datasets)) if len(datasets) == 1 else None)
     if chosen is not None:
         _check_key(path, chosen, datasets, "data_key")
-        handle = formats.open_h5(path)
-        array = handle[chosen]
-        return rows_source(
-            array,
-            set_size,
-            description=f"{path}[{chosen!r}]",
-            path=path,
-            owner=handle,
-        )
+        return formats.h5_dataset_source(path, chosen, set_size)
     ordered = numeric_order(list(datasets))
     if ordered is None:
         raise ValueError(
