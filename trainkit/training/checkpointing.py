@@ -18,6 +18,8 @@ import numpy as np
 from trainkit import checkpoints as store
 from trainkit.callbacks import Callback
 from trainkit.checkpoints import callback_state, model_state, rng_state
+from trainkit.training.frequency import parse_frequency
+from trainkit.training.progress import Progress
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
@@ -145,6 +147,37 @@ def save_best(tg: TrainGenerator) -> str | None:
 # ------------------------------------------------------------------------ resuming
 
 
+def open_run(tg: TrainGenerator, resume: bool | str) -> None:
+    """Create the run folder, or continue a saved run (DESIGN.md §5)."""
+    tg.run_dir = None
+    tg._best_checkpoint = None  # never pruned
+    tg._last_checkpoint = None
+    tg._best_pending = tg._new_best = False
+    tg._resumed_keras_callbacks = []
+    if tg._options["deterministic"]:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    if tg.logs_dir is None:
+        return
+    warn_unsaved_callbacks(tg._callbacks.callbacks)
+    tg.run_dir, checkpoint = resolve_run(tg, str(tg.logs_dir), resume)
+    if checkpoint is not None:
+        restore(tg, checkpoint, tg._explicit)
+
+
+def adopt_setting(tg: TrainGenerator, name: str, value: Any) -> None:
+    """Take a saved setting on resume (explicit arguments were kept)."""
+    if name in ("val_freq", "checkpoint_freq"):
+        units = (
+            ("epoch", "batch", "iter") if name == "val_freq" else ("epoch", "batch", "iter", "val")
+        )
+        value = parse_frequency(name, value, units)
+    setattr(tg, name, value)
+    if name == "iter_verbosity":
+        tg._progress = Progress(value, tg._options["progress_every"])
+
+
 def resolve_run(tg: TrainGenerator, logs_dir: str, resume: bool | str) -> tuple[str, str | None]:
     """`(run folder, checkpoint to resume from or None)` for the `resume` argument."""
     if resume is False:
@@ -181,7 +214,7 @@ def apply_settings(tg: TrainGenerator, saved: dict[str, Any], explicit: set[str]
     """Explicit argument > saved value > default; compared settings must match."""
     for name in LOOP_CONTROL:
         if name not in explicit and name in saved:
-            tg._set_setting(name, saved[name])
+            adopt_setting(tg, name, saved[name])
     current_options = settings_record(tg)["options"]
     for name, value in saved.get("options", {}).items():
         if current_options.get(name) != value:
@@ -196,7 +229,7 @@ def apply_settings(tg: TrainGenerator, saved: dict[str, Any], explicit: set[str]
         current = settings_record(tg)[name]
         if name not in explicit:
             if current != saved[name]:
-                tg._set_setting(name, saved[name])
+                adopt_setting(tg, name, saved[name])
         elif current != saved[name]:
             raise ValueError(
                 f"Cannot resume: `{name}` affects what is trained and differs from the saved "

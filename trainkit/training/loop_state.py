@@ -129,6 +129,60 @@ class LoopState:
             setattr(self, name, value)
 
 
+class LoopStateView:
+    """The trainer's public counters and histories, read from its `LoopState` (`_state`)."""
+
+    _state: LoopState
+
+    @property
+    def epoch(self) -> int:
+        return self._state.epoch
+
+    @property
+    def iters_fit(self) -> int:
+        return self._state.iters_fit
+
+    @property
+    def batches_fit(self) -> int:
+        return self._state.batches_fit
+
+    @property
+    def iters_validated(self) -> int:
+        return self._state.iters_validated
+
+    @property
+    def batches_validated(self) -> int:
+        return self._state.batches_validated
+
+    @property
+    def times_validated(self) -> int:
+        return self._state.times_validated
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        return self._state.history
+
+    @property
+    def val_history(self) -> dict[str, list[float]]:
+        return self._state.val_history
+
+    @property
+    def key_metric_history(self) -> list[float]:
+        return self._state.key_metric_history
+
+    @property
+    def best_key_metric(self) -> float:
+        return self._state.best_key_metric
+
+    @property
+    def stop_training(self) -> bool:
+        return self._state.stop_training
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        self._state.stop_training = bool(value)
+
+
 def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None:
     """Append one value per metric; a metric missing from `logs` gets NaN."""
     length = len(next(iter(history.values()), []))

@@ -24,6 +24,7 @@ from trainkit.training.loop_state import (
     VALIDATE,
     VALIDATE_MID,
     LoopState,
+    LoopStateView,
     append_logs,
 )
 from trainkit.training.prediction import Predictions
@@ -34,7 +35,7 @@ from trainkit.training.steps import CompiledStep, num_samples, reset_states, sta
 from trainkit.training.validation import Validation, evaluate_datagen, predict_datagen
 
 
-class TrainGenerator:
+class TrainGenerator(LoopStateView):
     """Trains a compiled Keras model on a `DataGenerator`, slice by slice.
 
     The trainer asks the generator for the current slice, fits it with the model's
@@ -100,6 +101,13 @@ class TrainGenerator:
     """
 
     _explicit: set[str]  # keyword arguments the caller passed (set by the decorator)
+    # Run folder and checkpoint bookkeeping, set by `checkpointing.open_run`.
+    run_dir: str | None
+    _best_checkpoint: str | None  # written after the validation that set the best; never pruned
+    _last_checkpoint: str | None
+    _best_pending: bool
+    _new_best: bool
+    _resumed_keras_callbacks: list[Any]
 
     @config.explicit_arguments
     def __init__(
@@ -185,25 +193,7 @@ class TrainGenerator:
             "plot_history_freq", self._options["plot_history_freq"], ("epoch", "batch", "val")
         )
         self._timings = {"train": 0.0, "validation": 0.0}
-        self._open_run(resume)
-
-    def _open_run(self, resume: bool | str) -> None:
-        """Create the run folder, or continue a saved run (DESIGN.md §5)."""
-        self.run_dir: str | None = None
-        self._best_checkpoint: str | None = None  # never pruned
-        self._last_checkpoint: str | None = None
-        self._best_pending = self._new_best = False
-        self._resumed_keras_callbacks: list[Any] = []
-        if self._options["deterministic"]:
-            import tensorflow as tf
-
-            tf.config.experimental.enable_op_determinism()
-        if self.logs_dir is None:
-            return
-        checkpointing.warn_unsaved_callbacks(self._callbacks.callbacks)
-        self.run_dir, checkpoint = checkpointing.resolve_run(self, str(self.logs_dir), resume)
-        if checkpoint is not None:
-            checkpointing.restore(self, checkpoint, self._explicit)
+        checkpointing.open_run(self, resume)
 
     # ----------------------------------------------------------------- the loop
 
@@ -390,19 +380,6 @@ class TrainGenerator:
     def _truncate_logs(self, rows: dict[str, int]) -> None:
         self._logs.truncate(self, rows)
 
-    def _set_setting(self, name: str, value: Any) -> None:
-        """Adopt a saved setting on resume (explicit arguments were kept)."""
-        if name in ("val_freq", "checkpoint_freq"):
-            units = (
-                ("epoch", "batch", "iter")
-                if name == "val_freq"
-                else ("epoch", "batch", "iter", "val")
-            )
-            value = parse_frequency(name, value, units)
-        setattr(self, name, value)
-        if name == "iter_verbosity":
-            self._progress = Progress(value, self._options["progress_every"])
-
     def checkpoint(self) -> str:
         """Write a checkpoint now and return its folder (needs `logs_dir`)."""
         if self.run_dir is None:
@@ -519,51 +496,3 @@ class TrainGenerator:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state.load_state_dict(state)
-
-    @property
-    def epoch(self) -> int:
-        return self._state.epoch
-
-    @property
-    def iters_fit(self) -> int:
-        return self._state.iters_fit
-
-    @property
-    def batches_fit(self) -> int:
-        return self._state.batches_fit
-
-    @property
-    def iters_validated(self) -> int:
-        return self._state.iters_validated
-
-    @property
-    def batches_validated(self) -> int:
-        return self._state.batches_validated
-
-    @property
-    def times_validated(self) -> int:
-        return self._state.times_validated
-
-    @property
-    def history(self) -> dict[str, list[float]]:
-        return self._state.history
-
-    @property
-    def val_history(self) -> dict[str, list[float]]:
-        return self._state.val_history
-
-    @property
-    def key_metric_history(self) -> list[float]:
-        return self._state.key_metric_history
-
-    @property
-    def best_key_metric(self) -> float:
-        return self._state.best_key_metric
-
-    @property
-    def stop_training(self) -> bool:
-        return self._state.stop_training
-
-    @stop_training.setter
-    def stop_training(self, value: bool) -> None:
-        self._state.stop_training = bool(value)
