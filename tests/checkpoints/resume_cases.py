@@ -3,7 +3,9 @@
 `python tests/checkpoints/resume_cases.py CASE LOGS_DIR OUT_FILE [KILL]` trains CASE in
 LOGS_DIR (resuming the newest run there if any) and writes the final weights and
 histories to OUT_FILE. KILL makes the process SIGKILL itself at one point:
-`iter:N` after fitting iter N, `val:V:B` at validation batch B of validation V (0-based),
+`iter:N` after fitting iter N, `step:N` while the train step of iter N runs (a timer
+thread kills the process about a millisecond into the step), `val:V:B` at validation
+batch B of validation V (0-based),
 `ckpt:N` in the middle of writing the N-th checkpoint of this process (1-based).
 """
 
@@ -59,6 +61,23 @@ def kill_during_checkpoint_write(n: int) -> None:
     store._write_json = half_then_die
 
 
+class KillDuringStep:
+    """Wraps the trainer's compiled train step; kills the process while iter `n` runs."""
+
+    def __init__(self, step, trainer, n: int):
+        self.step, self.trainer, self.n = step, trainer, n
+
+    def __call__(self, *args):
+        if self.trainer.iters_fit == self.n - 1:
+            import threading
+
+            threading.Timer(0.001, _die).start()
+            result = self.step(*args)
+            threading.Event().wait(5)  # the timer fires during or right after the step
+            return result
+        return self.step(*args)
+
+
 def mlp_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     rng = np.random.default_rng(0)
     images = rng.random((64, 6, 6, 1), dtype=np.float32)
@@ -104,10 +123,13 @@ CASES = {"mlp": mlp_case, "lstm": lstm_case}
 
 def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> None:
     # The same callbacks in every process, so their states are restored on resume.
-    callbacks = [KillAt(kill if kill and not kill.startswith("ckpt:") else "none")]
+    hook_kill = kill and kill.split(":")[0] in ("iter", "val")
+    callbacks = [KillAt(kill if hook_kill else "none")]
     if kill and kill.startswith("ckpt:"):
         kill_during_checkpoint_write(int(kill.split(":")[1]))
     tg = CASES[case](logs_dir, callbacks)
+    if kill and kill.startswith("step:"):
+        tg._train_step = KillDuringStep(tg._train_step, tg, int(kill.split(":")[1]))
     tg.train()
     weights = {f"w{k}": w for k, w in enumerate(tg.model.get_weights())}
     np.savez(out_file, **weights)

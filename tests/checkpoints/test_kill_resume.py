@@ -1,9 +1,9 @@
 """Killed with SIGKILL anywhere, resumed: bitwise the uninterrupted run.
 
 Each case runs in subprocesses: an uninterrupted reference, and a chain of processes
-each killed at one point (between slices of a batch, during validation, in the middle
-of writing a checkpoint) and resumed with `resume=True` by the next. The chains and
-references run in parallel threads to keep the suite fast.
+each killed at one point (between slices of a batch, inside a train step, during
+validation, in the middle of writing a checkpoint) and resumed with `resume=True` by
+the next. The chains and references run in parallel threads to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 SCRIPT = os.path.join(os.path.dirname(__file__), "resume_cases.py")
 CHAINS = {
     # mlp: RandomCrop, shuffled sets, Dropout, Adam; 6 batches of 1 slice per epoch.
-    "mlp": ["iter:6", "val:1:1", "ckpt:1", None],
+    "mlp": ["iter:6", "step:9", "val:1:1", "ckpt:1", None],
     # lstm: stateful LSTM on windows, 3 slices per batch; iter 7 is mid-batch.
     "lstm": ["iter:7", "ckpt:2", "val:1:0", None],
 }
