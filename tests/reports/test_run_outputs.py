@@ -169,3 +169,18 @@ def test_verbosity_two_adds_a_line_per_slice_and_zero_prints_nothing(capsys):
     tg = TrainGenerator(image_model(), *image_datagens(), epochs=1, iter_verbosity=2)
     tg.train()
     assert sum(" iter " in line for line in capsys.readouterr().out.splitlines()) == tg.iters_fit
+
+
+def test_predict_mode_metrics_get_their_own_metrics_csv_columns(tmp_path):
+    tg = TrainGenerator(
+        image_model(), *image_datagens(), epochs=1, logs_dir=str(tmp_path), iter_verbosity=0,
+        eval_fn="predict", val_metrics=["loss", "f1", "roc_auc"], key_metric="f1",
+        dynamic_predict_threshold=True,
+    )  # fmt: skip
+    tg.train()
+    with open(os.path.join(tg.run_dir, "metrics.csv")) as file:
+        rows = list(csv.DictReader(file))
+    val = [r for r in rows if r["kind"] == "val"]
+    assert {"f1", "roc_auc", "predict_threshold"} <= set(rows[0])
+    assert float(val[0]["f1"]) == tg.val_history["f1"][0]
+    assert float(val[0]["predict_threshold"]) == tg.val_history["predict_threshold"][0]

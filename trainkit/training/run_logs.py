@@ -38,7 +38,7 @@ class RunLogs:
     def _open(self, tg: TrainGenerator, logs: dict[str, float]) -> MetricsLog | None:
         if self.metrics is None and tg.run_dir is not None:
             names = list(tg.history) or list(logs)
-            names += [n for n in [*tg.val_history, *logs] if n not in names]
+            names += [n for n in [*tg.val_history, *logs, *_val_names(tg)] if n not in names]
             self.metrics = MetricsLog(os.path.join(tg.run_dir, METRICS_FILE), names)
             if self._truncate_to is not None:
                 self.metrics.truncate(self._truncate_to)
@@ -118,6 +118,15 @@ class RunLogs:
             self.provenance.flush()
         if self._writer is not None:
             self._writer.flush()
+
+
+def _val_names(tg: TrainGenerator) -> list[str]:
+    """Validation metrics known before the first validation (predict mode)."""
+    settings = tg._val
+    names = [metric.name for metric in settings.val_metrics or []]
+    if settings.dynamic_predict_threshold:
+        names.append("predict_threshold")
+    return names
 
 
 def provenance_record(tg: TrainGenerator, slice_idx: int) -> dict[str, Any]:
