@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trainkit.data.plan import SLICE_STREAM, Batch
-from trainkit.data.sources import Source
+from trainkit.data.sources import Source, gather
 
 if TYPE_CHECKING:
     from trainkit.data.generator import DataGenerator
@@ -133,20 +133,9 @@ def _item(slice_: tuple[Any, Any]) -> Any:
     return x if y is None else (x, y)
 
 
-def gather(source: Source | None, batch: Batch) -> Any:
-    """The rows of `batch` from `source`, in serving order (None without a source)."""
-    if source is None:
-        return None
-    if batch.indices is not None:
-        return source.take(batch.indices)
-    if len(batch.ranges) == 1:
-        return source.read(*batch.ranges[0])
-    if not batch.ranges:
-        return source.take(np.empty(0, dtype=np.int64))
-    return np.concatenate([source.read(start, stop) for start, stop in batch.ranges])
-
-
 # ---------------------------------------------------------------------- Keras / TF
+
+
 def as_py_dataset(datagen: DataGenerator, epoch: int | None = None, **kwargs: Any) -> Any:
     """A `keras.utils.PyDataset` serving one epoch's slices of `datagen`, read-only.
 

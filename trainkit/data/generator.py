@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from trainkit._validation import check_bool, check_int, check_unknown_keys, is_int
 from trainkit.data import state as state_lib
 from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, SetInfo, epoch_plan
 from trainkit.data.preprocessors.base import IdentityPreprocessor, Preprocessor, check_initialized
-from trainkit.data.sources import Source, in_memory, offsets_of, open_sources
+from trainkit.data.sources import Source, gather, in_memory, offsets_of, open_sources
 
 # Keyword arguments beyond the documented signature, with their defaults.
 RARE_OPTIONS: dict[str, Any] = {
@@ -258,7 +256,7 @@ class DataGenerator:
             return self._batch
         pre = self.preprocessor
         batch = self._plan[self.batch_index]
-        self._batch = (_gather(self.source, batch), _gather(self.labels_source, batch))
+        self._batch = (gather(self.source, batch), gather(self.labels_source, batch))
         restoring = self._pending_preprocessor_state is not None and pre.batch_loaded
         saved = (pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted)
         pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
@@ -315,19 +313,6 @@ _PUBLIC_ARGS = [
     "preprocessor", "set_nums", "superbatch", "drop_remainder", "shuffle_group_batches",
     "shuffle_group_samples", "loader", "labels_loader", "prefetch", "shard",
 ]  # fmt: skip
-
-
-def _gather(source: Source | None, batch: Batch) -> Any:
-    if source is None:
-        return None
-    if batch.indices is not None:
-        return source.take(batch.indices)
-    if len(batch.ranges) == 1:
-        start, stop = batch.ranges[0]
-        return source.read(start, stop)
-    if not batch.ranges:
-        return source.take(np.empty(0, dtype=np.int64))
-    return np.concatenate([source.read(start, stop) for start, stop in batch.ranges])
 
 
 def _check_shuffle(shuffle: Any) -> str | None:

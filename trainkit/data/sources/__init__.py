@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,10 +13,14 @@ from trainkit.data.sources.labels import open_labels_path
 from trainkit.data.sources.layouts import open_data_path
 from trainkit.data.sources.sets import SetSource
 
+if TYPE_CHECKING:
+    from trainkit.data.plan import Batch
+
 __all__ = [
     "ArraySource",
     "SetSource",
     "Source",
+    "gather",
     "in_memory",
     "offsets_of",
     "open_sources",
@@ -133,3 +137,16 @@ def in_memory(source: Source) -> ArraySource:
         set_nums=source.set_nums,
         description=f"{source.description} (in memory)",
     )
+
+
+def gather(source: Source | None, batch: Batch) -> Any:
+    """The rows of `batch` from `source`, in serving order (None without a source)."""
+    if source is None:
+        return None
+    if batch.indices is not None:
+        return source.take(batch.indices)
+    if len(batch.ranges) == 1:
+        return source.read(*batch.ranges[0])
+    if not batch.ranges:
+        return source.take(np.empty(0, dtype=np.int64))
+    return np.concatenate([source.read(start, stop) for start, stop in batch.ranges])
