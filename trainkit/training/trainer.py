@@ -12,7 +12,7 @@ import keras
 from trainkit._validation import check_bool
 from trainkit.training import checkpointing, config, figures
 from trainkit.training.callback_list import CallbackList, check_callbacks
-from trainkit.training.frequency import parse_frequency
+from trainkit.training.frequency import Frequency, parse_frequency
 from trainkit.training.interrupts import DeferredInterrupt
 from trainkit.training.loop_state import (
     BATCH_END,
@@ -353,26 +353,23 @@ class TrainGenerator(LoopStateView):
     def _outputs_by(self, unit: str, counter: int) -> None:
         """Checkpoint, then redraw plot and report, where their frequencies say so."""
         self._checkpoint_by(unit, counter)
-        plot = self.plot_history_freq
-        if (
-            self.run_dir is not None
-            and plot is not None
-            and plot.unit == unit
-            and plot.due(counter)
-        ):
+        if self._due(self.plot_history_freq, unit, counter):
             figures.draw_history(self)
             figures.write_report(self)
 
     def _checkpoint_by(self, unit: str, counter: int) -> None:
         """Checkpoint if `checkpoint_freq` is by `unit` and `counter` is due."""
-        freq = self.checkpoint_freq
-        if (
+        if self._due(self.checkpoint_freq, unit, counter):
+            checkpointing.save(self)
+
+    def _due(self, freq: Frequency | None, unit: str, counter: int) -> bool:
+        """A run-folder output with frequency `freq` is due at this `unit` counter."""
+        return (
             self.run_dir is not None
             and freq is not None
             and freq.unit == unit
             and freq.due(counter)
-        ):
-            checkpointing.save(self)
+        )
 
     def _log_rows(self) -> dict[str, int]:
         return self._logs.rows(self)
