@@ -14,6 +14,14 @@ predictions, recall/TPR with no positive labels, TNR with no negative labels, an
 both precision and recall are 0 are 0.0. ROC-AUC with only one class present in `y_true`
 is undefined and returns `nan`.
 
+Multi-class averages (`f1_macro`, `f1_micro`, `f1_weighted`, and the same for
+`precision` and `recall`, plus `balanced_accuracy`) compare class indices: the argmax of
+one-hot labels or of `(n, k)` predictions, sparse labels as given, and for one-score
+binary outputs `(n,)`/`(n, 1)` the decision `score > threshold`. They are
+scikit-learn's `average='macro'|'micro'|'weighted'` over the classes present in the
+labels or the predictions, with `zero_division=0` (a class never predicted has
+precision 0).
+
 Use `resolve(name, loss=...)` to turn a name or alias (`'acc'`, `'f1'`, `'mae'`, …) into
 a callable; `'accuracy'` picks binary, categorical or sparse accuracy from the loss.
 """
@@ -39,8 +47,10 @@ def _flat_binary(y_true: Any, y_pred: Any, threshold: float) -> tuple[np.ndarray
     y_pred = _positive_column(np.asarray(y_pred).reshape(len(y_pred), -1))
     if y_true.shape[1] != 1 or y_pred.shape[1] != 1:
         raise ValueError(
-            "This metric is binary: it needs one label and one score per sample. Received "
-            f"y_true shape {y_true.shape}, y_pred shape {y_pred.shape}."
+            "This metric is binary: it needs one label and one score per sample. For "
+            "multi-class outputs use an average, e.g. 'f1_macro', 'precision_weighted', "
+            f"'recall_micro'. Received: y_true shape {y_true.shape}, y_pred shape "
+            f"{y_pred.shape}."
         )
     return y_true[:, 0].astype(int), (y_pred[:, 0] > threshold).astype(int)
 
@@ -121,6 +131,54 @@ def roc_auc(y_true, y_pred, sample_weight=None) -> float:
     )
 
 
+def _class_decisions(y_true, y_pred, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions as class indices (argmax, or `score > threshold`)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    scores = y_pred.reshape(len(y_pred), -1)
+    if scores.shape[1] == 1:
+        predicted = (scores[:, 0] > threshold).astype(int)
+    else:
+        predicted = scores.argmax(axis=-1)
+    labels = y_true.reshape(len(y_true), -1)
+    if labels.shape[1] > 1:
+        return labels.argmax(axis=-1), predicted
+    return np.rint(labels[:, 0]).astype(int), predicted
+
+
+def _averaged(score: Callable[..., float], average: str) -> Metric:
+    """`score` (a scikit-learn per-class score) averaged over classes by `average`."""
+
+    def metric(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+        labels, predicted = _class_decisions(y_true, y_pred, threshold)
+        return float(
+            score(labels, predicted, average=average, sample_weight=sample_weight, zero_division=0)
+        )
+
+    metric.__name__ = metric.__qualname__ = f"{score.__name__.removesuffix('_score')}_{average}"
+    metric.__doc__ = (
+        f"Multi-class {metric.__name__.split('_')[0]}, scikit-learn's average={average!r} "
+        "(zero_division=0), on argmax decisions."
+    )
+    return metric
+
+
+f1_macro = _averaged(skm.f1_score, "macro")
+f1_micro = _averaged(skm.f1_score, "micro")
+f1_weighted = _averaged(skm.f1_score, "weighted")
+precision_macro = _averaged(skm.precision_score, "macro")
+precision_micro = _averaged(skm.precision_score, "micro")
+precision_weighted = _averaged(skm.precision_score, "weighted")
+recall_macro = _averaged(skm.recall_score, "macro")
+recall_micro = _averaged(skm.recall_score, "micro")
+recall_weighted = _averaged(skm.recall_score, "weighted")
+
+
+def balanced_accuracy(y_true, y_pred, sample_weight=None, threshold: float = 0.5) -> float:
+    """Mean of the per-class recalls over the classes present in `y_true` (scikit-learn)."""
+    labels, predicted = _class_decisions(y_true, y_pred, threshold)
+    return float(skm.balanced_accuracy_score(labels, predicted, sample_weight=sample_weight))
+
+
 def _regression(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
     return y_true.reshape(len(y_true), -1), y_pred.reshape(len(y_pred), -1)
@@ -148,6 +206,16 @@ METRICS: dict[str, Metric] = {
     "tnr": tnr,
     "f1": f1,
     "roc_auc": roc_auc,
+    "f1_macro": f1_macro,
+    "f1_micro": f1_micro,
+    "f1_weighted": f1_weighted,
+    "precision_macro": precision_macro,
+    "precision_micro": precision_micro,
+    "precision_weighted": precision_weighted,
+    "recall_macro": recall_macro,
+    "recall_micro": recall_micro,
+    "recall_weighted": recall_weighted,
+    "balanced_accuracy": balanced_accuracy,
     "mae": mae,
     "mse": mse,
     "r2": r2,
@@ -163,8 +231,16 @@ ALIASES = {
     "mean_squared_error": "mse",
 }
 
+# Metrics of one binary decision per sample: refused for multi-class outputs.
+BINARY = {"binary_accuracy", "precision", "recall", "tpr", "tnr", "f1"}
+# Multi-class averages; they also take binary scores, decided at `threshold`.
+AVERAGED = {
+    f"{score}_{average}"
+    for score in ("f1", "precision", "recall")
+    for average in ("macro", "micro", "weighted")
+} | {"balanced_accuracy"}
 # Metrics that take `threshold=` (binary decisions).
-THRESHOLDED = {"binary_accuracy", "precision", "recall", "tpr", "tnr", "f1"}
+THRESHOLDED = BINARY | AVERAGED
 
 
 def accuracy_for_loss(loss_name: str) -> str:

@@ -1,12 +1,14 @@
 """Every predict-mode metric equals scikit-learn on known arrays, edge cases included."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
+from validation_helpers import sparse_model
 
-from trainkit import metrics
+from trainkit import DataGenerator, TrainGenerator, metrics
 
 rng = np.random.default_rng(1)
 LABELS = rng.integers(0, 2, 120)
@@ -111,3 +113,71 @@ def test_best_threshold_maximizes_the_metric_over_the_grid():
     grid = [metrics.f1(LABELS, SCORES, threshold=t) for t in np.linspace(0, 1, 101)]
     assert value == pytest.approx(max(grid))
     assert metrics.f1(LABELS, SCORES, threshold=threshold) == pytest.approx(value)
+
+
+AVERAGED_REFERENCES = {
+    f"{name}_{average}": (reference, average)
+    for name, reference in [
+        ("f1", skm.f1_score),
+        ("precision", skm.precision_score),
+        ("recall", skm.recall_score),
+    ]
+    for average in ("macro", "micro", "weighted")
+}
+
+
+def sklearn_average(name, labels, predicted, weights):
+    if name == "balanced_accuracy":
+        return skm.balanced_accuracy_score(labels, predicted, sample_weight=weights)
+    reference, average = AVERAGED_REFERENCES[name]
+    return reference(labels, predicted, average=average, sample_weight=weights, zero_division=0)
+
+
+@pytest.mark.parametrize("name", [*sorted(AVERAGED_REFERENCES), "balanced_accuracy"])
+@pytest.mark.parametrize("weights", [None, WEIGHTS[:90]], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("layout", ["sparse", "sparse_column", "one_hot"])
+def test_multiclass_averages_equal_scikit_learn_for_every_label_layout(name, weights, layout):
+    labels = {"sparse": THREE, "sparse_column": THREE[:, None], "one_hot": np.eye(3)[THREE]}
+    expected = sklearn_average(name, THREE, PROBS.argmax(1), weights)
+    assert metrics.METRICS[name](labels[layout], PROBS, weights) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", [*sorted(AVERAGED_REFERENCES), "balanced_accuracy"])
+def test_multiclass_averages_count_a_class_never_predicted_as_zero_precision(name):
+    # Class 2 is in the labels but never predicted; class 3 is predicted but absent.
+    labels = np.array([0, 0, 1, 1, 2, 2, 2, 1])
+    predicted = np.array([0, 1, 1, 1, 0, 1, 3, 3])
+    probs = np.eye(4)[predicted] * 0.7 + 0.075
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn: y_pred holds a class y_true lacks
+        expected = sklearn_average(name, labels, predicted, None)
+        got = metrics.METRICS[name](labels, probs)
+    assert got == pytest.approx(expected)
+    assert 0.0 < got < 1.0
+
+
+@pytest.mark.parametrize("name", [*sorted(AVERAGED_REFERENCES), "balanced_accuracy"])
+def test_multiclass_averages_decide_one_score_binary_outputs_at_the_threshold(name):
+    for threshold in (0.3, 0.5, 0.8):
+        expected = sklearn_average(name, LABELS, hard(threshold), WEIGHTS)
+        got = metrics.METRICS[name](LABELS[:, None], SCORES[:, None], WEIGHTS, threshold=threshold)
+        assert got == pytest.approx(expected)
+
+
+def test_a_multiclass_average_is_a_predict_mode_val_metric_and_key_metric():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(60, 4)).astype("float32"), rng.integers(0, 3, 60)
+    model = sparse_model()
+    tg = TrainGenerator(
+        model, DataGenerator(data=x[:40], labels=y[:40], batch_size=8),
+        DataGenerator(data=x[40:], labels=y[40:], batch_size=8), eval_fn="predict",
+        val_metrics=["f1_macro", "precision_weighted", "recall_micro"], key_metric="f1_macro",
+        iter_verbosity=0,
+    )  # fmt: skip
+    assert tg.max_is_best is True
+    tg.train()
+    predicted = model.predict(x[40:], verbose=0).argmax(1)
+    expected = skm.f1_score(y[40:], predicted, average="macro", zero_division=0)
+    assert tg.val_history["f1_macro"] == [pytest.approx(expected)]
+    assert tg.best_key_metric == pytest.approx(expected)
+    assert tg.val_history["recall_micro"] == [pytest.approx(skm.accuracy_score(y[40:], predicted))]
