@@ -16,9 +16,31 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.data.preprocessors.base import Preprocessor, check_initialized
+from trainkit.data.preprocessors.base import (
+    Preprocessor,
+    check_initialized,
+    check_slice,
+    start_batch,
+)
 
 _MAX_SLICES = 100_000
+
+_IMPURE_FIX = (
+    "process() must depend only on its arguments, slice_idx, rng and the preprocessor's "
+    "own state, and may be called more than once per slice: move updates of self out of "
+    "process() (into on_batch_load() or update_state()), and read no clock or counter."
+)
+_GLOBAL_RANDOM_FIX = (
+    "process() draws from NumPy's or Python's global random state (np.random.*, "
+    "random.*): draw from self.rng instead (e.g. self.rng.normal(size=batch.shape)). "
+    "The DataGenerator sets it before each process() call from (seed, epoch, batch "
+    "index, slice_idx), so a resumed run draws the same numbers."
+)
+_STATE_FIX = (
+    "State that changes while serving must round-trip through state_dict(): return it "
+    "from state_dict() (JSON-serializable, e.g. {{'seen': self.seen}}) and set it back in "
+    "load_state_dict(). {attributes}"
+)
 
 
 def _json_round_trip(state: dict[str, Any]) -> dict[str, Any]:
@@ -157,35 +179,59 @@ def check_preprocessor(
         batch: one batch as the DataGenerator would load it.
         labels: its labels, or None.
 
+    Each failure says how to fix it: draw from `self.rng` rather than `np.random`, keep
+    `process()` free of side effects, carry changing state through `state_dict()` /
+    `load_state_dict()`.
+
     Raises:
-        AssertionError: describing the first violation.
+        AssertionError: describing the first violation and its fix.
+        TypeError, ValueError: the preprocessor is not an initialized instance, `process()`
+            returned something other than `(x, y)` or `(x, y, sample_weight)`, or
+            `slices_per_batch` is not an int >= 1 (the DataGenerator's own checks).
     """
     reference = _preprocessor_stream(make_preprocessor, batch, labels, epochs)
     for cut in range(len(reference)):
         _resume_preprocessor(make_preprocessor, batch, labels, epochs, reference, cut)
 
 
-def _start_batch(pre: Preprocessor, batch: Any, labels: Any) -> None:
-    pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
-    pre.on_batch_load(batch, labels)
-    count = pre.slices_per_batch
-    if not (isinstance(count, (int, np.integer)) and count >= 1):
-        raise AssertionError(
-            f"slices_per_batch must be a positive int after on_batch_load; got {count!r}"
-        )
+def _assert_same_or_fix(expected: Any, actual: Any, where: str, fix: str) -> None:
+    try:
+        _assert_same(expected, actual, where)
+    except AssertionError as error:
+        raise AssertionError(f"{error}. {fix}") from None
 
 
 def _process(pre: Preprocessor, batch: Any, labels: Any, key: tuple[int, ...]) -> Any:
     results = []
-    for global_seed in (1, 2):
+    for global_seed in (1, 1, 2):
         np.random.seed(global_seed)
         random.seed(global_seed)
         pre.set_rng_key(key)
-        results.append(_copy(pre.process(batch, labels)))
-    _assert_same(
-        results[0], results[1], f"process() at slice {key[-1]} called twice (other global seeds)"
-    )
+        results.append(_copy(check_slice(pre, pre.process(batch, labels))))
+    where = f"{type(pre).__name__}.process() at slice {key[-1]} called twice"
+    _assert_same_or_fix(results[0], results[1], f"{where} (same global seeds)", _IMPURE_FIX)
+    _assert_same_or_fix(results[0], results[2], f"{where} (other global seeds)", _GLOBAL_RANDOM_FIX)
     return results[0]
+
+
+def _state_fix(original: Preprocessor, restored: Preprocessor) -> str:
+    """How to fix a failed restore, naming the attributes that differ after it."""
+    differ = _unrestored(original, restored)
+    listed = f"Attributes that differ after load_state_dict(): {differ}." if differ else ""
+    return _STATE_FIX.format(attributes=listed).strip()
+
+
+def _unrestored(original: Preprocessor, restored: Preprocessor) -> list[str]:
+    """Attributes whose value differs between a preprocessor and its restored copy."""
+    skip = {"_rng", "_rng_key"}
+    names = sorted((set(vars(original)) | set(vars(restored))) - skip)
+    differ = []
+    for name in names:
+        try:
+            _assert_same(getattr(original, name, None), getattr(restored, name, None), name)
+        except (AssertionError, TypeError, ValueError):
+            differ.append(name)
+    return differ
 
 
 def _preprocessor_stream(
@@ -195,7 +241,7 @@ def _preprocessor_stream(
     check_initialized(pre)
     stream = []
     for epoch in range(epochs):
-        _start_batch(pre, batch, labels)
+        start_batch(pre, batch, labels)
         while not pre.batch_exhausted:
             stream.append(
                 (epoch, pre.slice_idx, _process(pre, batch, labels, (0, epoch, 0, pre.slice_idx)))
@@ -212,16 +258,17 @@ def _resume_preprocessor(make, batch, labels, epochs, reference, cut) -> None:
     original = make()
     position = 0
     for epoch in range(epochs):
-        _start_batch(original, batch, labels)
+        start_batch(original, batch, labels)
         while not original.batch_exhausted:
             if position == cut:
                 state = _json_round_trip(original.state_dict())
                 counters = (original.slice_idx, original.slices_per_batch)
                 restored = make()
-                _start_batch(restored, batch, labels)
+                start_batch(restored, batch, labels)
                 restored.slice_idx, restored.slices_per_batch = counters
                 restored.load_state_dict(state)
-                _finish(restored, batch, labels, epochs, epoch, reference[cut:], cut)
+                fix = _state_fix(original, restored)
+                _finish(restored, batch, labels, epochs, epoch, reference[cut:], cut, fix)
                 return
             original.set_rng_key((0, epoch, 0, original.slice_idx))
             original.process(batch, labels)
@@ -231,11 +278,11 @@ def _resume_preprocessor(make, batch, labels, epochs, reference, cut) -> None:
         original.on_epoch_end(epoch + 1)
 
 
-def _finish(pre, batch, labels, epochs, epoch, expected, cut) -> None:
+def _finish(pre, batch, labels, epochs, epoch, expected, cut, fix) -> None:
     served = []
     for current in range(epoch, epochs):
         if current > epoch:
-            _start_batch(pre, batch, labels)
+            start_batch(pre, batch, labels)
         while not pre.batch_exhausted:
             served.append(
                 (
@@ -249,11 +296,12 @@ def _finish(pre, batch, labels, epochs, epoch, expected, cut) -> None:
         pre.on_epoch_end(current + 1)
     if len(served) != len(expected):
         raise AssertionError(
-            f"restored from state_dict() at slice {cut}: served {len(served)} more slices, "
-            f"expected {len(expected)}"
+            f"{type(pre).__name__} restored from state_dict() at slice {cut}: served "
+            f"{len(served)} more slices, expected {len(expected)}. {fix}"
         )
     for k, (want, got) in enumerate(zip(expected, served)):
-        _assert_same(want, got, f"restored from state_dict() at slice {cut}, slice {cut + k}")
+        where = f"{type(pre).__name__} restored from state_dict() at slice {cut}, slice {cut + k}"
+        _assert_same_or_fix(want, got, where, fix)
 
 
 def _cut_callback(at: int | None) -> Any:
@@ -314,7 +362,7 @@ def assert_resume_equivalent(
             raise ValueError(
                 f"cut point {cut} is past the end of the run ({first.iters_fit} iters)"
             )
-        checkpoint = first._last_checkpoint
+        checkpoint = first._run.last_checkpoint if first._run else None
         resumed = make_trainer(folder, checkpoint, [_cut_callback(None)])
         resumed.train()
         for k, (want, got) in enumerate(zip(expected, resumed.model.get_weights())):

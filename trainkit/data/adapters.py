@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trainkit.data.plan import SLICE_STREAM, Batch
+from trainkit.data.preprocessors.base import check_slice, start_batch
 from trainkit.data.sources import Source, gather
 
 if TYPE_CHECKING:
@@ -79,17 +80,17 @@ class EpochView:
             pre, x, y = self._load(batch_index)
             pre.slice_idx = slice_idx
             pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, batch_index, slice_idx))
-            return _item(pre.process(x, y))
+            return _item(check_slice(pre, pre.process(x, y)))
 
     def __iter__(self) -> Iterator[Any]:
         """Every slice of the epoch in order, following the preprocessor's update_state()."""
         pre = copy.deepcopy(self.preprocessor)
         for batch_index, batch in enumerate(self.batches):
             x, y = self._gather_both(batch)
-            _start_batch(pre, x, y)
+            start_batch(pre, x, y)
             while True:
                 pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, batch_index, pre.slice_idx))
-                yield _item(pre.process(x, y))
+                yield _item(check_slice(pre, pre.process(x, y)))
                 pre.update_state()
                 if pre.batch_exhausted:
                     break
@@ -99,7 +100,7 @@ class EpochView:
             return self._loaded[1:]
         pre = copy.deepcopy(self.preprocessor)
         x, y = self._gather_both(self.batches[batch_index])
-        _start_batch(pre, x, y)
+        start_batch(pre, x, y)
         if pre.slices_per_batch != self.slices_per_batch:
             raise RuntimeError(
                 f"{type(pre).__name__}.count_slices() said {self.slices_per_batch} slices per "
@@ -122,14 +123,11 @@ class EpochView:
         self._lock = threading.Lock()
 
 
-def _start_batch(pre: Any, x: Any, y: Any) -> None:
-    """What the DataGenerator does when a batch loads."""
-    pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
-    pre.on_batch_load(x, y)
-
-
-def _item(slice_: tuple[Any, Any]) -> Any:
-    x, y = slice_
+def _item(slice_: tuple[Any, ...]) -> Any:
+    """A slice as Keras takes it: `x`, `(x, y)` or `(x, y, sample_weight)`."""
+    x, y, *weights = slice_
+    if weights and weights[0] is not None:
+        return (x, y, weights[0])
     return x if y is None else (x, y)
 
 

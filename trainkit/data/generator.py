@@ -8,7 +8,13 @@ from typing import Any
 from trainkit._validation import check_bool, check_int, check_unknown_keys, is_int
 from trainkit.data import state as state_lib
 from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, SetInfo, epoch_plan
-from trainkit.data.preprocessors.base import IdentityPreprocessor, Preprocessor, check_initialized
+from trainkit.data.preprocessors.base import (
+    IdentityPreprocessor,
+    Preprocessor,
+    check_initialized,
+    check_slice,
+    start_batch,
+)
 from trainkit.data.sources import Source, gather, in_memory, offsets_of, open_sources
 
 # Keyword arguments beyond the documented signature, with their defaults.
@@ -213,7 +219,7 @@ class DataGenerator:
         x, y = self._loaded_batch()
         pre = self.preprocessor
         pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, self.batch_index, pre.slice_idx))
-        self._slice = pre.process(x, y)
+        self._slice = check_slice(pre, pre.process(x, y))
         return self._slice
 
     def update_state(self) -> None:
@@ -259,8 +265,7 @@ class DataGenerator:
         self._batch = (gather(self.source, batch), gather(self.labels_source, batch))
         restoring = self._pending_preprocessor_state is not None and pre.batch_loaded
         saved = (pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted)
-        pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
-        pre.on_batch_load(*self._batch)
+        start_batch(pre, *self._batch)
         if restoring:
             # Resume mid-batch: the saved counters and state win over on_batch_load's.
             pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted = saved

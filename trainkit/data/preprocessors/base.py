@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
+
+from trainkit._validation import describe, is_int
 
 _NO_RNG = (
     "{name}.rng was read outside process(): the DataGenerator sets it before each call to "
@@ -153,16 +156,115 @@ class IdentityPreprocessor(Preprocessor):
         return batch, labels
 
 
-def check_initialized(preprocessor: Any) -> None:
-    """TypeError unless `preprocessor` is a Preprocessor whose base __init__ ran."""
-    if not isinstance(preprocessor, Preprocessor):
+def start_batch(pre: Preprocessor, batch: Any, labels: Any) -> None:
+    """Begin serving a newly loaded batch, as the DataGenerator does when a batch loads.
+
+    Sets `batch_loaded=True`, `batch_exhausted=False`, `slice_idx=0`, calls
+    `on_batch_load(batch, labels)` and checks the `slices_per_batch` it set.
+
+    Raises:
+        TypeError: `slices_per_batch` is not an int (bool, float, None).
+        ValueError: `slices_per_batch` is below 1.
+    """
+    pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
+    pre.on_batch_load(batch, labels)
+    count = pre.slices_per_batch
+    name = type(pre).__name__
+    if not is_int(count):
         raise TypeError(
-            "`preprocessor` must be an instance of trainkit.Preprocessor (subclass it and "
-            f"define process()). Received: preprocessor={preprocessor!r}"
+            f"{name}.slices_per_batch must be an int >= 1 after on_batch_load(): the number "
+            "of slices the loaded batch yields. Compute it with integer arithmetic "
+            f"(e.g. `timesteps // window`). Received: slices_per_batch={describe(count)}"
         )
+    if count < 1:
+        raise ValueError(
+            f"{name}.slices_per_batch must be >= 1 after on_batch_load(): every loaded batch "
+            "yields at least one slice. Select fewer sets (`set_nums=`) to leave data out. "
+            f"Received: slices_per_batch={count!r}"
+        )
+    pre.slices_per_batch = int(count)  # NumPy ints would not survive json.dumps
+
+
+def check_slice(pre: Preprocessor, result: Any) -> tuple[Any, ...]:
+    """`result` of `pre.process()` if it is `(x, y)` or `(x, y, sample_weight)`, else raise.
+
+    Raises:
+        TypeError: naming the preprocessor class and what it returned (type and length,
+            or shape and dtype; never the data).
+    """
+    if isinstance(result, tuple) and len(result) in (2, 3):
+        return result
+    if isinstance(result, (tuple, list)):
+        returned = f"a {type(result).__name__} of length {len(result)}"
+    else:
+        returned = describe(result)
+    raise TypeError(
+        f"{type(pre).__name__}.process() must return a tuple (x, y) or (x, y, sample_weight), "
+        "with y None when there are no labels: end it with `return batch, labels`. "
+        f"Received: process() returned {returned}"
+    )
+
+
+def check_initialized(preprocessor: Any) -> None:
+    """TypeError unless `preprocessor` is a Preprocessor whose base __init__ ran.
+
+    A Preprocessor class (not an instance) or a DeepTrain-style name (`'timeseries'`)
+    gets a message saying exactly what to pass.
+    """
+    if not isinstance(preprocessor, Preprocessor):
+        raise TypeError(_not_a_preprocessor(preprocessor))
     if not vars(preprocessor).get("_trainkit_initialized", False):
         name = type(preprocessor).__name__
         raise TypeError(
             f"{name}.__init__ did not call super().__init__(): add `super().__init__()` at "
             f"the top of {name}.__init__ so the slice counters exist."
         )
+
+
+def _builtin_names() -> dict[str, type[Preprocessor]]:
+    """Built-in preprocessors by their DeepTrain-style short names ('timeseries', ...)."""
+    from trainkit.data.preprocessors.random_crop import RandomCropPreprocessor
+    from trainkit.data.preprocessors.timeseries import TimeseriesPreprocessor
+
+    return {"timeseries": TimeseriesPreprocessor, "randomcrop": RandomCropPreprocessor}
+
+
+def _not_a_preprocessor(value: Any) -> str:
+    if isinstance(value, type) and issubclass(value, Preprocessor):
+        return (
+            f"`preprocessor` must be an instance, not the class {value.__name__}: pass "
+            f"{example_call(value)}. Received: preprocessor={value.__name__} (the class)"
+        )
+    if isinstance(value, str):
+        key = value.lower().replace("_", "").replace("-", "").removesuffix("preprocessor")
+        builtin = _builtin_names().get(key)
+        if builtin is not None:
+            return (
+                "`preprocessor` takes a Preprocessor instance, not a name: pass "
+                f"{example_call(builtin)} (`from trainkit import {builtin.__name__}`). "
+                f"Received: preprocessor={value!r}"
+            )
+        names = ", ".join(f"{cls.__name__}(...)" for cls in _builtin_names().values())
+        return (
+            "`preprocessor` takes a Preprocessor instance, not a name: pass one of the "
+            f"built-ins ({names}) or an instance of your own subclass. "
+            f"Received: preprocessor={value!r}"
+        )
+    return (
+        "`preprocessor` must be an instance of trainkit.Preprocessor (subclass it and "
+        f"define process()). Received: preprocessor={describe(value)}"
+    )
+
+
+def example_call(cls: type) -> str:
+    """`Name(required=...)`: how to build `cls`, listing its required arguments."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return f"{cls.__name__}(...)"
+    required = [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    return f"{cls.__name__}({', '.join(f'{name}=...' for name in required)})"

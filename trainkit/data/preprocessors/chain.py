@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainkit.data.preprocessors.base import Preprocessor, check_initialized
+from trainkit.data.preprocessors.base import (
+    Preprocessor,
+    check_initialized,
+    check_slice,
+    start_batch,
+)
 
 
 class Chain(Preprocessor):
@@ -34,8 +39,7 @@ class Chain(Preprocessor):
 
     def on_batch_load(self, batch: Any, labels: Any) -> None:
         for member in self.members:
-            member.batch_loaded, member.batch_exhausted, member.slice_idx = True, False, 0
-            member.on_batch_load(batch, labels)
+            start_batch(member, batch, labels)
         slicers = [m for m in self.members if m.slices_per_batch > 1]
         if len(slicers) > 1:
             names = ", ".join(type(m).__name__ for m in slicers)
@@ -53,13 +57,15 @@ class Chain(Preprocessor):
             return None
         return max(count for count in counts if count is not None)
 
-    def process(self, batch: Any, labels: Any) -> tuple[Any, Any]:
+    def process(self, batch: Any, labels: Any) -> tuple[Any, ...]:
         key = self._rng_key or ()
+        weights = None  # a member's sample weights hold until a later member gives its own
         for k, member in enumerate(self.members):
             member.slice_idx = self.slice_idx
             member.set_rng_key((*key, k))
-            batch, labels = member.process(batch, labels)
-        return batch, labels
+            batch, labels, *more = check_slice(member, member.process(batch, labels))
+            weights = more[0] if more else weights
+        return (batch, labels) if weights is None else (batch, labels, weights)
 
     def update_state(self) -> None:
         self._governor.slice_idx = self.slice_idx
