@@ -3,7 +3,12 @@
 Imports Keras only inside the functions that touch a model.
 """
 
-from trainkit.checkpoints.run_folder import create_run_folder, find_resumable_run, run_name
+from trainkit.checkpoints.run_folder import (
+    RunFolder,
+    create_run_folder,
+    find_resumable_run,
+    run_name,
+)
 from trainkit.checkpoints.store import (
     CHECKPOINT_PREFIX,
     MODEL_FILE,
@@ -22,6 +27,7 @@ __all__ = [
     "MODEL_FILE",
     "STATE_FILE",
     "CheckpointWriteError",
+    "RunFolder",
     "clean_incomplete",
     "complete_checkpoints",
     "create_run_folder",

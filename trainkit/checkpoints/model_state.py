@@ -19,8 +19,6 @@ _GROUPS = ("model", "optimizer", "metrics", "rnn_states", "global_seed")
 
 def _rnn_states(model: Any) -> list[Any]:
     """State variables of every stateful layer (both directions of a Bidirectional)."""
-    from trainkit.training.steps import stateful_layers
-
     states = []
     for layer in stateful_layers(model):
         inner = (
@@ -105,3 +103,36 @@ def ensure_built(model: Any, sample: Any = None) -> None:
     optimizer = model.optimizer
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
+
+
+def stateful_layers(model: Any) -> list[Any]:
+    """Every layer with `stateful=True` and a `reset_state()`, nested models included.
+
+    A `Bidirectional` wrapper is returned itself (its `reset_state()` resets both
+    directions) and its inner layers are not listed twice.
+    """
+    found: list[Any] = []
+    _collect_stateful(model, found, set())
+    return found
+
+
+def _collect_stateful(layer: Any, found: list[Any], seen: set[int]) -> None:
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    if getattr(layer, "stateful", False) and callable(getattr(layer, "reset_state", None)):
+        found.append(layer)
+        if hasattr(layer, "forward_layer"):  # Bidirectional resets both directions
+            seen.update({id(layer.forward_layer), id(layer.backward_layer)})
+            return
+    for child in _children(layer):
+        _collect_stateful(child, found, seen)
+
+
+def _children(layer: Any) -> list[Any]:
+    children = list(getattr(layer, "layers", None) or [])
+    for name in ("layer", "forward_layer", "backward_layer"):
+        child = getattr(layer, name, None)
+        if child is not None and not isinstance(child, (list, tuple)):
+            children.append(child)
+    return children

@@ -6,25 +6,22 @@ import os
 import re
 from typing import Any
 
-from trainkit.checkpoints.store import latest_checkpoint
+from trainkit._stable import short_name
+from trainkit.checkpoints.store import latest_checkpoint, prune_checkpoints, write_checkpoint
 
 _RUN = re.compile(r"^M(\d+)__(.+)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    if isinstance(value, (list, tuple)):
-        return "x".join(_short(v) for v in value)
-    return str(value)
-
-
 def run_name(number: int, model_base_name: str, model_configs: dict[str, Any] | None) -> str:
-    """`M{n}__{base}` plus `-key=value` for each of `model_configs` (filesystem-safe, capped)."""
+    """`M{n}__{base}` plus `-key=value` for each of `model_configs` (filesystem-safe, capped).
+
+    Values are named without memory addresses (`optimizer=Adam`, `act=relu`), so the
+    name is the same in every process.
+    """
     name = f"M{number}__{model_base_name}"
     if model_configs:
-        name += "-" + "-".join(f"{k}={_short(v)}" for k, v in model_configs.items())
+        name += "-" + "-".join(f"{k}={short_name(v)}" for k, v in model_configs.items())
     return _UNSAFE.sub("_", name)[:120]
 
 
@@ -65,3 +62,44 @@ def find_resumable_run(logs_dir: str, model_base_name: str) -> str | None:
         if same_base and latest_checkpoint(path) is not None:
             return path
     return None
+
+
+class RunFolder:
+    """One run's folder: writes its checkpoints, prunes them, remembers best and last.
+
+    The checkpoint written after the validation that set the best key metric is the
+    best checkpoint; pruning never removes it, nor the newest one.
+    """
+
+    def __init__(self, path: str, best_checkpoint: str | None = None):
+        self.path = path
+        self.best_checkpoint = best_checkpoint
+        self.last_checkpoint: str | None = None
+        self._best_pending = False  # the next checkpoint holds a new best
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    def best_is_next(self) -> None:
+        """The next checkpoint written holds a new best: protect it from pruning."""
+        self._best_pending = True
+
+    def write(
+        self,
+        iters_fit: int,
+        arrays: dict[str, Any],
+        state: dict[str, Any],
+        save_model: Any,
+        max_checkpoints: int,
+    ) -> str:
+        """Write a checkpoint (aside, then renamed into place) and prune old ones."""
+        path = write_checkpoint(
+            self.path, iters_fit=iters_fit, arrays=arrays, state=state, save_model=save_model
+        )
+        self.last_checkpoint = path
+        if self._best_pending:
+            self.best_checkpoint, self._best_pending = path, False
+        protect = [self.best_checkpoint] if self.best_checkpoint else []
+        prune_checkpoints(self.path, max_checkpoints, protect=protect)
+        return path

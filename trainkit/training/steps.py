@@ -16,6 +16,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from trainkit.checkpoints.model_state import stateful_layers
+
+__all__ = [
+    "CompiledStep",
+    "num_samples",
+    "reset_states",
+    "restore_states",
+    "snapshot_states",
+    "stateful_layers",
+]
+
 
 class CompiledStep:
     """`step(x, y) -> dict[str, float]` around `model.train_step` or `model.test_step`.
@@ -117,39 +128,6 @@ def num_samples(x: Any) -> int:
     """Number of samples in a slice: the leading dim of its first array."""
     first = tf.nest.flatten(x)[0]
     return int(first.shape[0])
-
-
-def stateful_layers(model: Any) -> list[Any]:
-    """Every layer with `stateful=True` and a `reset_state()`, nested models included.
-
-    A `Bidirectional` wrapper is returned itself (its `reset_state()` resets both
-    directions) and its inner layers are not listed twice.
-    """
-    found: list[Any] = []
-    _collect_stateful(model, found, set())
-    return found
-
-
-def _collect_stateful(layer: Any, found: list[Any], seen: set[int]) -> None:
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    if getattr(layer, "stateful", False) and callable(getattr(layer, "reset_state", None)):
-        found.append(layer)
-        if hasattr(layer, "forward_layer"):  # Bidirectional resets both directions
-            seen.update({id(layer.forward_layer), id(layer.backward_layer)})
-            return
-    for child in _children(layer):
-        _collect_stateful(child, found, seen)
-
-
-def _children(layer: Any) -> list[Any]:
-    children = list(getattr(layer, "layers", None) or [])
-    for name in ("layer", "forward_layer", "backward_layer"):
-        child = getattr(layer, name, None)
-        if child is not None and not isinstance(child, (list, tuple)):
-            children.append(child)
-    return children
 
 
 def reset_states(layers: list[Any]) -> None:
