@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from trainkit._validation import describe
 from trainkit.data.preprocessors.base import (
     Preprocessor,
     check_initialized,
@@ -92,8 +93,12 @@ def _assert_same(expected: Any, actual: Any, where: str) -> None:
                 f"got {a.shape} {a.dtype})"
             )
         return
-    if expected != actual:
-        raise AssertionError(f"{where}: expected {expected!r}, got {actual!r}")
+    try:
+        equal = bool(expected == actual)
+    except (TypeError, ValueError):  # e.g. containers of arrays with different keys
+        equal = False
+    if not equal:
+        raise AssertionError(f"{where}: expected {describe(expected)}, got {describe(actual)}")
 
 
 def _count_stream(make_datagen: Callable[[], Any], epochs: int) -> list[tuple[Any, ...]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from trainkit._validation import check_bool, check_int, check_unknown_keys, is_int
+from trainkit._validation import check_bool, check_int, check_unknown_keys, describe, is_int
 from trainkit.data import state as state_lib
 from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, SetInfo, epoch_plan
 from trainkit.data.preprocessors.base import (
@@ -325,7 +325,7 @@ def _check_shuffle(shuffle: Any) -> str | None:
         return _SHUFFLE_MODES[shuffle]
     raise ValueError(
         "`shuffle` must be False, True (same as 'sets'), 'sets' or 'samples'. "
-        f"Received: shuffle={shuffle!r}"
+        f"Received: shuffle={describe(shuffle)}"
     )
 
 
@@ -341,7 +341,7 @@ def _check_shard(shard: Any, batch_size: int) -> tuple[int, int] | None:
     if not valid:
         raise ValueError(
             "`shard` must be (index, count) with 0 <= index < count, e.g. (0, 2). "
-            f"Received: shard={shard!r}"
+            f"Received: shard={describe(shard)}"
         )
     if batch_size % shard[1]:
         raise ValueError(
@@ -370,7 +370,8 @@ def _select_sets(source: Source, set_nums: Sequence[Any] | None) -> list[SetInfo
         return list(infos.values())
     if isinstance(set_nums, (str, bytes)) or not isinstance(set_nums, Sequence) or not set_nums:
         raise TypeError(
-            f"`set_nums` must be a non-empty list of set numbers. Received: set_nums={set_nums!r}"
+            "`set_nums` must be a non-empty list of set numbers. "
+            f"Received: set_nums={describe(set_nums)}"
         )
     by_value = {int(num): num for num in infos if num.isdigit()}
     chosen = []
@@ -380,11 +381,13 @@ def _select_sets(source: Source, set_nums: Sequence[Any] | None) -> list[SetInfo
             raise ValueError(
                 f"`set_nums` names set {num!r}, which {source.description} does not have. "
                 f"Available sets: {_preview(source.set_nums)}. "
-                f"Received: set_nums={list(set_nums)!r}"
+                f"Received: set_nums={describe(list(set_nums))}"
             )
         chosen.append(infos[key])
     if len({info.set_num for info in chosen}) != len(chosen):
-        raise ValueError(f"`set_nums` lists a set twice. Received: set_nums={list(set_nums)!r}")
+        raise ValueError(
+            f"`set_nums` lists a set twice. Received: set_nums={describe(list(set_nums))}"
+        )
     return chosen
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit._validation import check_bool, check_choice, check_int
+from trainkit._validation import check_bool, check_choice, check_int, describe
 from trainkit.data.sources.base import take_sorted
 
 FORMATS = ("npy", "h5", "h5-single")
@@ -71,7 +71,7 @@ def write_sets(
     if compression is not None and format == "npy":
         raise ValueError(
             "`compression` applies to the HDF5 formats only; .npy files are not compressed. "
-            f"Use format='h5' or compression=None. Received: compression={compression!r}"
+            f"Use format='h5' or compression=None. Received: compression={describe(compression)}"
         )
     out = _prepare_directory(out)
     order = (
@@ -85,19 +85,19 @@ def _check_arrays(data: Any, labels: Any) -> int:
     if getattr(data, "ndim", 0) < 1 or len(data) == 0:
         raise ValueError(
             "`data` must be an array with at least one sample along axis 0. "
-            f"Received: data={type(data).__name__} of shape {getattr(data, 'shape', None)}"
+            f"Received: data={describe(data)}"
         )
     if labels is not None and (getattr(labels, "ndim", 0) < 1 or len(labels) != len(data)):
         raise ValueError(
             f"`labels` must have one row per sample ({len(data)}). "
-            f"Received: labels of shape {getattr(labels, 'shape', None)}"
+            f"Received: labels={describe(labels)}"
         )
     return len(data)
 
 
 def _prepare_directory(out: Any) -> str:
     if not isinstance(out, (str, os.PathLike)):
-        raise TypeError(f"`out` must be a directory path. Received: out={out!r}")
+        raise TypeError(f"`out` must be a directory path. Received: out={describe(out)}")
     path = os.fspath(out)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise ValueError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainkit._validation import check_bool, is_int
+from trainkit._validation import check_bool, describe, is_int
 from trainkit.data.preprocessors.base import Preprocessor
 
 
@@ -18,7 +18,7 @@ def _as_size(size: Any) -> tuple[int, int]:
     ):
         raise ValueError(
             "`size` must be a positive int or a pair (width, height) of positive ints. "
-            f"Received: size={size!r}"
+            f"Received: size={describe(size)}"
         )
     return int(size[0]), int(size[1])
 

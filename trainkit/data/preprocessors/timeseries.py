@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit._validation import check_int
+from trainkit._validation import check_int, describe
 from trainkit.data.preprocessors.base import Preprocessor
 
 
@@ -51,7 +51,7 @@ class TimeseriesPreprocessor(Preprocessor):
             ):
                 raise TypeError(
                     "`start_increments` must be a list of non-negative ints or None. "
-                    f"Received: start_increments={start_increments!r}"
+                    f"Received: start_increments={describe(start_increments)}"
                 )
             if len(start_increments) == 0:
                 raise ValueError("`start_increments` must not be empty; pass None for no offset.")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainkit._validation import describe
 from trainkit.data.sources.arrays import ArraySource, equal_sets
 from trainkit.data.sources.base import Source, offsets_of
 from trainkit.data.sources.labels import open_labels_path
@@ -73,7 +74,7 @@ def open_sources(
         raise ValueError(
             f"{source.description} already carries labels (members x/y or data/labels); "
             "pass `labels_path`/`labels=` only for data without them. "
-            f"Received: labels_path={labels_path!r}"
+            f"Received: labels_path={describe(labels_path)}"
         )
     if paired is not None:
         return source, paired
@@ -105,27 +106,40 @@ def _check_both(role: str, path: Any, array: Any) -> None:
     if path is not None and array is not None:
         raise ValueError(
             f"Pass either `{role}_path` or `{role}=`, not both. "
-            f"Received: {role}_path={path!r} and {role}=<{type(array).__name__}>"
+            f"Received: {role}_path={describe(path)} and {role}={describe(array)}"
         )
 
 
 def _array_source(role: str, array: Any, set_size: int) -> ArraySource:
     if not _is_array_like(array):
+        length = f" of length {len(array)}" if isinstance(array, (list, tuple)) else ""
         raise TypeError(
-            f"`{role}=` must be a {_ARRAY_TYPES}. Received: {role}={type(array).__name__}"
+            f"`{role}=` must be a {_ARRAY_TYPES}: convert it with np.asarray({role}). "
+            f"Received: {role}={type(array).__name__}{length}"
         )
     return ArraySource(array, equal_sets(len(array), set_size), description=f"`{role}=` array")
 
 
 def _existing_path(arg: str, path: Any) -> str:
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`{arg}` must be a path (str or os.PathLike). Received: {arg}={path!r}")
+        raise TypeError(_not_a_path(arg, path))
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"`{arg}` does not exist: {path!r}. Check the path. Received: {arg}={path!r}"
         )
     return path
+
+
+def _not_a_path(arg: str, value: Any) -> str:
+    received = f"Received: {arg}={describe(value)}"
+    if _is_array_like(value) or isinstance(value, (list, tuple)):
+        # DataGenerator(x, y): Keras' positional habit lands arrays in the path arguments.
+        return (
+            f"`{arg}` is a path to files; arrays in memory go in the keywords `data=` and "
+            "`labels=`: DataGenerator(data=x, labels=y, batch_size=...). " + received
+        )
+    return f"`{arg}` must be a path (str or os.PathLike). " + received
 
 
 def in_memory(source: Source) -> ArraySource:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from trainkit._validation import describe
 from trainkit.data.sources import formats
 from trainkit.data.sources.arrays import ArraySource, open_npy, rows_source
 from trainkit.data.sources.base import Source
@@ -235,13 +236,13 @@ def _call_loader(loader: Loader, path: str, set_num: Any, name: str) -> np.ndarr
     if not callable(loader):
         raise TypeError(
             f"`{name}` must be a callable loader(path, set_num) -> array. "
-            f"Received: {name}={loader!r}"
+            f"Received: {name}={describe(loader)}"
         )
     array = np.asarray(loader(path, set_num))
     if array.ndim < 1:
         raise ValueError(
             f"`{name}`({path!r}, {set_num!r}) returned a scalar; it must return an array of "
-            f"shape (samples, ...). Received: {name}={loader!r}"
+            f"shape (samples, ...). Received: {name}={describe(loader)}"
         )
     return array
 
