@@ -158,8 +158,41 @@ def dir_with(*names: str) -> Callable[[Path], dict[str, Any]]:
     return case
 
 
+def save(path: Path, array: np.ndarray) -> Path:
+    np.save(path, array)
+    return path
+
+
+def h5_strings(path: Path) -> Path:
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("x", data=["a", "b"], dtype=h5py.string_dtype())
+    return path
+
+
 def scalar_loader(path: str, set_num: str) -> Any:
     return 3.0
+
+
+def case_string_set(tmp: Path) -> dict[str, Any]:
+    npy_sets(tmp, 2)
+    np.save(tmp / "data2.npy", np.array([["a"], ["b"]]))
+    return {"data_path": tmp}
+
+
+def h5_sets(tmp: Path, keys: list[str]) -> Path:
+    for k, key in enumerate(keys):
+        h5_keyed(tmp / f"d{k}.h5", [key])
+    return tmp
+
+
+def labels_h5_dir_mixed_keys(tmp: Path) -> Path:
+    (tmp / "labels").mkdir()
+    return h5_sets(tmp / "labels", ["y", "y", "target"])
+
+
+def case_empty_sets(tmp: Path) -> dict[str, Any]:
+    npy_sets(tmp, 2, shape=(0, 1))
+    return {"data_path": tmp}
 
 
 GARBAGE = b"\x00garbage, not a real file\xff" * 20
@@ -367,6 +400,80 @@ CASES: list[tuple[str, Callable[[Path], dict[str, Any]], type[Exception], str]] 
         r"not both",
     ),
     ("labels npz unknown members", with_labels(npz_labels_ab), ValueError, r"members \['a', 'b'\]"),
+    (
+        "a string set among float sets",
+        case_string_set,
+        ValueError,
+        r"data2\.npy holds dtype <U1 \(strings\).*Convert to numbers",
+    ),
+    (
+        "object array in memory",
+        lambda t: {"data": np.array([[1], ["a"]], dtype=object)},
+        ValueError,
+        r"`data=` array holds dtype \|O \(Python objects\).*Received: dtype=\|O",
+    ),
+    (
+        "string labels in memory",
+        lambda t: {"data": np.zeros((2, 1)), "labels": np.array(["cat", "dog"])},
+        ValueError,
+        r"`labels=` array holds dtype <U3 \(strings\)",
+    ),
+    (
+        "string dataset in an HDF5 file",
+        lambda t: {"data_path": h5_strings(t / "d.h5")},
+        ValueError,
+        r"d\.h5\['x'\] holds dtype \|O",
+    ),
+    (
+        "h5 set files with differently named datasets",
+        lambda t: {"data_path": h5_sets(t, ["x", "x", "images"])},
+        ValueError,
+        r"differently named datasets: .*d0\.h5\['x'\] and .*d2\.h5\['images'\]",
+    ),
+    (
+        "h5 labels files with differently named datasets",
+        with_labels(labels_h5_dir_mixed_keys),
+        ValueError,
+        r"differently named datasets: .*\['y'\] and .*\['target'\].*labels_key=None",
+    ),
+    (
+        "0-d array in memory",
+        lambda t: {"data": np.array(3.0)},
+        ValueError,
+        r"`data=` array is 0-d \(a scalar\).*x\[None\]",
+    ),
+    (
+        "0-d npy file",
+        data_file(lambda t: save(t / "x.npy", np.array(3.0))),
+        ValueError,
+        r"x\.npy is 0-d \(a scalar\)",
+    ),
+    (
+        "20-digit integer in a CSV",
+        data_file(write_text("x.csv", "1,2\n3,12345678901234567890\n")),
+        ValueError,
+        r"x\.csv' holds the integer 12345678901234567890 \(data row 1, column 1.*int64",
+    ),
+    (
+        "integer beyond 2**53 among decimals in a CSV",
+        data_file(write_text("x.csv", "0.5,9007199254740993\n")),
+        ValueError,
+        r"mixes decimals with the integer 9007199254740993 .*beyond 2\*\*53",
+    ),
+    (
+        "integer beyond 2**53 among decimals in a labels column",
+        with_labels(write_text("y.csv", "0,1,2\n0.5,1,1\n9007199254740993,1,1\n"), sets=3),
+        ValueError,
+        r"y\.csv column '0'.*9007199254740993",
+    ),
+    ("every set empty", case_empty_sets, ValueError, r"hold no samples"),
+    (
+        "seed beyond int64",
+        lambda t: {"data": np.zeros((2, 1)), "seed": 2**80},
+        ValueError,
+        r"`seed` must be an int from 0 to 9223372036854775807\. "
+        r"Received: seed=1208925819614629174706176",
+    ),
 ]
 
 

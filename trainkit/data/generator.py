@@ -23,6 +23,9 @@ RARE_OPTIONS: dict[str, Any] = {
     "labels_key": None,  # the dataset to read in an HDF5 labels file holding several
 }
 
+# Seeds are stored in state dicts and handed to NumPy and TensorFlow: keep them int64.
+MAX_SEED = 2**63 - 1
+
 _SHUFFLE_MODES = {False: None, None: None, True: "sets", "sets": "sets", "samples": "samples"}
 
 _EXHAUSTED = (
@@ -100,7 +103,7 @@ class DataGenerator:
     ) -> None:
         check_unknown_keys("DataGenerator", rare_options, [*_PUBLIC_ARGS, *RARE_OPTIONS])
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
-        self.seed = check_int("seed", seed)
+        self.seed = check_int("seed", seed, maximum=MAX_SEED)
         self.shuffle = _check_shuffle(shuffle)
         self.superbatch = check_bool("superbatch", superbatch)
         self.prefetch = check_int("prefetch", prefetch)
@@ -146,6 +149,12 @@ class DataGenerator:
         self.batch_index = 0
         self.all_data_exhausted = False
         self._plan = self.plan(0)
+        if not self._plan and not sum(s.size for s in self._sets):
+            raise ValueError(
+                f"The selected sets of {source.description} hold no samples. "
+                "Select sets that hold samples with `set_nums=`, or fill the set files. "
+                f"Received: set_nums={describe(self.set_nums_original)}"
+            )
         if not self._plan:
             raise ValueError(
                 f"drop_remainder=True leaves no batch: the selected sets hold "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trainkit._validation import describe
-from trainkit.data.sources.arrays import ArraySource, equal_sets
+from trainkit.data.sources.arrays import ArraySource, rows_source
 from trainkit.data.sources.base import Source, offsets_of
 from trainkit.data.sources.labels import open_labels_path
 from trainkit.data.sources.layouts import open_data_path
@@ -117,7 +117,7 @@ def _array_source(role: str, array: Any, set_size: int) -> ArraySource:
             f"`{role}=` must be a {_ARRAY_TYPES}: convert it with np.asarray({role}). "
             f"Received: {role}={type(array).__name__}{length}"
         )
-    return ArraySource(array, equal_sets(len(array), set_size), description=f"`{role}=` array")
+    return rows_source(array, set_size, description=f"`{role}=` array")
 
 
 def _existing_path(arg: str, path: Any) -> str:

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.data.sources.base import take_sorted
+from trainkit.data.sources import formats
+from trainkit.data.sources.base import check_numeric, take_sorted
 
 
 class ArraySource:
@@ -42,7 +43,7 @@ class ArraySource:
         self.set_sizes = list(set_sizes)
         self.set_nums = set_nums or [str(k) for k in range(len(self.set_sizes))]
         self.sample_shape = tuple(int(d) for d in array.shape[1:])
-        self.dtype = np.dtype(array.dtype)
+        self.dtype = check_numeric(description, np.dtype(array.dtype))
         self._is_ndarray = isinstance(array, np.ndarray)
         self._needs_sorted_take = (
             not self._is_ndarray
@@ -74,14 +75,8 @@ class ArraySource:
 
 def open_npy(path: str, set_size: int, description: str) -> ArraySource:
     """One `.npy` file holding every sample, memory-mapped and read by rows."""
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ValueError(
-            f"Could not read {path!r} as a .npy array ({error}). The file may be truncated or "
-            "not a NumPy file: re-write it with np.save, or pass a `loader=` for its format."
-        ) from error
-    return ArraySource(array, equal_sets(len(array), set_size), description=description, path=path)
+    array = formats.open_npy_mmap(path)
+    return rows_source(array, set_size, description=description, path=path)
 
 
 def rows_source(
@@ -90,7 +85,8 @@ def rows_source(
     """An ArraySource over `array` cut into `set_size`-row sets; ValueError for a scalar."""
     if getattr(array, "ndim", 0) < 1:
         raise ValueError(
-            f"{description} holds a scalar; samples must be an array shaped (samples, ...). "
+            f"{description} is 0-d (a scalar); samples must be an array shaped "
+            "(samples, ...): wrap a single sample as `x[None]`. "
             f"Received shape {getattr(array, 'shape', None)}."
         )
     return ArraySource(

@@ -46,6 +46,23 @@ class Source(Protocol):
         ...
 
 
+_NUMERIC_KINDS = "biufc"  # bool, signed and unsigned int, float, complex
+
+
+def check_numeric(where: str, dtype: np.dtype) -> np.dtype:
+    """`dtype` if the model can take it (numbers, bools); ValueError for text and objects."""
+    if dtype.kind in _NUMERIC_KINDS:
+        return dtype
+    kinds = {"U": "strings", "S": "bytes", "O": "Python objects", "V": "records"}
+    kind = kinds.get(dtype.kind, "values that are not numbers")
+    raise ValueError(
+        f"{where} holds dtype {dtype.str} ({kind}); trainkit serves numeric arrays to the "
+        "model. Convert to numbers first: class names to ints (e.g. "
+        "`np.unique(labels, return_inverse=True)[1]`), text features to codes, numbers "
+        f"stored as text with `.astype('float32')`. Received: dtype={dtype.str}"
+    )
+
+
 def offsets_of(set_sizes: list[int]) -> list[int]:
     """Global row offset of each set."""
     offsets, total = [], 0

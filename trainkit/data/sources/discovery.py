@@ -7,8 +7,10 @@ batch32_7.h5` are sets `'0'`…`'7'` (32 is the same in every name), `data_007.n
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import warnings
 from dataclasses import dataclass
 
 from trainkit.data.sources.formats import FORMATS
@@ -75,19 +77,26 @@ def candidate_names(
     exclude: str | None = None,
     skip_labels: bool = True,
 ) -> list[str]:
-    """The file names of `directory` that may be sets (sorted by name)."""
+    """The file names of `directory` that may be sets (sorted by name).
+
+    Links to missing files and link loops are skipped with a warning naming them.
+    """
     excluded = os.path.realpath(exclude) if exclude else None
-    entries = sorted(os.listdir(directory))
+    entries = _list(directory, arg)
     names = [
         name
         for name in entries
         if not name.startswith(".")
-        and os.path.isfile(os.path.join(directory, name))
         and not (skip_labels and is_labels_name(name))
+        and (any_extension or os.path.splitext(name)[1].lower() in FORMATS)
+    ]
+    _warn_broken_links(directory, [name for name in names if _is_broken_link(directory, name)])
+    names = [
+        name
+        for name in names
+        if os.path.isfile(os.path.join(directory, name))
         and os.path.realpath(os.path.join(directory, name)) != excluded
     ]
-    if not any_extension:
-        names = [name for name in names if os.path.splitext(name)[1].lower() in FORMATS]
     if not names:
         found = f"It holds {entries[:8]}" if entries else "It is empty"
         supported = "any file (a loader is given)" if any_extension else ", ".join(sorted(FORMATS))
@@ -96,6 +105,43 @@ def candidate_names(
             f"of one of: {supported} (labels* files are skipped). Received: {arg}={directory!r}"
         )
     return names
+
+
+def _list(directory: str, arg: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except PermissionError as error:
+        raise PermissionError(
+            f"`{arg}`={directory!r} cannot be listed: permission denied. Give the user running "
+            f"trainkit read access to the folder (e.g. `chmod a+rx {directory}`). "
+            f"Received: {arg}={directory!r}"
+        ) from error
+
+
+def _is_broken_link(directory: str, name: str) -> bool:
+    """A symbolic link whose target is missing, or that loops."""
+    path = os.path.join(directory, name)
+    return os.path.islink(path) and not os.path.exists(path)
+
+
+def _link_problem(path: str) -> str:
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a link loop"
+    return f"its target {os.readlink(path)!r} is missing"
+
+
+def _warn_broken_links(directory: str, names: list[str]) -> None:
+    if not names:
+        return
+    described = [f"{name!r} ({_link_problem(os.path.join(directory, name))})" for name in names[:8]]
+    warnings.warn(
+        f"{directory!r}: skipping {len(names)} symbolic link(s) that lead to no file: "
+        f"{', '.join(described)}. Their sets are not served; fix or remove the links.",
+        stacklevel=2,
+    )
 
 
 def _family(name: str) -> str:

@@ -8,6 +8,7 @@ without reading the samples; `load_*` functions read one array whole.
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import zipfile
 from dataclasses import dataclass
@@ -21,9 +22,15 @@ FORMATS = {".npy": "npy", ".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".csv": "cs
 Header = tuple[tuple[int, ...], np.dtype]  # (shape, dtype) of one stored array
 
 _CORRUPT = (
-    "Could not read {path!r} as {kind} ({error}). The file may be truncated, corrupt or "
-    "not a {kind} file: re-write it, or pass a `loader=` callable for its format."
+    "Could not read {path!r} as {kind} ({error}). The file may be truncated or corrupt, or "
+    "hold another format: re-write it, or pass a `loader=` callable for its format."
 )
+_UNREADABLE = (
+    "Could not read {path!r}: permission denied. Give the user running trainkit read "
+    "access (e.g. `chmod a+r` on files, `chmod a+rx` on folders), or copy the data."
+)
+_EXACT_FLOAT = 2**53  # float64 holds every integer up to this, and not all beyond
+_INT64 = np.iinfo(np.int64)
 
 
 def format_of(path: str) -> str | None:
@@ -31,8 +38,18 @@ def format_of(path: str) -> str | None:
     return FORMATS.get(os.path.splitext(path)[1].lower())
 
 
-def corrupt(path: str, kind: str, error: BaseException) -> ValueError:
+def corrupt(path: str, kind: str, error: BaseException) -> OSError | ValueError:
+    """The error to raise when `path` cannot be read as `kind` ('a .npy array', ...).
+
+    A permission problem is a `PermissionError` saying so; anything else a `ValueError`.
+    """
+    if isinstance(error, PermissionError) or getattr(error, "errno", None) == errno.EACCES:
+        return unreadable(path)
     return ValueError(_CORRUPT.format(path=path, kind=kind, error=error))
+
+
+def unreadable(path: str) -> PermissionError:
+    return PermissionError(_UNREADABLE.format(path=path))
 
 
 # ---------------------------------------------------------------------------- .npy
@@ -134,7 +151,9 @@ class CsvTable:
 
 def read_csv(path: str) -> CsvTable:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig drops a byte-order mark (Excel writes one), which would otherwise
+        # turn the first row into text and make it read as a header.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [row for row in csv.reader(handle) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise corrupt(path, "a CSV file", error) from error
@@ -175,17 +194,64 @@ def _is_number(text: str) -> bool:
 
 
 def _numbers(where: str, rows: list[list[str]]) -> np.ndarray:
+    """The cells as int64 when all are integers, else float64; refuse what would change."""
     try:
-        return np.array([[int(c) for c in row] for row in rows], dtype=np.int64)
+        integers = [[int(c) for c in row] for row in rows]
     except ValueError:
-        pass
+        integers = None
+    if integers is not None:
+        _check_int64(where, integers)
+        return np.array(integers, dtype=np.int64)
     try:
-        return np.array([[float(c) for c in row] for row in rows], dtype=np.float64)
+        values = np.array([[float(c) for c in row] for row in rows], dtype=np.float64)
     except ValueError as error:
         raise ValueError(
             f"{where!r} holds a value that is not a number ({error}). CSV sources hold numbers "
             "only, with at most one header row; pass a `loader=` for other content."
         ) from error
+    _check_exact_floats(where, rows)
+    return values
+
+
+def _cell_of(rows: list[list[Any]], test: Any) -> tuple[int, int, Any] | None:
+    """`(row, column, value)` of the first cell for which `test(value)` holds."""
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if test(value):
+                return r, c, value
+    return None
+
+
+def _check_int64(where: str, integers: list[list[int]]) -> None:
+    found = _cell_of(integers, lambda v: not _INT64.min <= v <= _INT64.max)
+    if found is not None:
+        r, c, value = found
+        raise ValueError(
+            f"{where!r} holds the integer {value} (data row {r}, column {c}, from 0), beyond the "
+            "int64 range that CSV integers are read into. Store it as a decimal (e.g. "
+            f"'{value}.0') if an approximation is fine, or rescale the column. "
+            f"Received: value={value}"
+        )
+
+
+def _check_exact_floats(where: str, rows: list[list[str]]) -> None:
+    """Refuse integer cells that float64 would round (the column mixes in decimals)."""
+
+    def inexact(cell: str) -> bool:
+        try:
+            return abs(int(cell)) > _EXACT_FLOAT
+        except ValueError:
+            return False
+
+    found = _cell_of(rows, inexact)
+    if found is not None:
+        r, c, value = found
+        raise ValueError(
+            f"{where!r} mixes decimals with the integer {value.strip()} (data row {r}, "
+            f"column {c}, from 0), beyond 2**53: read as float64 it would change. Keep it "
+            "all-integer (read as int64), write the value as a decimal if an approximation "
+            f"is fine, or read it with a `loader=`. Received: value={value.strip()}"
+        )
 
 
 def h5_dataset_source(path: str, key: str, set_size: int) -> Any:

@@ -21,7 +21,13 @@ from trainkit.data.sources import formats
 from trainkit.data.sources.arrays import ArraySource, open_npy, rows_source
 from trainkit.data.sources.base import Source
 from trainkit.data.sources.discovery import SetFile, list_set_files, match_keys
-from trainkit.data.sources.layouts import Loader, loader_set, npz_roles, stored_set_file
+from trainkit.data.sources.layouts import (
+    Loader,
+    check_same_dataset,
+    loader_set,
+    npz_roles,
+    stored_set_file,
+)
 from trainkit.data.sources.sets import SetSource, StoredSet
 
 
@@ -64,6 +70,7 @@ def _open_labels_directory(
     else:
         kind = formats.format_of(chosen[0].path)
         stored = [stored_set_file(f, kind, key, key_arg="labels_key") for f in chosen]
+        check_same_dataset(stored, path, "labels_key")
     return _keyed(
         stored,
         data,
@@ -170,7 +177,7 @@ def _keyed(
                 f"{entry.where} holds {count} labels but data set {entry.set_num!r} holds "
                 f"{size} samples. Each set's labels must have one row per sample of that set."
             )
-    return SetSource(stored, description=description, file_bytes=file_bytes)
+    return SetSource(stored, description=description, file_bytes=file_bytes, warn_empty=False)
 
 
 def _short(items: list[str], limit: int = 8) -> str:

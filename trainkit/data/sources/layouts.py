@@ -149,7 +149,20 @@ def open_set_files(
     if kind == "npz":
         return _npz_set_files(files, description, size)
     stored = [stored_set_file(f, kind, key) for f in files]
+    check_same_dataset(stored, directory, "data_key")
     return SetSource(stored, description=description, file_bytes=size), None
+
+
+def check_same_dataset(stored: list[StoredSet], directory: str, key_arg: str) -> None:
+    """Refuse HDF5 set files of one folder whose single datasets have different names."""
+    first = next((s for s in stored if s.key is not None), None)
+    odd = next((s for s in stored if s.key is not None and first and s.key != first.key), None)
+    if first is not None and odd is not None:
+        raise ValueError(
+            f"The HDF5 set files of {directory!r} hold differently named datasets: "
+            f"{first.where} and {odd.where}. Sets of one folder must hold the same data: "
+            f"rename the datasets alike, or move the odd files out. Received: {key_arg}=None"
+        )
 
 
 def stored_set_file(
@@ -175,6 +188,7 @@ def stored_set_file(
             f"{path}[{chosen!r}]",
             *datasets[chosen],
             load=functools.partial(formats.load_h5, path, chosen),
+            key=chosen,
         )
     if kind == "csv":
         array = _load_csv(path)
@@ -211,7 +225,9 @@ def _npz_set_files(files: list[SetFile], description: str, size: int) -> Opened:
             "file the same members."
         )
     labels_source = (
-        SetSource(labels, description=f"{description} labels", file_bytes=None) if labels else None
+        SetSource(labels, description=f"{description} labels", file_bytes=None, warn_empty=False)
+        if labels
+        else None
     )
     return SetSource(data, description=description, file_bytes=size), labels_source
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.data.sources.base import offsets_of
+from trainkit.data.sources.base import check_numeric, offsets_of
 
 CACHE_SETS = 4  # loaded sets kept in memory, so split batches read each file once
 
@@ -27,6 +28,7 @@ class StoredSet:
     shape: tuple[int, ...]
     dtype: np.dtype
     load: Callable[[], Any]
+    key: str | None = None  # the HDF5 dataset read, for set files of one folder
 
 
 class SetSource:
@@ -40,11 +42,26 @@ class SetSource:
         sets: the sets, in the order the source presents them.
         description: where the samples come from (for errors and reports).
         file_bytes: total size of the files read (part of the fingerprint).
+        warn_empty: warn about sets that hold no samples (they are served in no batch);
+            off for labels, whose sets mirror the data's.
+
+    Raises:
+        ValueError: no sets, sample shapes that differ, a scalar set, or a set of
+            strings or objects (the message names the set).
     """
 
-    def __init__(self, sets: list[StoredSet], *, description: str, file_bytes: int | None) -> None:
+    def __init__(
+        self,
+        sets: list[StoredSet],
+        *,
+        description: str,
+        file_bytes: int | None,
+        warn_empty: bool = True,
+    ) -> None:
         if not sets:
             raise ValueError(f"{description} holds no sets.")
+        for stored in sets:
+            check_numeric(stored.where, np.dtype(stored.dtype))
         shapes = {s.shape[1:] for s in sets}
         if len(shapes) > 1:
             first = sets[0]
@@ -59,6 +76,14 @@ class SetSource:
                 raise ValueError(
                     f"{stored.where} holds a scalar; a set must be an array shaped (samples, ...)."
                 )
+        empty = [s.where for s in sets if s.shape[0] == 0]
+        if empty and warn_empty:
+            warnings.warn(
+                f"{description}: skipping {len(empty)} set(s) that hold no samples: "
+                f"{', '.join(empty[:8])}. They are served in no batch; remove the empty files "
+                "to silence this warning.",
+                stacklevel=2,
+            )
         self.sets = list(sets)
         self.description = description
         self.file_bytes = file_bytes
