@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from trainkit._validation import check_bool, check_int, check_unknown_keys, describe, is_int
+from trainkit._validation import check_bool, check_int, check_unknown_keys, describe
 from trainkit.data import state as state_lib
-from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, SetInfo, epoch_plan
+from trainkit.data.arguments import (
+    check_aligned,
+    check_seed,
+    check_shard,
+    check_shuffle,
+    select_sets,
+)
+from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, epoch_plan
 from trainkit.data.preprocessors.base import (
     IdentityPreprocessor,
     Preprocessor,
@@ -15,18 +22,13 @@ from trainkit.data.preprocessors.base import (
     check_slice,
     start_batch,
 )
-from trainkit.data.sources import Source, gather, in_memory, offsets_of, open_sources
+from trainkit.data.sources import gather, in_memory, open_sources
 
 # Keyword arguments beyond the documented signature, with their defaults.
 RARE_OPTIONS: dict[str, Any] = {
     "data_key": None,  # the dataset to read in an HDF5 data file holding several
     "labels_key": None,  # the dataset to read in an HDF5 labels file holding several
 }
-
-# Seeds are stored in state dicts and handed to NumPy and TensorFlow: keep them int64.
-MAX_SEED = 2**63 - 1
-
-_SHUFFLE_MODES = {False: None, None: None, True: "sets", "sets": "sets", "samples": "samples"}
 
 _EXHAUSTED = (
     "All data of epoch {epoch} has been served (all_data_exhausted=True). Call "
@@ -103,11 +105,11 @@ class DataGenerator:
     ) -> None:
         check_unknown_keys("DataGenerator", rare_options, [*_PUBLIC_ARGS, *RARE_OPTIONS])
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
-        self.seed = check_int("seed", seed, maximum=MAX_SEED)
-        self.shuffle = _check_shuffle(shuffle)
+        self.seed = check_seed(seed)
+        self.shuffle = check_shuffle(shuffle)
         self.superbatch = check_bool("superbatch", superbatch)
         self.prefetch = check_int("prefetch", prefetch)
-        self.shard = _check_shard(shard, self.batch_size)
+        self.shard = check_shard(shard, self.batch_size)
         self.options = {**RARE_OPTIONS, **rare_options}
 
         source, labels_source = open_sources(
@@ -120,7 +122,7 @@ class DataGenerator:
                 "DataGenerator needs data: pass `data_path` (a file) or `data=` (an array). "
                 "Received: data_path=None, data=None"
             )
-        _check_aligned(source, labels_source)
+        check_aligned(source, labels_source)
         if self.superbatch:
             source = in_memory(source)
             labels_source = None if labels_source is None else in_memory(labels_source)
@@ -130,7 +132,7 @@ class DataGenerator:
         check_initialized(self.preprocessor)
         self.preprocessor.check_sample_shape(source.sample_shape)
 
-        self._sets = _select_sets(source, set_nums)
+        self._sets = select_sets(source, set_nums)
         self.set_nums_original = [s.set_num for s in self._sets]
         self._settings = PlanSettings(
             batch_size=self.batch_size,
@@ -284,12 +286,41 @@ class DataGenerator:
 
     # ------------------------------------------------------------------ state dicts
     def fingerprint(self) -> dict[str, Any]:
-        """What the data and the data-affecting settings are (compared on load)."""
-        return state_lib.fingerprint(self)
+        """What the data and the data-affecting settings are (compared on load).
+
+        Counts, shapes, dtypes and file sizes of the sources (no content hashes), and
+        the settings that change what is served.
+        """
+        settings = self._settings
+        return {
+            "data": state_lib.source_print(self.source),
+            "labels": state_lib.source_print(self.labels_source),
+            "batch_size": settings.batch_size,
+            "seed": settings.seed,
+            "shuffle": settings.shuffle,
+            "shuffle_group_batches": settings.shuffle_group_batches,
+            "shuffle_group_samples": settings.shuffle_group_samples,
+            "drop_remainder": settings.drop_remainder,
+            "set_nums": state_lib.compact(self.set_nums_original),
+            "preprocessor": self.preprocessor.get_config(),
+            "shard_count": settings.shard[1] if settings.shard else None,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         """The cursor and the preprocessor's state, JSON-serializable and small."""
-        return state_lib.state_dict(self)
+        pre = self.preprocessor
+        return {
+            "version": state_lib.STATE_VERSION,
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "all_data_exhausted": self.all_data_exhausted,
+            "batch_loaded": pre.batch_loaded,
+            "batch_exhausted": pre.batch_exhausted,
+            "slice_idx": pre.slice_idx,
+            "slices_per_batch": pre.slices_per_batch,
+            "preprocessor": pre.state_dict(),
+            "fingerprint": self.fingerprint(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where the generator that produced `state` was.
@@ -298,7 +329,22 @@ class DataGenerator:
             ValueError: the state was taken from other data or other settings; the
                 message names what differs.
         """
-        state_lib.load_state_dict(self, state)
+        state_lib.check_loadable(state, self.fingerprint())
+        pre = self.preprocessor
+        pre.reset_state()
+        self.epoch = state["epoch"]
+        self._plan = self.plan(self.epoch)
+        self.batch_index = state["batch_index"]
+        self.all_data_exhausted = state["all_data_exhausted"]
+        self._batch = self._slice = None
+        pre.batch_loaded = state["batch_loaded"]
+        pre.batch_exhausted = state["batch_exhausted"]
+        pre.slice_idx = state["slice_idx"]
+        pre.slices_per_batch = state["slices_per_batch"]
+        pre.load_state_dict(state["preprocessor"])
+        # Mid-batch, the batch is re-read at the next get(): on_batch_load() runs again and
+        # this state is loaded once more after it, so the saved state wins.
+        self._pending_preprocessor_state = state["preprocessor"]
 
     # ------------------------------------------------------------------ adapters
     def as_py_dataset(self, epoch: int | None = None, **kwargs: Any) -> Any:
@@ -327,79 +373,3 @@ _PUBLIC_ARGS = [
     "preprocessor", "set_nums", "superbatch", "drop_remainder", "shuffle_group_batches",
     "shuffle_group_samples", "loader", "labels_loader", "prefetch", "shard",
 ]  # fmt: skip
-
-
-def _check_shuffle(shuffle: Any) -> str | None:
-    if isinstance(shuffle, (bool, str)) and shuffle in _SHUFFLE_MODES:
-        return _SHUFFLE_MODES[shuffle]
-    raise ValueError(
-        "`shuffle` must be False, True (same as 'sets'), 'sets' or 'samples'. "
-        f"Received: shuffle={describe(shuffle)}"
-    )
-
-
-def _check_shard(shard: Any, batch_size: int) -> tuple[int, int] | None:
-    if shard is None:
-        return None
-    valid = (
-        isinstance(shard, (tuple, list))
-        and len(shard) == 2
-        and all(is_int(v) for v in shard)
-        and 0 <= shard[0] < shard[1]
-    )
-    if not valid:
-        raise ValueError(
-            "`shard` must be (index, count) with 0 <= index < count, e.g. (0, 2). "
-            f"Received: shard={describe(shard)}"
-        )
-    if batch_size % shard[1]:
-        raise ValueError(
-            f"`batch_size` is the global batch and must be divisible by the shard count "
-            f"{shard[1]}. Received: batch_size={batch_size}, shard={tuple(shard)}"
-        )
-    return int(shard[0]), int(shard[1])
-
-
-def _check_aligned(source: Source, labels_source: Source | None) -> None:
-    if labels_source is not None and len(labels_source) != len(source):
-        raise ValueError(
-            f"Data and labels hold different numbers of samples: {source.description} has "
-            f"{len(source)}, {labels_source.description} has {len(labels_source)}. Pass labels "
-            "with one row per sample."
-        )
-
-
-def _select_sets(source: Source, set_nums: Sequence[Any] | None) -> list[SetInfo]:
-    offsets = offsets_of(source.set_sizes)
-    infos = {
-        num: SetInfo(num, off, size)
-        for num, off, size in zip(source.set_nums, offsets, source.set_sizes)
-    }
-    if set_nums is None:
-        return list(infos.values())
-    if isinstance(set_nums, (str, bytes)) or not isinstance(set_nums, Sequence) or not set_nums:
-        raise TypeError(
-            "`set_nums` must be a non-empty list of set numbers. "
-            f"Received: set_nums={describe(set_nums)}"
-        )
-    by_value = {int(num): num for num in infos if num.isdigit()}
-    chosen = []
-    for num in set_nums:
-        key = str(num) if str(num) in infos else by_value.get(int(num)) if is_int(num) else None
-        if key is None:
-            raise ValueError(
-                f"`set_nums` names set {num!r}, which {source.description} does not have. "
-                f"Available sets: {_preview(source.set_nums)}. "
-                f"Received: set_nums={describe(list(set_nums))}"
-            )
-        chosen.append(infos[key])
-    if len({info.set_num for info in chosen}) != len(chosen):
-        raise ValueError(
-            f"`set_nums` lists a set twice. Received: set_nums={describe(list(set_nums))}"
-        )
-    return chosen
-
-
-def _preview(items: list[str], limit: int = 12) -> str:
-    shown = ", ".join(repr(i) for i in items[:limit])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
