@@ -33,6 +33,7 @@ RARE_OPTIONS: dict[str, Any] = {
     "loss_weighted_slices_range": None,  # (first, last) sample weights across slices
     "pred_weighted_slices_range": None,  # (first, last) weights to combine slice outputs
     "best_subset_size": None,  # score validation on its best subset of this many batches
+    "pad_val_batches": False,  # pad partial validation batches to a fixed model batch size
 }
 
 # Names for which a smaller value is better (DESIGN.md §4), plus Keras' long names.
@@ -46,8 +47,9 @@ _PARTIAL_BATCH_WITH_STATEFUL = (
     "The model has stateful layers ({layers}), which need every batch to hold "
     "exactly batch_size={batch_size} samples, but `{name}` serves a partial batch of "
     "{size} samples. Build the generator with `drop_remainder=True` (or pick a "
-    "batch_size that divides the number of samples). Received: {name}={datagen!r}"
+    "batch_size that divides the number of samples){pad}. Received: {name}={datagen!r}"
 )
+_PAD_HINT = {"val_datagen": ", or pass `pad_val_batches=True` to score every sample"}
 _STATEFUL_WITHOUT_RESET = (
     "The model has stateful layers ({layers}) and reset_statefuls=False: their states "
     "carry over from batch to batch and are never reset by the trainer. Pass "
@@ -155,13 +157,22 @@ def check_seed(seed: Any) -> int | None:
 
 
 def check_stateful_data(
-    layers: list[Any], datagen: Any, val_datagen: Any, reset_statefuls: bool
+    layers: list[Any],
+    datagen: Any,
+    val_datagen: Any,
+    reset_statefuls: bool,
+    pad_val_batches: bool = False,
 ) -> None:
-    """Refuse partial batches for stateful models; warn when states are never reset."""
+    """Refuse partial batches for stateful models; warn when states are never reset.
+
+    With `pad_val_batches=True` a partial validation batch is allowed (it is padded).
+    """
     if not layers:
         return
     names = ", ".join(layer.name for layer in layers)
     for name, generator in (("datagen", datagen), ("val_datagen", val_datagen)):
+        if name == "val_datagen" and pad_val_batches:
+            continue  # padded to full batches (padding.py)
         if generator is None or not hasattr(generator, "plan"):
             continue
         for batch in generator.plan(generator.epoch):
@@ -169,7 +180,7 @@ def check_stateful_data(
                 raise ValueError(
                     _PARTIAL_BATCH_WITH_STATEFUL.format(
                         layers=names, batch_size=generator.batch_size, name=name,
-                        size=batch.size, datagen=generator,
+                        size=batch.size, datagen=generator, pad=_PAD_HINT.get(name, ""),
                     )
                 )  # fmt: skip
     if not reset_statefuls:
@@ -233,6 +244,7 @@ def check_validation_args(
         dynamic_predict_threshold=check_bool(
             "dynamic_predict_threshold", options["dynamic_predict_threshold"]
         ),
+        pad_val_batches=check_bool("pad_val_batches", options["pad_val_batches"]),
     )
     if eval_fn == "predict":
         entries = args["val_metrics"] if args["val_metrics"] is not None else names

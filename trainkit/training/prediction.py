@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainkit.training import padding
 from trainkit.training.sample_weights import class_weight_vector, slice_weight
 from trainkit.training.steps import reset_states, restore_states, snapshot_states
 
@@ -189,7 +190,10 @@ def predict_pass(trainer: TrainGenerator, datagen: Any, class_weights: Any) -> P
     while not datagen.all_data_exhausted:
         x, y = datagen.get()
         labels = trainer._labels(x, y)
-        collector.add(datagen, predict_slice(trainer.model, x), labels, batch_index)
+        outputs = padding.predict_slice(
+            predict_slice, trainer.model, x, trainer._val.pad_val_batches
+        )
+        collector.add(datagen, outputs, labels, batch_index)
         datagen.update_state()
         if datagen.batch_exhausted:
             batch_index += 1

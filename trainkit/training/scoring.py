@@ -171,6 +171,7 @@ class ValidationSettings:
     best_subset_size: int | None = None
     predict_threshold: float = 0.5
     dynamic_predict_threshold: bool = False
+    pad_val_batches: bool = False  # pad partial batches to the model's fixed batch size
 
     def key(self, key_metric: str) -> ValMetric | None:
         for metric in self.val_metrics or []:

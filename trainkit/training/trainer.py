@@ -10,7 +10,7 @@ from typing import Any
 import keras
 
 from trainkit._validation import check_bool
-from trainkit.training import checkpointing, config, figures
+from trainkit.training import checkpointing, config, figures, preflight
 from trainkit.training.callback_list import CallbackList, check_callbacks
 from trainkit.training.frequency import Frequency, parse_frequency
 from trainkit.training.interrupts import DeferredInterrupt
@@ -177,8 +177,9 @@ class TrainGenerator(LoopStateView):
         self.model_base_name = model_base_name
         self._stateful_layers = stateful_layers(model)
         config.check_stateful_data(
-            self._stateful_layers, datagen, val_datagen, self.reset_statefuls
-        )
+            self._stateful_layers, datagen, val_datagen, self.reset_statefuls,
+            self._val.pad_val_batches,
+        )  # fmt: skip
 
         self._state = LoopState(best_key_metric=-math.inf if self.max_is_best else math.inf)
         self._interrupt = DeferredInterrupt()
@@ -193,6 +194,9 @@ class TrainGenerator(LoopStateView):
             "plot_history_freq", self._options["plot_history_freq"], ("epoch", "batch", "val")
         )
         self._timings = {"train": 0.0, "validation": 0.0}
+        preflight.check_before_training(
+            model, datagen, val_datagen, self._val, self.key_metric, self.input_as_labels
+        )
         checkpointing.open_run(self, resume)
 
     # ----------------------------------------------------------------- the loop

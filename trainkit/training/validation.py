@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainkit.training import padding
 from trainkit.training.loop_state import WeightedMean, append_logs
 from trainkit.training.prediction import (
     PredictionCollector,
@@ -34,7 +35,7 @@ from trainkit.training.prediction import (
 )
 from trainkit.training.sample_weights import slice_sample_weights
 from trainkit.training.scoring import best_subset, compute_metrics, tune_threshold
-from trainkit.training.steps import num_samples, reset_states, restore_states, snapshot_states
+from trainkit.training.steps import reset_states, restore_states, snapshot_states
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
@@ -106,11 +107,13 @@ class Validation:
             labels = t._labels(x, y)
             if t._val.eval_fn == "predict":
                 assert self._collector is not None
-                self._collector.add(datagen, predict_slice(t.model, x), labels, s.val_batch_index)
+                outputs = padding.predict_slice(predict_slice, t.model, x, t._val.pad_val_batches)
+                self._collector.add(datagen, outputs, labels, s.val_batch_index)
             else:
                 weights = self._weights(x, labels)
-                logs = t._test_step(*((x, labels) if weights is None else (x, labels, weights)))
-                s.val_batch_means.add(logs, num_samples(x))
+                s.val_batch_means.add(*padding.evaluate_slice(
+                    t._test_step, t.model, x, labels, weights, t._val.pad_val_batches
+                ))  # fmt: skip
             s.iters_validated += 1
             datagen.update_state()
             s.val_batch_end_pending = datagen.batch_exhausted
@@ -272,7 +275,9 @@ def evaluate_datagen(trainer: TrainGenerator, datagen: Any) -> dict[str, float]:
         weights = slice_sample_weights(
             datagen, x, labels, settings.val_class_weights, settings.loss_weighted_slices_range
         )
-        batch.add(trainer._test_step(x, labels, weights), num_samples(x))
+        batch.add(*padding.evaluate_slice(
+            trainer._test_step, trainer.model, x, labels, weights, settings.pad_val_batches
+        ))  # fmt: skip
         datagen.update_state()
         if datagen.batch_exhausted:
             means.add(batch.result(), batch.mean_weight())

@@ -1,0 +1,443 @@
+"""Mistakes caught before the first train step, from one peek at each generator.
+
+`check_before_training` runs once when the trainer is built. It looks at the current
+slice of `datagen` and of `val_datagen` (without moving either cursor) and checks it
+against the model and the settings, so that a mistake which would fail after an epoch
+of training, or deep inside TensorFlow, is reported first, naming the argument and
+the fix:
+
+* `x` against the model's inputs (structure, rank and every known dimension; the
+  batch dimension too where the model fixes it, as stateful models do);
+* labels: missing (`y` is None) while the compiled loss or validation needs them;
+  out of range for sparse categorical cross-entropy;
+* predict-mode `val_metrics` that are binary (`'f1'`, `'precision'`, ...) on a
+  multi-class model;
+* evaluate mode: `key_metric` and `val_metrics` against the names the model's
+  `test_step` will log, found from its compile arguments without running a step.
+
+What cannot be known in advance (a subclassed model without known inputs, a custom
+`train_step`/`test_step`, several outputs) is skipped; the checks made later still run.
+Nothing here changes a model, a generator or a random state.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from trainkit import metrics
+from trainkit.training.padding import fixed_batch_size
+from trainkit.training.scoring import ValidationSettings, loss_name
+from trainkit.training.steps import stateful_layers
+
+_SHAPE_MISMATCH = (
+    "`{name}` serves x{where} of shape {shape} ({dtype}), but the model's input "
+    "{input!r} expects shape {expected} (None matches any size). Make the data match the "
+    "model (`data=`, `data_path=` or the preprocessor's output) or change the model's "
+    "Input. Received: {name}.get() x{where}.shape={shape}"
+)
+_FIXED_BATCH = (
+    "The model's batch size is fixed at {size} ({why}), but `{name}` serves batches of "
+    "{served} samples. Build `{name}` with batch_size={size}{pad}. "
+    "Received: {name}.batch_size={batch_size}"
+)
+_NO_LABELS = (
+    "`{name}` serves no labels (y is None), but {needs}. Give the DataGenerator "
+    "`labels=` (arrays) or `labels_path=` (files), or pass `input_as_labels=True` to use "
+    "x as its own target (autoencoders). Received: {name}.get() -> (x, None)"
+)
+_LABELS_OUT_OF_RANGE = (
+    "`{name}` serves labels from {low} to {high}, but the model's loss is sparse "
+    "categorical cross-entropy with {units} output units: labels must be class indices "
+    "in [0, {top}]. Check the labels (one-hot labels need 'categorical_crossentropy'), "
+    "or give the last layer one unit per class. Received: labels min={low}, max={high} "
+    "({dtype}), output units={units}"
+)
+_BINARY_ON_MULTICLASS = (
+    "val_metrics {binary} are binary (one score per sample), but the model is "
+    "multi-class ({why}). Use multi-class averages instead: {suggestions} (or "
+    "'accuracy'). Received: val_metrics={names!r}, key_metric={key!r}"
+)
+_UNKNOWN_LOGGED_NAME = (
+    "{what} is not among the metrics the model reports in evaluate mode "
+    "(eval_fn='evaluate' records what `test_step` returns: {known}).{hint} Pick one of "
+    "these, compile the model with that metric, or use eval_fn='predict' (NumPy / "
+    "scikit-learn metrics on all predictions). Received: {received}"
+)
+_AVERAGE_FOR = {
+    "f1": "'f1_macro', 'f1_weighted'",
+    "precision": "'precision_macro', 'precision_weighted'",
+    "recall": "'recall_macro', 'recall_weighted'",
+    "tpr": "'recall_macro', 'recall_weighted'",
+    "tnr": "'balanced_accuracy'",
+    "binary_accuracy": "'accuracy'",
+}
+
+
+def check_before_training(
+    model: Any,
+    datagen: Any,
+    val_datagen: Any,
+    validation: ValidationSettings,
+    key_metric: str,
+    input_as_labels: bool,
+) -> None:
+    """Check one peeked slice of each generator against the model and the settings.
+
+    Raises:
+        ValueError: a mistake the first slice shows (see the module docstring); the
+            message names the setting and the fix.
+    """
+    train, val = peek(datagen), peek(val_datagen)
+    if train is not None:
+        needs = _labels_needed("datagen", model, validation)
+        _check_slice("datagen", datagen, train, model, input_as_labels, needs, pad=False)
+    if val is not None:
+        needs = _labels_needed("val_datagen", model, validation)
+        pad = validation.pad_val_batches
+        _check_slice("val_datagen", val_datagen, val, model, input_as_labels, needs, pad)
+    labels = [pair[1] for pair in (val, train) if pair is not None and pair[1] is not None]
+    if validation.eval_fn == "predict":
+        _check_binary_metrics(model, validation, key_metric, labels[0] if labels else None)
+    elif val_datagen is not None:
+        _check_logged_names(model, validation, key_metric)
+
+
+def peek(datagen: Any) -> tuple[Any, Any] | None:
+    """The generator's current slice `(x, y)`, its cursor left exactly as it was.
+
+    None for no generator, an exhausted one, or one that cannot restore its state.
+    """
+    if datagen is None or getattr(datagen, "all_data_exhausted", False):
+        return None
+    if not callable(getattr(datagen, "load_state_dict", None)):
+        return None
+    state = datagen.state_dict()
+    x, y = datagen.get()
+    datagen.load_state_dict(state)  # get() marks the batch loaded; undo that too
+    return x, y
+
+
+# ------------------------------------------------------------------ one slice
+
+
+def _check_slice(
+    name: str,
+    datagen: Any,
+    pair: tuple[Any, Any],
+    model: Any,
+    input_as_labels: bool,
+    labels_needed: str | None,
+    pad: bool,
+) -> None:
+    x, y = pair
+    inputs = _known_inputs(model)
+    if inputs is not None:
+        _check_inputs(name, datagen, x, inputs, model, pad)
+    if y is None and not input_as_labels and labels_needed is not None:
+        raise ValueError(_NO_LABELS.format(name=name, needs=labels_needed))
+    labels = x if input_as_labels else y
+    if labels is not None:
+        _check_sparse_labels(name, labels, model)
+
+
+def _labels_needed(name: str, model: Any, validation: ValidationSettings) -> str | None:
+    """What needs the generator's labels, in words; None if nothing does."""
+    if name == "val_datagen" and validation.eval_fn == "predict":
+        return "eval_fn='predict' scores the predictions against labels"
+    if _needs_labels(model, "train_step" if name == "datagen" else "test_step"):
+        return f"the model's compiled loss ({loss_name(model) or 'its loss'}) needs them"
+    return None
+
+
+def _known_inputs(model: Any) -> list[Any] | None:
+    """The model's symbolic inputs, when it was built from `keras.Input`s."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    return list(inputs) if inputs else None
+
+
+def _check_inputs(
+    name: str, datagen: Any, x: Any, inputs: list[Any], model: Any, pad: bool
+) -> None:
+    arrays = _match_structure(name, x, inputs)
+    if arrays is None:
+        return
+    for (where, array), tensor in zip(arrays, inputs):
+        shape = tuple(np.shape(array))
+        expected = tuple(tensor.shape)
+        if len(shape) != len(expected) or any(
+            want is not None and got != want for got, want in zip(shape[1:], expected[1:])
+        ):
+            raise ValueError(
+                _SHAPE_MISMATCH.format(
+                    name=name, where=where, shape=shape, dtype=_dtype(array),
+                    input=_input_name(tensor), expected=expected,
+                )
+            )  # fmt: skip
+    _check_batch_size(name, datagen, arrays[0][1], model, pad)
+
+
+def _match_structure(name: str, x: Any, inputs: list[Any]) -> list[tuple[str, Any]] | None:
+    """`x` as `(where, array)` pairs in the order of `inputs`; None when unknowable."""
+    if isinstance(x, dict):
+        names = [_input_name(tensor) for tensor in inputs]
+        if set(x) != set(names):
+            return None  # Keras may map dict keys in other ways; leave it to Keras
+        return [(f"[{key!r}]", x[key]) for key in names]
+    parts = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(parts) != len(inputs):
+        served = f"{len(parts)} arrays" if len(parts) != 1 else "one array"
+        raise ValueError(
+            f"`{name}` serves {served} as x, but the model has {len(inputs)} inputs "
+            f"({', '.join(repr(_input_name(t)) for t in inputs)}). Serve one array per "
+            "input (a list in the inputs' order, or a dict by input name). Received: "
+            f"{name}.get() x={_describe(x)}"
+        )
+    where = [f"[{i}]" for i in range(len(parts))] if isinstance(x, (list, tuple)) else [""]
+    return list(zip(where, parts))
+
+
+def _check_batch_size(name: str, datagen: Any, array: Any, model: Any, pad: bool) -> None:
+    """A model with a fixed batch size (stateful) needs exactly that many samples."""
+    size = fixed_batch_size(model)
+    served = int(np.shape(array)[0])
+    if size is None or served == size or (pad and served < size):
+        return
+    layers = stateful_layers(model)
+    why = f"stateful layers: {', '.join(layer.name for layer in layers)}" if layers else "Input"
+    hint = ""
+    if name == "val_datagen":
+        hint = " (with `pad_val_batches=True` a partial last batch is padded to it)"
+    raise ValueError(
+        _FIXED_BATCH.format(
+            size=size, why=why, name=name, served=served, pad=hint,
+            batch_size=getattr(datagen, "batch_size", served),
+        )
+    )  # fmt: skip
+
+
+def _needs_labels(model: Any, step: str) -> bool:
+    """The model has a compiled loss and Keras' own `step` computes it from labels."""
+    import keras
+
+    if getattr(model, "_compile_loss", None) is None and getattr(model, "loss", None) is None:
+        return False
+    return getattr(type(model), step, None) is getattr(keras.Model, step, None)
+
+
+def _check_sparse_labels(name: str, labels: Any, model: Any) -> None:
+    loss = loss_name(model).lower()
+    units = _output_units(model)
+    if "sparse" not in loss or units is None or not isinstance(labels, np.ndarray):
+        return
+    if labels.size == 0 or labels.dtype.kind not in "iuf":
+        return
+    ignored = _ignored_class(model)
+    values = labels[labels != ignored] if ignored is not None else labels
+    if values.size == 0:
+        return
+    low, high = values.min(), values.max()
+    if low < 0 or high >= units:
+        raise ValueError(
+            _LABELS_OUT_OF_RANGE.format(
+                name=name, low=_number(low), high=_number(high), units=units, top=units - 1,
+                dtype=labels.dtype,
+            )
+        )  # fmt: skip
+
+
+def _ignored_class(model: Any) -> Any:
+    loss = getattr(model, "loss", None)
+    return getattr(loss, "ignore_class", None) or (getattr(loss, "_fn_kwargs", None) or {}).get(
+        "ignore_class"
+    )
+
+
+def _output_units(model: Any) -> int | None:
+    """The last dimension of the model's single output, when known."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not outputs or len(outputs) != 1:
+        return None
+    units = outputs[0].shape[-1] if len(outputs[0].shape) else None
+    return None if units is None else int(units)
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def _check_binary_metrics(
+    model: Any, validation: ValidationSettings, key_metric: str, labels: Any
+) -> None:
+    binary_fns = {metrics.METRICS[name]: name for name in metrics.BINARY}
+    chosen = validation.val_metrics or []
+    binary = [(m.name, binary_fns[m.fn]) for m in chosen if m.fn in binary_fns]
+    why = _multiclass(model, labels) if binary else None
+    if why is None:
+        return
+    suggestions = ", ".join(dict.fromkeys(_AVERAGE_FOR[canonical] for _, canonical in binary))
+    raise ValueError(
+        _BINARY_ON_MULTICLASS.format(
+            binary=[name for name, _ in binary], why=why, suggestions=suggestions,
+            names=[m.name for m in chosen], key=key_metric,
+        )
+    )  # fmt: skip
+
+
+def _multiclass(model: Any, labels: Any) -> str | None:
+    """Why the model is multi-class (more than 2 outputs, or sparse labels above 1)."""
+    units = _output_units(model)
+    if units is not None and units > 2:
+        return f"{units} output units"
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iuf" and labels.size:
+        sparse = labels.ndim == 1 or labels.shape[-1] == 1
+        if sparse and np.all(labels == np.rint(labels)) and labels.max() >= 2:
+            return f"sparse labels up to {_number(labels.max())}"
+    return None
+
+
+def _check_logged_names(model: Any, validation: ValidationSettings, key_metric: str) -> None:
+    known = logged_names(model)
+    if known is None:
+        return
+    filters = validation.val_metric_names
+    for name in filters or []:
+        _check_logged(known, f"val_metrics entry {name!r}", name, f"val_metrics={filters!r}")
+    _check_logged(known, f"key_metric={key_metric!r}", key_metric, f"key_metric={key_metric!r}")
+
+
+def _check_logged(known: list[str], what: str, name: str, received: str) -> None:
+    vector = [k for k in known if name.startswith(f"{k}_") and name[len(k) + 1 :].isdigit()]
+    if name in known or vector:
+        return  # a vector-valued metric logs name_0, name_1, ...
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        _UNKNOWN_LOGGED_NAME.format(what=what, known=known, hint=hint, received=received)
+    )
+
+
+def logged_names(model: Any) -> list[str] | None:
+    """The names Keras' `test_step` will log for a compiled single-output model.
+
+    Worked out from the compile arguments alone (no step, no new metric objects):
+    `'loss'`, then `metrics`, then `weighted_metrics`, named as Keras names them (a
+    string as given, an object by its `name`, a function by its snake-case name;
+    repeats get `_1`, `_2`; a weighted metric repeating a name gets `weighted_`).
+    None when the names cannot be known in advance: several outputs, a custom
+    `test_step`/`compute_metrics`/`metrics`, metrics outside `compile()`, or entries
+    Keras would resolve in other ways.
+    """
+    import keras
+
+    for method in ("test_step", "compute_metrics", "get_metrics_result", "metrics"):
+        if getattr(type(model), method, None) is not getattr(keras.Model, method, None):
+            return None
+    if not _single_output(model):
+        return None
+    compiled = getattr(model, "_compile_metrics", None)
+    known = {id(getattr(model, "_loss_tracker", None)), id(compiled)}
+    if any(id(metric) not in known for metric in model.metrics):
+        return None  # metrics outside compile(), or per-output loss trackers
+    if compiled is None:
+        return ["loss"]
+    plain = _metric_names(getattr(compiled, "_user_metrics", None))
+    weighted = _metric_names(getattr(compiled, "_user_weighted_metrics", None))
+    if plain is None or weighted is None:
+        return None
+    return ["loss", *_unique_names(plain, weighted)]
+
+
+def _single_output(model: Any) -> bool:
+    try:
+        return len(model.outputs) == 1
+    except (AttributeError, ValueError, TypeError):
+        return False
+
+
+def _metric_names(entries: Any) -> list[str] | None:
+    from keras.src.utils.naming import to_snake_case
+
+    if entries is None:
+        return []
+    if not isinstance(entries, (list, tuple)):
+        entries = [entries]
+    names: list[str] = []
+    for entry in _flatten(entries):
+        if isinstance(entry, str):
+            names.append(entry)
+        elif isinstance(getattr(entry, "name", None), str):
+            names.append(entry.name)
+        elif callable(entry) and not isinstance(entry, type) and hasattr(entry, "__name__"):
+            names.append(to_snake_case(entry.__name__))
+        else:
+            return None  # a class or a config dict: Keras builds it, we cannot name it
+    return names
+
+
+def _flatten(entries: Sequence[Any]) -> list[Any]:
+    flat: list[Any] = []
+    for entry in entries:
+        flat.extend(_flatten(entry) if isinstance(entry, (list, tuple)) else [entry])
+    return flat
+
+
+def _unique_names(plain: list[str], weighted: list[str]) -> list[str]:
+    """Keras' `CompileMetrics.result()` naming of repeated names."""
+    counts: dict[str, int] = {}
+    names = []
+    for name in plain:
+        if name in counts:
+            counts[name] += 1
+            name = f"{name}_{counts[name] - 1}"
+        else:
+            counts[name] = 1
+        names.append(name)
+    for name in weighted:
+        if name in counts:
+            name = f"weighted_{name}"
+            if name in counts:
+                counts[name] += 1
+                name = f"{name}_{counts[name] - 1}"
+            else:
+                counts[name] = 1
+        else:
+            counts[name] = 1
+        names.append(name)
+    return names
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def _input_name(tensor: Any) -> str:
+    name = getattr(tensor, "name", None) or "input"
+    return str(name).split(":")[0]
+
+
+def _dtype(array: Any) -> str:
+    return str(getattr(array, "dtype", type(array).__name__))
+
+
+def _number(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if float(value).is_integer() else value
+
+
+def _describe(x: Any) -> str:
+    """A short description of `x`: shapes and dtypes, never the values."""
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k!r}: {_describe(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, (list, tuple)):
+        return f"{type(x).__name__} of {len(x)} [" + ", ".join(_describe(v) for v in x) + "]"
+    if hasattr(x, "shape"):
+        return f"array of shape {tuple(x.shape)} ({_dtype(x)})"
+    return type(x).__name__
