@@ -64,8 +64,9 @@ def test_set_files_behind_broken_links_are_skipped_with_a_warning_naming_them(ma
     npy_sets(tmp_path)
     pattern = make_link(tmp_path)
     before = snapshot(tmp_path)
-    with pytest.warns(UserWarning, match=r"skipping \d symbolic link\(s\) .*" + pattern):
+    with pytest.warns(UserWarning, match=r"skipping \d symbolic link\(s\) .*" + pattern) as seen:
         dg = DataGenerator(data_path=tmp_path, batch_size=2)
+    assert len(seen) == 1
     assert dg.set_nums_original == ["0", "1", "2"]
     assert snapshot(tmp_path) == before
 

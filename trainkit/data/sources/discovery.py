@@ -42,6 +42,7 @@ def list_set_files(
     any_extension: bool,
     exclude: str | None = None,
     skip_labels: bool = True,
+    names: list[str] | None = None,
 ) -> list[SetFile]:
     """The numbered files of `directory` in numeric order.
 
@@ -51,10 +52,16 @@ def list_set_files(
         any_extension: accept every extension (a `loader=` reads the files).
         exclude: a path to leave out (the labels file when it lives in the data folder).
         skip_labels: leave out `label*` files (a data folder's labels file).
+        names: the `candidate_names()` of the folder, when the caller already has them.
     """
-    names = candidate_names(
-        directory, arg=arg, any_extension=any_extension, exclude=exclude, skip_labels=skip_labels
-    )
+    if names is None:
+        names = candidate_names(
+            directory,
+            arg=arg,
+            any_extension=any_extension,
+            exclude=exclude,
+            skip_labels=skip_labels,
+        )
     extensions = sorted({_family(name) for name in names})
     if len(extensions) > 1:
         raise ValueError(

@@ -39,7 +39,7 @@ def open_data_path(
         if len(names) == 1 and loader is None and not any(ch.isdigit() for ch in stem):
             return open_data_file(os.path.join(path, names[0]), set_size=set_size, key=key)
         files = list_set_files(
-            path, arg="data_path", any_extension=loader is not None, exclude=exclude
+            path, arg="data_path", any_extension=loader is not None, exclude=exclude, names=names
         )
         return open_set_files(files, directory=path, loader=loader, key=key)
     if loader is not None:
