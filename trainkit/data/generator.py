@@ -54,16 +54,18 @@ class DataGenerator:
             or keyed by set (a directory of numbered files, an HDF5/`.npz` file with one
             key per set, a CSV with one column per set): keyed iff the keys or header
             equal the data's set_nums.
-        data: in-memory samples (`np.ndarray`, `np.memmap`, `h5py.Dataset`); set `'k'` is
-            the k-th `batch_size`-row range.
+        data: in-memory samples (`np.ndarray`, `np.memmap`, `h5py.Dataset`) of numbers or
+            bools; set `'k'` is the k-th `batch_size`-row range. Pass arrays by keyword:
+            `DataGenerator(data=x, labels=y)` (positional arguments are paths).
         labels: in-memory labels, one row per sample.
         batch_size: samples per batch; may differ from the set size: multiples combine
             sets (`'1+2'`), fractions split them (`'1-a'`), other sizes cut at the sample level.
         shuffle: False; True or 'sets' to shuffle the set order every epoch (the first
             included); 'samples' for a new sample permutation every epoch (random reads:
             slower on disk).
-        seed: all randomness derives from `(seed, epoch, ...)`.
-        preprocessor: a `Preprocessor`; None serves each batch whole.
+        seed: all randomness derives from `(seed, epoch, ...)`; an int from 0 to 2**63 - 1.
+        preprocessor: a `Preprocessor` instance (`TimeseriesPreprocessor(window_size=8)`,
+            not the class or a name); None serves each batch whole.
         set_nums: the sets to serve, in this order (default: all, in numeric order).
         superbatch: read every set into memory once.
         drop_remainder: drop the last batch of an epoch when it is short.
@@ -74,6 +76,15 @@ class DataGenerator:
         prefetch: slices computed ahead in the background; 0 (synchronous) for now.
         shard: `(index, count)`: serve rows `[index*B/count, (index+1)*B/count)` of each
             global batch of `B = batch_size` rows, for data-parallel workers.
+
+    Raises:
+        TypeError, ValueError: a bad argument or unreadable content; the message names
+            the argument, file or key, what was received (never the data) and the fix.
+        FileNotFoundError, PermissionError: a path that is missing or cannot be read.
+
+    Warns:
+        UserWarning: set files behind broken symbolic links, or sets without samples,
+            are skipped (each named).
 
     Example:
         >>> dg = DataGenerator(data=x, labels=y, batch_size=32, shuffle=True, seed=1)
