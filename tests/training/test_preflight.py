@@ -9,6 +9,7 @@ from training_helpers import dense_arrays, dense_model, lstm_model, series_datag
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.training import preflight
+from trainkit.training.logged_names import logged_names
 from trainkit.training.steps import CompiledStep
 
 
@@ -192,7 +193,7 @@ def test_logged_names_equal_what_the_test_step_returns(metrics, weighted):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3, "softmax")])
     model.compile("sgd", "categorical_crossentropy", metrics=metrics, weighted_metrics=weighted)
-    predicted = preflight.logged_names(model)
+    predicted = logged_names(model)
     one_hot = np.eye(3, dtype="float32")[Y[:8]]
     assert predicted == list(CompiledStep(model, "test")(X[:8], one_hot))
 
@@ -205,7 +206,7 @@ def test_logged_names_are_unknown_for_a_custom_test_step():
     inputs = keras.Input((8,))
     model = Custom(inputs, keras.layers.Dense(3)(inputs))
     model.compile("sgd", "mse")
-    assert preflight.logged_names(model) is None
+    assert logged_names(model) is None
 
 
 class SubclassedTestStep(keras.Model):
