@@ -53,8 +53,8 @@ def test_x_of_the_wrong_shape_is_refused_naming_the_shapes_and_the_input():
 
 
 def test_x_of_the_wrong_rank_is_refused():
-    with pytest.raises(ValueError, match=r"x of shape \(8, 8\).*expects shape \(None, 8, 1\)"):
-        build(dense_model_on((8, 1)), *generators(X, Y))
+    with pytest.raises(ValueError, match=r"x of shape \(8, 8\).*expects shape \(None, 8, 2\)"):
+        build(dense_model_on((8, 2)), *generators(X, Y))
 
 
 def dense_model_on(shape):
@@ -87,6 +87,15 @@ def test_matching_inputs_pass_and_a_none_dimension_matches_any_size():
     model = keras.Sequential(pooled)
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     build(model, *generators(X.reshape(24, 4, 2), Y))
+
+
+@pytest.mark.parametrize(("x_shape", "input_shape"), [((24,), (1,)), ((24, 8, 1), (8,))])
+def test_a_trailing_dimension_of_one_is_adjusted_as_keras_does(x_shape, input_shape):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(input_shape), keras.layers.Dense(3)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).random(x_shape, dtype=np.float32)
+    build(model, *generators(x, Y)).train()
 
 
 # ------------------------------------------------------------------ labels

@@ -169,11 +169,8 @@ def _check_inputs(
     if arrays is None:
         return
     for (where, array), tensor in zip(arrays, inputs):
-        shape = tuple(np.shape(array))
-        expected = tuple(tensor.shape)
-        if len(shape) != len(expected) or any(
-            want is not None and got != want for got, want in zip(shape[1:], expected[1:])
-        ):
+        shape, expected = tuple(np.shape(array)), tuple(tensor.shape)
+        if not _shapes_match(shape, expected):
             raise ValueError(
                 _SHAPE_MISMATCH.format(
                     name=name, where=where, shape=shape, dtype=_dtype(array),
@@ -181,6 +178,18 @@ def _check_inputs(
                 )
             )  # fmt: skip
     _check_batch_size(name, datagen, arrays[0][1], model, pad)
+
+
+def _shapes_match(shape: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
+    """Every known non-batch dimension equal; like Keras, a trailing 1 may be missing
+    on either side (`(n,)` feeds `Input((1,))`, `(n, 3, 1)` feeds `Input((3,))`)."""
+    if len(shape) == len(expected) + 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    elif len(shape) + 1 == len(expected) and expected[-1] == 1:
+        expected = expected[:-1]
+    if len(shape) != len(expected):
+        return False
+    return all(want is None or got == want for got, want in zip(shape[1:], expected[1:]))
 
 
 def _match_structure(name: str, x: Any, inputs: list[Any]) -> list[tuple[str, Any]] | None:
