@@ -82,6 +82,6 @@ def render_report(
                 color="#1f4e79" if style == "head" else "black",
                 va="center",
             )
-    fig.savefig(f"{png_path}.tmp.png", dpi=100)
+    fig.savefig(f"{png_path}.tmp.png", dpi=100, pil_kwargs={"compress_level": 1})
     os.replace(f"{png_path}.tmp.png", png_path)
     return text_path, png_path

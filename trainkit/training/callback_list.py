@@ -2,6 +2,8 @@
 
 trainkit hooks map onto Keras names where Keras has one (`on_val_*` -> `on_test_*`);
 `on_train_iter_end` has no Keras counterpart and only reaches trainkit callbacks.
+The list also keeps the run's `keras.callbacks.History` (one value per epoch), which
+`train()` returns as `model.fit` does.
 """
 
 from __future__ import annotations
@@ -25,9 +27,22 @@ KERAS_NAMES = {
     "on_val_end": "on_test_end",
 }
 
+_BACKUP_AND_RESTORE = (
+    "keras.callbacks.BackupAndRestore cannot resume a TrainGenerator: it restores at "
+    "epoch boundaries only, so a run stopped mid-epoch (or even right after an epoch "
+    "ended) would fit finished batches again. trainkit checkpoints and resumes exactly "
+    "by itself: pass `TrainGenerator(..., logs_dir='logs', resume=True)` and drop the "
+    "callback. Received: callbacks=[..., BackupAndRestore(...), ...]"
+)
+
 
 def check_callbacks(callbacks: Any) -> list[Any]:
-    """Validate the `callbacks` argument; returns a list."""
+    """Validate the `callbacks` argument; returns a list.
+
+    Raises:
+        TypeError: for anything but trainkit or Keras callbacks.
+        ValueError: for `keras.callbacks.BackupAndRestore` (use `resume=` instead).
+    """
     if callbacks is None:
         return []
     if isinstance(callbacks, (Callback, keras.callbacks.Callback)):
@@ -43,7 +58,17 @@ def check_callbacks(callbacks: Any) -> list[Any]:
                 "Each callback must be a trainkit.callbacks.Callback or a "
                 f"keras.callbacks.Callback. Received: {callback!r} in callbacks"
             )
+        if isinstance(callback, keras.callbacks.BackupAndRestore):
+            raise ValueError(_BACKUP_AND_RESTORE)
     return list(callbacks)
+
+
+def keras_verbose(iter_verbosity: int) -> int:
+    """Keras' `verbose` for a trainkit `iter_verbosity`: 0 silent, else 1 (a bar per batch).
+
+    Keras' `verbose=2` means *less* (one line per epoch), trainkit's 2 means more.
+    """
+    return 1 if iter_verbosity else 0
 
 
 class CallbackList:
@@ -51,6 +76,10 @@ class CallbackList:
 
     def __init__(self, callbacks: list[Any], trainer: Any):
         self.callbacks = callbacks
+        self._model = trainer.model
+        self._params: dict[str, Any] = {}
+        # The History `train()` returns; a new one per run (at on_train_begin).
+        self.history = self._new_history()
         # (bound method per callback) per trainkit hook name, resolved once.
         self._methods: dict[str, list[Any]] = {}
         for callback in callbacks:
@@ -61,14 +90,43 @@ class CallbackList:
         for hook in [*KERAS_NAMES, "on_train_iter_end"]:
             self._methods[hook] = [m for c in callbacks if (m := _method(c, hook))]
 
+    @property
+    def has_progbar(self) -> bool:
+        """A stock `keras.callbacks.ProgbarLogger` draws progress (trainkit's stays quiet)."""
+        return any(isinstance(c, keras.callbacks.ProgbarLogger) for c in self.callbacks)
+
     def set_params(self, params: dict[str, Any]) -> None:
+        self._params = dict(params)
+        self.history.set_params(self._params)
         for callback in self.callbacks:
             if isinstance(callback, keras.callbacks.Callback):
                 callback.set_params(params)
 
     def call(self, hook: str, *args: Any) -> None:
+        if hook == "on_epoch_end":
+            self._epoch_end(*args)
+            return
+        if hook == "on_train_begin":
+            self.history = self._new_history()
         for method in self._methods[hook]:
             method(*args)
+
+    def _epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        # Recorded after the callbacks (they may add to logs, e.g. ReduceLROnPlateau's
+        # learning_rate, as in model.fit), and also when one of them raises: the epoch
+        # is complete and a re-entered train() does not call on_epoch_end again.
+        try:
+            for method in self._methods["on_epoch_end"]:
+                method(epoch, logs)
+        finally:
+            self.history.on_epoch_end(epoch, dict(logs))
+
+    def _new_history(self) -> keras.callbacks.History:
+        history = keras.callbacks.History()
+        history.set_model(self._model)
+        history.set_params(self._params)
+        history.on_train_begin()
+        return history
 
 
 def _method(callback: Any, hook: str) -> Any:

@@ -1,45 +1,77 @@
-"""Ctrl-C deferred to the next slice boundary.
+"""Ctrl-C and SIGTERM deferred to the next slice boundary.
 
-A SIGINT that lands while a compiled step runs only surfaces in Python after the
+A signal that lands while a compiled step runs only surfaces in Python after the
 optimizer has applied the step, so the loop would not know whether that slice was
 fit. While `train()` runs in the main thread, a handler records the request instead,
-and the loop raises `KeyboardInterrupt` itself at the next slice boundary, where its
-counters and the data state agree. The previous handler is restored on exit.
+and the loop acts on it at the next slice boundary, where its counters and the data
+state agree:
+
+* SIGINT (Ctrl-C): `KeyboardInterrupt` is raised there; `train()` continues exactly.
+* SIGTERM (how clusters preempt a job): the trainer writes a checkpoint when it has a
+  run folder, warns, and `train()` returns without `on_train_end` — the run is not
+  over, and `resume=True` (or another `train()` in this process) continues it bitwise.
+
+A second signal while the first waits acts at once (`KeyboardInterrupt`). The previous
+handlers are restored on exit.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_PREEMPTED = (
+    "SIGTERM received: training stopped at a slice boundary after {iters} iters "
+    "({epoch} of {epochs} epochs done); {saved}"
+)
+_SAVED = (
+    "a checkpoint was written to {path}. Resume with "
+    "TrainGenerator(..., logs_dir={logs_dir!r}, resume=True)."
+)
+_NOT_SAVED = (
+    "nothing was saved because logs_dir=None. Call train() again in this process to "
+    "continue, or pass `logs_dir` to make preempted runs resumable."
+)
+
 
 class DeferredInterrupt:
-    """Records SIGINT while active; `raise_if_requested()` raises it at a safe point."""
+    """Records SIGINT and SIGTERM while active, for the loop to act on at a safe point.
+
+    `raise_if_requested()` raises a pending SIGINT; `preempted` says a SIGTERM waits.
+    """
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = False  # SIGINT pending
+        self.preempted = False  # SIGTERM pending
 
     @contextmanager
     def deferring(self, enabled: bool = True) -> Iterator[None]:
-        """Install the handler for the duration of the block (main thread only)."""
+        """Install the handlers for the duration of the block (main thread only)."""
         if not enabled or threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.signal(signal.SIGINT, self._handle)
+        previous = {signum: signal.signal(signum, self._handle) for signum in _SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
-            self.requested = False
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.requested = self.preempted = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> Any:
-        if self.requested:  # a second Ctrl-C while waiting: stop right away
+        if self.requested or self.preempted:  # a second signal while waiting: stop now
             raise KeyboardInterrupt
-        self.requested = True
+        if signum == signal.SIGTERM:
+            self.preempted = True
+        else:
+            self.requested = True
 
     def raise_if_requested(self) -> None:
         if self.requested:
@@ -48,3 +80,15 @@ class DeferredInterrupt:
                 "Training interrupted at a slice boundary; "
                 "call train() to continue exactly from here."
             )
+
+
+def warn_preempted(trainer: Any, checkpoint: str | None) -> None:
+    """Say that SIGTERM stopped the run, and where it was checkpointed (if anywhere)."""
+    if checkpoint is None:
+        saved = _NOT_SAVED
+    else:
+        saved = _SAVED.format(path=checkpoint, logs_dir=str(trainer.logs_dir))
+    message = _PREEMPTED.format(
+        iters=trainer.iters_fit, epoch=trainer.epoch, epochs=trainer.epochs, saved=saved
+    )
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -3,8 +3,10 @@
 `iter_verbosity=0` prints nothing; `1` a line per batch (every `progress_every` batches)
 plus a line per validation and per epoch; `2` a line per slice too. On a terminal the
 batch line is rewritten in place; when stdout is not a terminal (logs, CI) every line is
-its own, so logs are not flooded with carriage returns. Validation lines mark a new best
-key metric with `*`.
+its own, so logs are not flooded with carriage returns. A Jupyter notebook (an IPython
+kernel, as Keras' Progbar detects it) rewrites like a terminal. A rewritten line is
+padded to the previous one's width so no tail of it stays on screen. Validation lines
+mark a new best key metric with `*`.
 """
 
 from __future__ import annotations
@@ -24,11 +26,30 @@ def _metrics(logs: dict[str, float]) -> str:
     return " ".join(f"{name}={value:.4g}" for name, value in logs.items())
 
 
+_MAX_WIDTH = 200  # characters of a rewritten line
+
+
+def in_notebook() -> bool:
+    """Running in a Jupyter (IPython) kernel, whose output cells honour `\\r`."""
+    if "ipykernel" not in sys.modules:
+        return False
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def can_rewrite(stream: Any) -> bool:
+    """Whether `stream` shows a carriage return as a rewrite of the line."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(callable(isatty) and isatty()) or in_notebook()
+
+
 class Progress:
     def __init__(self, verbosity: int, every: int = 1):
         self.verbosity = verbosity
         self.every = every
-        self.in_place = sys.stdout.isatty()
+        self.in_place = can_rewrite(sys.stdout)
+        self._width = 0  # of the line now on screen that a rewrite replaces
         self._epoch_start: float | None = None
         self._epoch_batches = 0
 
@@ -73,8 +94,13 @@ class Progress:
 
     def _print(self, head: str, logs: dict[str, float], done: bool = False, tail: str = "") -> None:
         line = f"{head} {_metrics(logs)}{tail}"
-        if self.in_place and not done:
-            sys.stdout.write("\r" + line[:200].ljust(80))
+        if not self.in_place:
+            sys.stdout.write(line + "\n")
+        elif done:  # replaces the rewritten line, then stays
+            sys.stdout.write("\r" + line.ljust(self._width) + "\n")
+            self._width = 0
         else:
-            sys.stdout.write(("\r" if self.in_place else "") + line + "\n")
+            line = line[:_MAX_WIDTH]
+            sys.stdout.write("\r" + line.ljust(self._width))
+            self._width = len(line)
         sys.stdout.flush()
