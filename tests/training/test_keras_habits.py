@@ -3,6 +3,7 @@
 
 import os
 import signal
+import sys
 import types
 
 import keras
@@ -197,8 +198,23 @@ class SigtermAt(Callback):
         self.ended = True
 
 
+def _not_deferred(signum, frame):
+    raise AssertionError("SIGTERM reached the test: the trainer did not defer it")
+
+
+@pytest.fixture
+def sigterm_guard():
+    """A failing handler outside train(), so a SIGTERM that is not deferred fails the test
+    instead of killing pytest; the trainer must put it back after train()."""
+    previous = signal.signal(signal.SIGTERM, _not_deferred)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.parametrize(("hook", "at"), [("iter", 5), ("epoch", 1)])
-def test_sigterm_checkpoints_stops_and_resumes_bitwise(tmp_path, reference, hook, at):
+def test_sigterm_checkpoints_stops_and_resumes_bitwise(
+    tmp_path, reference, sigterm_guard, hook, at
+):
     sigterm = SigtermAt(hook, at)
     tg = trainer([sigterm], logs_dir=str(tmp_path))
     with pytest.warns(RuntimeWarning, match=r"SIGTERM.*checkpoint was written.*resume=True"):
@@ -218,7 +234,9 @@ def test_sigterm_checkpoints_stops_and_resumes_bitwise(tmp_path, reference, hook
     assert resumed.val_history == reference.val_history
 
 
-def test_sigterm_without_a_run_folder_stops_and_train_continues_in_process(reference):
+def test_sigterm_without_a_run_folder_stops_and_train_continues_in_process(
+    reference, sigterm_guard
+):
     sigterm = SigtermAt("iter", 3)
     tg = trainer([sigterm])
     with pytest.warns(RuntimeWarning, match="nothing was saved"):
@@ -227,7 +245,7 @@ def test_sigterm_without_a_run_folder_stops_and_train_continues_in_process(refer
     assert tg.train().epoch == [0, 1, 2]  # one History over both calls, as one fit
     assert sigterm.ended and weights_equal(tg.model, reference.model)
     assert tg.history == reference.history
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler put back
+    assert signal.getsignal(signal.SIGTERM) is _not_deferred  # the handler put back
 
 
 # ------------------------------------------------------------ progress display
@@ -252,10 +270,10 @@ def test_a_notebook_kernel_counts_as_a_display_that_can_rewrite(monkeypatch):
 
     assert not can_rewrite(NotATerminal())
     shell = types.SimpleNamespace(kernel=object())
-    monkeypatch.setitem(os.sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     fake_ipython = types.ModuleType("IPython")
     fake_ipython.get_ipython = lambda: shell
-    monkeypatch.setitem(os.sys.modules, "IPython", fake_ipython)
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
     assert can_rewrite(NotATerminal())
 
 
