@@ -33,7 +33,7 @@ def describe(value: Any, _depth: int = 0) -> Any:
     Plain JSON values are kept (tuples become lists, dict keys strings, NumPy scalars
     Python numbers); a function or class becomes `{'callable': 'module.name'}`; an
     object with `get_config()` becomes `{'class': 'module.Name', 'config': {...}}`; any
-    other object `{'class': 'module.Name'}`.
+    other object `{'class': 'module.Name'}`. The `name` in a config is left out.
 
     Example: `describe({'optimizer': keras.optimizers.Adam(4e-4), 'act': keras.activations.relu})`
     gives `{'optimizer': {'class': 'keras.src.optimizers.adam.Adam', 'config': {...}},
@@ -59,7 +59,11 @@ def describe(value: Any, _depth: int = 0) -> Any:
     get_config = getattr(value, "get_config", None)
     if callable(get_config):
         with contextlib.suppress(Exception):  # a config that cannot be read is left out
-            described["config"] = describe(get_config(), _depth + 1)
+            config = dict(get_config())
+            # Keras numbers default names per process ('adam', 'adam_1', ...); a name
+            # changes nothing that is trained, so it is left out.
+            config.pop("name", None)
+            described["config"] = describe(config, _depth + 1)
     return described
 
 

@@ -130,7 +130,7 @@ def test_best_models_are_saved_and_the_best_checkpoint_survives_pruning(tmp_path
     assert 1 <= len(saved) <= 4
     assert sorted(os.listdir(tmp_path / "best" / saved[0])) == ["model.keras", "state.json"]
     remaining = complete_checkpoints(tg.run_dir)
-    assert tg._best_checkpoint in remaining
+    assert tg._run.best_checkpoint in remaining
     assert len(remaining) <= 3  # 2 kept + the best
 
 

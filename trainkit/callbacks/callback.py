@@ -16,7 +16,7 @@ class Callback:
     (`self.trainer.iters_fit`, `self.trainer.datagen.set_name`, ...) or stop the run
     (`self.trainer.stop_training = True`).
 
-    Hook order, per epoch (see DESIGN.md §4):
+    Hook order, per epoch:
     `on_epoch_begin` → per batch `on_train_batch_begin`, per slice `on_train_iter_end`,
     `on_train_batch_end` → validation if due (`on_val_begin`, per batch
     `on_val_batch_begin` and `on_val_batch_end`, `on_val_end`) → `on_epoch_end`.

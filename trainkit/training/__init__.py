@@ -4,11 +4,12 @@ Modules: `trainer` (the loop), `loop_state` (its counters, histories and progres
 markers), `steps` (the compiled steps that call Keras; stateful-layer helpers),
 `frequency`, `validation` (evaluate and predict modes), `prediction` (`tg.predict`,
 predictions in data order), `scoring` (val_metrics, threshold, best subset),
-`sample_weights` (class and slice weights), `callback_list` (trainkit and Keras
+`sample_weights` (class and slice weights), `settings` (every setting resolved once:
+passed > saved > default), `callback_list` (trainkit and Keras
 callbacks), `interrupts` (deferred Ctrl-C), `progress`, `config` (argument checks).
 See docs/validation.md.
 
-Decisions where DESIGN.md is silent:
+How the loop decides:
 
 * The loop body is a sequence of stages (`loop_state.STAGES`). Each stage commits its
   bookkeeping and names the next stage *before* calling hooks. An exception raised

@@ -1,6 +1,6 @@
 """The trainer's side of checkpoints: what `state.json` holds, saving, and resuming.
 
-A checkpoint captures everything needed to continue bitwise (DESIGN.md §5): the model's
+A checkpoint captures everything needed to continue bitwise: the model's
 variables, optimizer and metric variables, stateful RNN states and Keras' global seed
 (arrays file); the loop state, both generators' state dicts, callback states, Python and
 NumPy RNG states, thread settings and the row counts of the run's logs (`state.json`).
@@ -11,33 +11,19 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trainkit import checkpoints as store
 from trainkit.callbacks import Callback
-from trainkit.checkpoints import callback_state, model_state, rng_state
-from trainkit.training.frequency import parse_frequency
-from trainkit.training.progress import Progress
+from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_state
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
 
 STATE_VERSION = 1
-
-# Settings a resumed run may change; every other recorded setting must match.
-LOOP_CONTROL = ("epochs", "val_freq", "checkpoint_freq", "iter_verbosity", "max_checkpoints")
-COMPARED = (
-    "key_metric", "max_is_best", "val_metrics", "eval_fn", "input_as_labels", "class_weights",
-    "val_class_weights", "reset_statefuls", "model_base_name", "model_configs", "seed",
-)  # fmt: skip
-
-# Rare options that change what is trained or how it is scored: must match on resume.
-COMPARED_OPTIONS = (
-    "predict_threshold", "dynamic_predict_threshold", "loss_weighted_slices_range",
-    "pred_weighted_slices_range", "best_subset_size",
-)  # fmt: skip
 
 _UNSAVED_CALLBACK = (
     "The state of callback {name} is not saved in checkpoints (trainkit knows the state of "
@@ -46,28 +32,13 @@ _UNSAVED_CALLBACK = (
 )
 
 
-def _json_value(value: Any) -> Any:
-    """Settings as JSON: frequencies as dicts, callables by name."""
-    if hasattr(value, "unit") and hasattr(value, "n"):
-        return {value.unit: value.n}
-    if callable(value):
-        return getattr(value, "__name__", type(value).__name__)
-    return json.loads(json.dumps(value, default=str))
-
-
-def settings_record(tg: TrainGenerator) -> dict[str, Any]:
-    record = {name: _json_value(getattr(tg, name, None)) for name in (*LOOP_CONTROL, *COMPARED)}
-    record["options"] = {name: _json_value(tg._options.get(name)) for name in COMPARED_OPTIONS}
-    return record
-
-
 def thread_settings(tg: TrainGenerator) -> dict[str, Any]:
     import tensorflow as tf
 
     return {
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-        "deterministic": bool(tg._options["deterministic"]),
+        "deterministic": bool(tg._settings.options["deterministic"]),
     }
 
 
@@ -83,6 +54,7 @@ def warn_unsaved_callbacks(callbacks: list[Any]) -> None:
 def capture(tg: TrainGenerator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """`(arrays, state)` of the trainer as it stands."""
     arrays, paths = model_state.capture(tg.model)
+    run = tg._run
     callbacks = []
     for index, callback in enumerate(tg._callbacks.callbacks):
         if isinstance(callback, Callback):
@@ -95,8 +67,8 @@ def capture(tg: TrainGenerator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             callbacks.append({"kind": "unsaved", "class": type(callback).__name__})
     state = {
         "version": STATE_VERSION,
-        "run_name": os.path.basename(tg.run_dir or ""),
-        "settings": settings_record(tg),
+        "run_name": run.name if run else "",
+        "settings": tg._settings.record(),
         "trainer": tg._state.state_dict(),
         "datagen": tg.datagen.state_dict(),
         "val_datagen": None if tg.val_datagen is None else tg.val_datagen.state_dict(),
@@ -105,7 +77,7 @@ def capture(tg: TrainGenerator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         "threads": thread_settings(tg),
         "model_paths": paths,
         "iterations_offset": tg._iterations_offset,
-        "best_checkpoint": os.path.basename(tg._best_checkpoint) if tg._best_checkpoint else None,
+        "best_checkpoint": _basename(run.best_checkpoint if run else None),
         "log_rows": tg._log_rows(),
     }
     return arrays, state
@@ -113,27 +85,26 @@ def capture(tg: TrainGenerator) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 def save(tg: TrainGenerator) -> str:
     """Write a checkpoint into the run folder, prune old ones, notify callbacks."""
-    assert tg.run_dir is not None
+    run = tg._run
+    if run is None:
+        raise ValueError("No run folder: pass `logs_dir` to TrainGenerator to write checkpoints.")
     arrays, state = capture(tg)
-    path = store.write_checkpoint(
-        tg.run_dir, iters_fit=tg.iters_fit, arrays=arrays, state=state, save_model=tg.model.save
-    )
-    tg._last_checkpoint = path
-    if tg._best_pending:
-        tg._best_checkpoint, tg._best_pending = path, False
-    protect = [tg._best_checkpoint] if tg._best_checkpoint else []
-    store.prune_checkpoints(tg.run_dir, tg.max_checkpoints, protect=protect)
+    path = run.write(tg.iters_fit, arrays, state, tg.model.save, tg.max_checkpoints)
     for callback in tg._callbacks.callbacks:
         if isinstance(callback, Callback):
             callback.on_save(path)
     return path
 
 
+def _basename(path: str | None) -> str | None:
+    return os.path.basename(path) if path else None
+
+
 def save_best(tg: TrainGenerator) -> str | None:
     """Save `model.keras` and `state.json` of a new best into `best_models_dir`."""
     if tg.best_models_dir is None:
         return None
-    name = f"{os.path.basename(tg.run_dir or tg.model_base_name)}__iter{tg.iters_fit}"
+    name = f"{tg._run.name if tg._run else tg.model_base_name}__iter{tg.iters_fit}"
     name += f"__{tg.key_metric}={tg.best_key_metric:.6g}"
     folder = os.path.join(tg.best_models_dir, name)
     os.makedirs(folder, exist_ok=True)
@@ -147,52 +118,73 @@ def save_best(tg: TrainGenerator) -> str | None:
 # ------------------------------------------------------------------------ resuming
 
 
-def open_run(tg: TrainGenerator, resume: bool | str) -> None:
-    """Create the run folder, or continue a saved run (DESIGN.md §5)."""
-    tg.run_dir = None
-    tg._best_checkpoint = None  # never pruned
-    tg._last_checkpoint = None
-    tg._best_pending = tg._new_best = False
-    tg._resumed_keras_callbacks = []
-    if tg._options["deterministic"]:
+@dataclass
+class Resumed:
+    """The checkpoint a trainer continues from, read before any setting is resolved."""
+
+    run_dir: str
+    checkpoint: str
+    arrays: dict[str, np.ndarray]
+    state: dict[str, Any]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.state.get("settings", {}))
+
+    @property
+    def validated(self) -> bool:
+        """Whether the saved run has scored a validation (its key metric was used)."""
+        return bool(self.state.get("trainer", {}).get("key_metric_history"))
+
+
+def locate(logs_dir: Any, model_base_name: Any, resume: bool | str) -> Resumed | None:
+    """The checkpoint that `resume` names, read; None when a new run starts.
+
+    `resume=True` picks the newest run folder of `model_base_name` in `logs_dir` with a
+    complete checkpoint (if none, a new run starts and says so); a path names a run
+    folder (its newest complete checkpoint) or a checkpoint folder.
+    """
+    if logs_dir is None or resume is False:
+        return None
+    if resume is True:
+        run_dir = store.find_resumable_run(str(logs_dir), str(model_base_name))
+        if run_dir is None:
+            print(
+                f"trainkit: resume=True but {str(logs_dir)!r} holds no run of model_base_name="
+                f"{model_base_name!r} with a complete checkpoint; starting a new run."
+            )
+            return None
+        store.clean_incomplete(run_dir)
+        checkpoint = store.latest_checkpoint(run_dir)
+        assert checkpoint is not None  # find_resumable_run found one
+    else:
+        run_dir, checkpoint = _resolve_path(str(resume))
+    arrays, state = store.read_checkpoint(checkpoint)
+    if state.get("version") != STATE_VERSION:
+        raise ValueError(
+            f"{checkpoint}: checkpoint version {state.get('version')!r} is not supported; this "
+            f"trainkit reads version {STATE_VERSION}. Start a new run (resume=False)."
+        )
+    return Resumed(run_dir, checkpoint, arrays, state)
+
+
+def open_run(tg: TrainGenerator, resumed: Resumed | None) -> None:
+    """Create the run folder (`tg._run`), or continue the saved run `resumed`."""
+    tg._run = None
+    if tg._settings.options["deterministic"]:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
     if tg.logs_dir is None:
         return
     warn_unsaved_callbacks(tg._callbacks.callbacks)
-    tg.run_dir, checkpoint = resolve_run(tg, str(tg.logs_dir), resume)
-    if checkpoint is not None:
-        restore(tg, checkpoint, tg._explicit)
-
-
-def adopt_setting(tg: TrainGenerator, name: str, value: Any) -> None:
-    """Take a saved setting on resume (explicit arguments were kept)."""
-    if name in ("val_freq", "checkpoint_freq"):
-        units = (
-            ("epoch", "batch", "iter") if name == "val_freq" else ("epoch", "batch", "iter", "val")
-        )
-        value = parse_frequency(name, value, units)
-    setattr(tg, name, value)
-    if name == "iter_verbosity":
-        tg._progress = Progress(value, tg._options["progress_every"])
-
-
-def resolve_run(tg: TrainGenerator, logs_dir: str, resume: bool | str) -> tuple[str, str | None]:
-    """`(run folder, checkpoint to resume from or None)` for the `resume` argument."""
-    if resume is False:
-        return store.create_run_folder(logs_dir, tg.model_base_name, tg.model_configs), None
-    if resume is True:
-        run_dir = store.find_resumable_run(logs_dir, tg.model_base_name)
-        if run_dir is None:
-            print(
-                f"trainkit: resume=True but {logs_dir!r} holds no run of model_base_name="
-                f"{tg.model_base_name!r} with a complete checkpoint; starting a new run."
-            )
-            return store.create_run_folder(logs_dir, tg.model_base_name, tg.model_configs), None
-        store.clean_incomplete(run_dir)
-        return run_dir, store.latest_checkpoint(run_dir)
-    return _resolve_path(str(resume))
+    if resumed is None:
+        path = store.create_run_folder(str(tg.logs_dir), tg.model_base_name, tg.model_configs)
+        tg._run = RunFolder(path)
+        return
+    best = resumed.state.get("best_checkpoint")
+    tg._run = RunFolder(resumed.run_dir, os.path.join(resumed.run_dir, best) if best else None)
+    restore(tg, resumed)
 
 
 def _resolve_path(path: str) -> tuple[str, str]:
@@ -210,40 +202,12 @@ def _resolve_path(path: str) -> tuple[str, str]:
     )
 
 
-def apply_settings(tg: TrainGenerator, saved: dict[str, Any], explicit: set[str]) -> None:
-    """Explicit argument > saved value > default; compared settings must match."""
-    for name in LOOP_CONTROL:
-        if name not in explicit and name in saved:
-            adopt_setting(tg, name, saved[name])
-    current_options = settings_record(tg)["options"]
-    for name, value in saved.get("options", {}).items():
-        if current_options.get(name) != value:
-            raise ValueError(
-                f"Cannot resume: `{name}` affects what is trained or scored and differs from "
-                f"the saved run (saved {value!r}). Pass the saved value or start a new run "
-                f"(resume=False). Received: {name}={current_options.get(name)!r}"
-            )
-    for name in COMPARED:
-        if name not in saved:
-            continue
-        current = settings_record(tg)[name]
-        if name not in explicit:
-            if current != saved[name]:
-                adopt_setting(tg, name, saved[name])
-        elif current != saved[name]:
-            raise ValueError(
-                f"Cannot resume: `{name}` affects what is trained and differs from the saved "
-                f"run (saved {saved[name]!r}). Pass the saved value or start a new run "
-                f"(resume=False). Received: {name}={current!r}"
-            )
+def restore(tg: TrainGenerator, resumed: Resumed) -> None:
+    """Continue from `resumed`: everything `capture` saved, put back.
 
-
-def restore(tg: TrainGenerator, path: str, explicit: set[str]) -> None:
-    """Continue from the checkpoint at `path`: everything `capture` saved, put back."""
-    arrays, state = store.read_checkpoint(path)
-    if state.get("version") != STATE_VERSION:
-        raise ValueError(f"{path}: checkpoint version {state.get('version')!r} is not supported.")
-    apply_settings(tg, state["settings"], explicit)
+    The settings were resolved from the same checkpoint before the trainer was built.
+    """
+    arrays, state = resumed.arrays, resumed.state
     _restore_datagens(tg, state)
     model_state.restore(tg.model, arrays, state["model_paths"], sample=_sample(tg))
     tg._state.load_state_dict(state["trainer"])
@@ -251,9 +215,7 @@ def restore(tg: TrainGenerator, path: str, explicit: set[str]) -> None:
     if thresholds:  # a tuned threshold lives on until the next validation
         tg.predict_threshold = thresholds[-1]
     tg._iterations_offset = int(tg.model.optimizer.iterations.numpy()) - tg.iters_fit
-    best = state.get("best_checkpoint")
-    tg._best_checkpoint = os.path.join(os.path.dirname(path), best) if best else None
-    _restore_callbacks(tg, state["callbacks"], arrays, path)
+    _restore_callbacks(tg, state["callbacks"], arrays, resumed.checkpoint)
     tg._truncate_logs(state.get("log_rows", {}))
     _check_threads(tg, state.get("threads", {}))
     rng_state.restore(state["rng"])  # last: building the model above may draw numbers

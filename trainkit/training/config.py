@@ -25,7 +25,9 @@ RARE_OPTIONS: dict[str, Any] = {
     "progress_every": 1,  # with iter_verbosity=1, print one line per this many batches
     "defer_interrupts": True,  # hold Ctrl-C until the next slice boundary
     "deterministic": False,  # TensorFlow op determinism; thread settings go in checkpoints
-    "plot_history_freq": {"epoch": 1},  # redraw history.png and the report (with logs_dir)
+    # Redraw history.png and the report (with logs_dir) this often, e.g. {'epoch': 1};
+    # None: only when train() ends, so drawing stays a small share of a short run.
+    "plot_history_freq": None,
     "tensorboard": False,  # write TensorBoard scalars to <run folder>/tensorboard
     # Validation and prediction (docs/validation.md):
     "predict_threshold": 0.5,  # binary decision threshold of thresholded val_metrics
@@ -36,12 +38,57 @@ RARE_OPTIONS: dict[str, Any] = {
     "pad_val_batches": False,  # pad partial validation batches to a fixed model batch size
 }
 
-# Names for which a smaller value is better (DESIGN.md §4), plus Keras' long names.
+# Metric directions by name, as Keras' monitor callbacks decide `mode='auto'`: a name
+# neither list knows is refused as `key_metric` unless `max_is_best` is given.
 _MIN_IS_BEST_NAMES = {
     "mae", "mse", "rmse", "mape", "msle", "kld", "hinge", "logcosh", "poisson",
     "kl_divergence", "log_cosh", "squared_hinge", "categorical_hinge",
+    "false_positives", "false_negatives", "fpr", "fnr",
 }  # fmt: skip
 _MIN_IS_BEST_SUFFIXES = ("loss", "error", "crossentropy")
+_MAX_IS_BEST_NAMES = {
+    "accuracy", "acc", "auc", "roc_auc", "pr_auc", "r2", "r2_score", "tpr", "tnr",
+    "sensitivity", "specificity", "true_positives", "true_negatives", "iou", "mean_iou",
+    "cosine_similarity", "fbeta_score",
+}  # fmt: skip
+# f1, f1_macro, precision_weighted, recall_at_precision, sparse_categorical_accuracy, ...
+_MAX_IS_BEST_PREFIXES = ("f1", "precision", "recall")
+_MAX_IS_BEST_SUFFIXES = ("accuracy", "_auc", "_iou", "_at_sensitivity", "_at_specificity")
+
+_UNKNOWN_DIRECTION = (
+    "trainkit cannot tell whether key_metric={key_metric!r} is better higher or lower "
+    "(it knows losses, errors, mse/mae/..., false_positives/false_negatives as lower is "
+    "better and accuracy, auc, f1*, precision*, recall*, r2, tpr, tnr, true_positives, "
+    "... as higher is better). Pass `max_is_best=True` if a higher {key_metric!r} is "
+    "better, `max_is_best=False` if lower is. Received: key_metric={key_metric!r}, "
+    "max_is_best=None"
+)
+
+# `model.fit` keywords, with how trainkit does the same thing.
+FIT_KEYWORDS = {
+    "validation_data": "pass validation data as a second DataGenerator: "
+    "`TrainGenerator(model, datagen, val_datagen=DataGenerator(data=x_val, labels=y_val))`.",
+    "validation_split": "split the data yourself and pass the held-out part as "
+    "`val_datagen=DataGenerator(data=x_val, labels=y_val)`.",
+    "validation_freq": "use `val_freq={'epoch': n}` (or {'batch': n}, {'iter': n}).",
+    "initial_epoch": "trainkit has no initial_epoch: `epochs` is the absolute total, and a "
+    "run continues from its checkpoint where it stopped, mid-epoch included: pass "
+    "`logs_dir=...` and `resume=True` (or the run/checkpoint folder), or raise "
+    "`tg.epochs` and call `tg.train()` again.",
+    "steps_per_epoch": "an epoch is one pass of the DataGenerator, `len(datagen)` batches; "
+    "its `batch_size` (and the data) decide the steps.",
+    "validation_steps": "validation is one pass of `val_datagen`, `len(val_datagen)` batches.",
+    "batch_size": "set `batch_size` on the DataGenerator: `DataGenerator(..., batch_size=32)`.",
+    "shuffle": "set `shuffle` on the DataGenerator: `DataGenerator(..., shuffle=True)`.",
+    "verbose": "use `iter_verbosity` (0 silent, 1 a line per batch, 2 a line per slice too).",
+    "class_weight": "use `class_weights={class: weight}` (`val_class_weights` for validation).",
+    "sample_weight": "trainkit takes no sample_weight array: `class_weights={class: weight}` "
+    "weighs samples by their label's class; for per-sample weights, have the "
+    "preprocessor's `process()` return `(x, y, sample_weight)` for each slice; "
+    "`loss_weighted_slices_range=(first, last)` weighs a batch's slices linearly.",
+    "x": "data goes in the DataGenerator: `DataGenerator(data=x, labels=y, batch_size=32)`.",
+    "y": "labels go in the DataGenerator: `DataGenerator(data=x, labels=y, batch_size=32)`.",
+}
 
 _PARTIAL_BATCH_WITH_STATEFUL = (
     "The model has stateful layers ({layers}), which need every batch to hold "
@@ -60,17 +107,60 @@ _NOT_YET = (
 )
 
 
+def metric_direction(name: str) -> bool | None:
+    """True if a higher `name` is better, False if lower is, None if unknown."""
+    name = name.lower().removeprefix("val_")
+    if name in _MIN_IS_BEST_NAMES or name.endswith(_MIN_IS_BEST_SUFFIXES):
+        return False
+    if (
+        name in _MAX_IS_BEST_NAMES
+        or name.startswith(_MAX_IS_BEST_PREFIXES)
+        or name.endswith(_MAX_IS_BEST_SUFFIXES)
+    ):
+        return True
+    return None
+
+
 def default_max_is_best(key_metric: str) -> bool:
-    """False for losses and errors (`loss`, `*_error`, `mse`, ...), True otherwise."""
-    name = key_metric.lower()
-    return not (name in _MIN_IS_BEST_NAMES or name.endswith(_MIN_IS_BEST_SUFFIXES))
+    """False for losses and errors (`loss`, `*_error`, `mse`, ...), True for scores.
+
+    Scores: `accuracy`, `auc`, `f1*`, `precision*`, `recall*`, `r2`, `tpr`, `tnr`, ...
+
+    Raises:
+        ValueError: for a name whose direction is unknown (pass `max_is_best`).
+    """
+    direction = metric_direction(key_metric)
+    if direction is None:
+        raise ValueError(_UNKNOWN_DIRECTION.format(key_metric=key_metric))
+    return direction
 
 
 def check_unknown_options(signature_of: Any, rare_options: dict[str, Any]) -> None:
-    """Unknown keywords (typos land in **rare_options) -> ValueError with a suggestion."""
+    """Unknown keywords (typos land in **rare_options) -> ValueError with a suggestion.
+
+    `model.fit` keywords (`validation_data`, `initial_epoch`, ...) get the trainkit way
+    of doing the same; other names the closest valid one.
+    """
+    for key, value in rare_options.items():
+        if key in FIT_KEYWORDS:
+            raise ValueError(
+                f"TrainGenerator does not take `{key}` (a model.fit argument): "
+                f"{FIT_KEYWORDS[key]} Received: {key}={_short(value)}"
+            )
     params = inspect.signature(signature_of).parameters
     valid = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY] + list(RARE_OPTIONS)
     check_unknown_keys("TrainGenerator", rare_options, valid)
+
+
+def _short(value: Any) -> str:
+    """A short description of a value: never an array's contents."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"<{type(value).__name__} of shape {tuple(shape)}>"
+    if isinstance(value, (list, tuple, dict)) and len(value) > 4:
+        return f"<{type(value).__name__} of length {len(value)}>"
+    text = repr(value)
+    return text if len(text) <= 80 else f"<{type(value).__name__}>"
 
 
 def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +185,11 @@ def check_loop_args(
 
 
 def check_key_metric(key_metric: Any, max_is_best: Any) -> tuple[str, bool]:
+    """`key_metric` and its direction: `max_is_best` as given, else by the name.
+
+    Raises:
+        ValueError: `max_is_best=None` with a name whose direction is unknown.
+    """
     if not isinstance(key_metric, str) or not key_metric:
         raise TypeError(
             "`key_metric` must be a metric name such as 'loss' or 'accuracy'. "
@@ -191,7 +286,7 @@ def explicit_arguments(init: Any) -> Any:
     """Record which keyword arguments the caller passed (`self._explicit`).
 
     On resume an explicitly passed argument beats the saved value, which beats the
-    default (DESIGN.md §5); defaults alone cannot tell "passed" from "not passed".
+    default; defaults alone cannot tell "passed" from "not passed".
     """
 
     @functools.wraps(init)
@@ -204,8 +299,7 @@ def explicit_arguments(init: Any) -> Any:
 
 def check_run_args(logs_dir: Any, best_models_dir: Any, resume: Any) -> None:
     for name, value in (("logs_dir", logs_dir), ("best_models_dir", best_models_dir)):
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise TypeError(f"`{name}` must be a folder path or None. Received: {name}={value!r}")
+        _check_folder(name, value)
     if not isinstance(resume, (bool, str, os.PathLike)):
         raise TypeError(
             "`resume` must be False, True (the newest run in logs_dir) or the path of a run or "
@@ -215,6 +309,33 @@ def check_run_args(logs_dir: Any, best_models_dir: Any, resume: Any) -> None:
         raise ValueError(
             "`resume` needs `logs_dir`: checkpoints live in run folders under it. "
             f"Received: resume={resume!r}, logs_dir=None"
+        )
+
+
+def _check_folder(name: str, value: Any) -> None:
+    """None, or a path that is a folder or can become one (nothing is created here)."""
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"`{name}` must be a folder path or None. Received: {name}={value!r}")
+    path = os.fspath(value)
+    if not path:
+        raise ValueError(
+            f"`{name}` must name a folder; an empty string names none. Pass a path such as "
+            f"'logs', or None for no run folder. Received: {name}={value!r}"
+        )
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"`{name}` is a file, not a folder: runs are folders inside it. Pass a folder "
+            f"path (it is created if missing). Received: {name}={value!r}"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(
+            f"`{name}` cannot be created: {parent!r} is a file, not a folder. "
+            f"Received: {name}={value!r}"
         )
 
 

@@ -95,7 +95,9 @@ def sections(tg: TrainGenerator) -> dict[str, dict[str, Any]]:
             "val_freq": _freq(tg.val_freq),
             "checkpoint_freq": _freq(tg.checkpoint_freq),
             "reset_statefuls": tg.reset_statefuls,
-            "last checkpoint": os.path.basename(tg._last_checkpoint or "none"),
+            "last checkpoint": os.path.basename(
+                (tg._run.last_checkpoint if tg._run else None) or "none"
+            ),
         },
         "Train data": _datagen_section(tg.datagen),
     }

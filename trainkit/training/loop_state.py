@@ -2,7 +2,7 @@
 
 The trainer owns the loop; this object owns its numbers. Everything in it is plain
 Python data so that `state_dict()` is JSON-serializable and a checkpoint can restore
-the loop exactly (DESIGN.md §5).
+the loop exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ VALIDATE = "validate"
 EPOCH_LOGS = "epoch_logs"
 CHECKPOINT = "checkpoint"
 STAGES = (FIT, ITER_END, BATCH_END, VALIDATE_MID, EPOCH_END, VALIDATE, EPOCH_LOGS, CHECKPOINT)
+
+# The loop body in one table: each stage, what it does, and the stages it hands over to.
+# A stage commits its bookkeeping and moves on (`LoopState.move_to`) before it calls
+# any hook, so the hook order per epoch reads top to bottom here.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    FIT: (ITER_END,),  # on_epoch_begin / on_train_batch_begin if new; get slice, fit it
+    ITER_END: (BATCH_END, FIT),  # on_train_iter_end; checkpoint by 'iter'; batch over?
+    BATCH_END: (VALIDATE_MID, EPOCH_END, FIT),  # count, reset statefuls, on_train_batch_end
+    VALIDATE_MID: (EPOCH_END, FIT),  # validation due by 'batch' or 'iter'
+    EPOCH_END: (VALIDATE, EPOCH_LOGS),  # datagen.on_epoch_end(); validation due by 'epoch'?
+    VALIDATE: (EPOCH_LOGS,),  # on_val_begin, on_val_batch_end..., on_val_end
+    EPOCH_LOGS: (CHECKPOINT,),  # on_epoch_end(epoch, logs)
+    CHECKPOINT: (FIT,),  # checkpoint and plots by 'epoch'; then the stop check
+}
 
 
 @dataclass
@@ -101,6 +115,15 @@ class LoopState:
     val_batch_means: WeightedMean = field(default_factory=WeightedMean)
     val_means: WeightedMean = field(default_factory=WeightedMean)
     last_val_logs: dict[str, float] = field(default_factory=dict)
+
+    def move_to(self, stage: str) -> None:
+        """Hand the loop over to `stage`, which must follow the current one in TRANSITIONS."""
+        if stage not in TRANSITIONS[self.stage]:
+            raise RuntimeError(
+                f"The train loop cannot go from stage {self.stage!r} to {stage!r}; it goes to "
+                f"{list(TRANSITIONS[self.stage])} (a trainkit bug: please report it)."
+            )
+        self.stage = stage
 
     def state_dict(self) -> dict[str, Any]:
         """A JSON-serializable copy of the state (infinities as strings)."""

@@ -25,7 +25,7 @@ from trainkit.training.sample_weights import class_weight_vector, slice_weight
 from trainkit.training.steps import reset_states, restore_states, snapshot_states
 
 if TYPE_CHECKING:
-    from trainkit.training.trainer import TrainGenerator
+    from trainkit.training.validation import ValidationParts
 
 
 @dataclass
@@ -172,7 +172,7 @@ def predict_slice(model: Any, x: Any) -> np.ndarray:
     return np.asarray(model.predict_on_batch(x))
 
 
-def predict_pass(trainer: TrainGenerator, datagen: Any, class_weights: Any) -> PredictionCollector:
+def predict_pass(parts: ValidationParts, datagen: Any, class_weights: Any) -> PredictionCollector:
     """One whole pass of `datagen` through the model, collected in serving order.
 
     Starts at the generator's position (a fresh pass if it is exhausted) and leaves it
@@ -180,8 +180,9 @@ def predict_pass(trainer: TrainGenerator, datagen: Any, class_weights: Any) -> P
     states, are reset after each batch when `reset_statefuls=True`, and get the train
     states back afterwards. Counters and callbacks are untouched.
     """
-    collector = PredictionCollector(class_weights, trainer._val.loss_weighted_slices_range)
-    layers = trainer._stateful_layers
+    settings = parts.options
+    collector = PredictionCollector(class_weights, settings.loss_weighted_slices_range)
+    layers = parts.stateful_layers
     saved = snapshot_states(layers)
     reset_states(layers)
     if datagen.all_data_exhausted:
@@ -189,15 +190,15 @@ def predict_pass(trainer: TrainGenerator, datagen: Any, class_weights: Any) -> P
     batch_index = 0
     while not datagen.all_data_exhausted:
         x, y = datagen.get()
-        labels = trainer._labels(x, y)
+        labels = parts.labels(x, y)
         outputs = padding.predict_slice(
-            predict_slice, trainer.model, x, trainer._val.pad_val_batches
+            predict_slice, parts.trainer.model, x, settings.pad_val_batches
         )
         collector.add(datagen, outputs, labels, batch_index)
         datagen.update_state()
         if datagen.batch_exhausted:
             batch_index += 1
-            if trainer.reset_statefuls:
+            if parts.settings.reset_statefuls:
                 reset_states(layers)
     datagen.on_epoch_end()
     restore_states(layers, saved)

@@ -37,8 +37,10 @@ class RunLogs:
     # ------------------------------------------------------------------ metrics.csv
     def _open(self, tg: TrainGenerator, logs: dict[str, float]) -> MetricsLog | None:
         if self.metrics is None and tg.run_dir is not None:
-            names = list(tg.history) or list(logs)
-            names += [n for n in [*tg.val_history, *logs, *_val_names(tg)] if n not in names]
+            # Train names first, then each validation name once (a resumed run has
+            # validation history *and* predict-mode names known in advance).
+            names = list(dict.fromkeys([*(tg.history or logs), *tg.val_history, *logs]))
+            names += [n for n in _val_names(tg) if n not in names]
             self.metrics = MetricsLog(os.path.join(tg.run_dir, METRICS_FILE), names)
             if self._truncate_to is not None:
                 self.metrics.truncate(self._truncate_to)

@@ -175,10 +175,11 @@ def _build(
     chosen: dict[str, Any], sources: dict[str, str], model: Any, val_datagen: Any
 ) -> TrainSettings:
     options = config.check_rare_options({name: chosen[name] for name in config.RARE_OPTIONS})
-    key_metric, max_is_best = config.check_key_metric(chosen["key_metric"], chosen["max_is_best"])
+    # Metric names first (an unknown 'f3' says so), then key_metric's direction.
     validation = config.check_validation_args(
-        {**chosen, "key_metric": key_metric, "val_datagen": val_datagen}, options, model
+        {**chosen, "val_datagen": val_datagen}, options, model
     )
+    key_metric, max_is_best = config.check_key_metric(chosen["key_metric"], chosen["max_is_best"])
     config.check_names(
         chosen["max_checkpoints"], chosen["model_configs"], chosen["model_base_name"]
     )

@@ -9,11 +9,11 @@ from typing import Any
 
 import keras
 
-from trainkit._validation import check_bool
-from trainkit.training import checkpointing, config, figures, preflight
-from trainkit.training.callback_list import CallbackList, check_callbacks
-from trainkit.training.frequency import Frequency, parse_frequency
-from trainkit.training.interrupts import DeferredInterrupt
+from trainkit.checkpoints import RunFolder
+from trainkit.training import checkpointing, config, figures, preflight, settings
+from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
+from trainkit.training.frequency import Frequency
+from trainkit.training.interrupts import DeferredInterrupt, warn_preempted
 from trainkit.training.loop_state import (
     BATCH_END,
     CHECKPOINT,
@@ -31,11 +31,17 @@ from trainkit.training.prediction import Predictions
 from trainkit.training.progress import Progress
 from trainkit.training.run_logs import RunLogs
 from trainkit.training.sample_weights import slice_sample_weights
+from trainkit.training.settings import SettingsView
 from trainkit.training.steps import CompiledStep, num_samples, reset_states, stateful_layers
-from trainkit.training.validation import Validation, evaluate_datagen, predict_datagen
+from trainkit.training.validation import (
+    Validation,
+    ValidationParts,
+    evaluate_datagen,
+    predict_datagen,
+)
 
 
-class TrainGenerator(LoopStateView):
+class TrainGenerator(SettingsView, LoopStateView):
     """Trains a compiled Keras model on a `DataGenerator`, slice by slice.
 
     The trainer asks the generator for the current slice, fits it with the model's
@@ -76,8 +82,22 @@ class TrainGenerator(LoopStateView):
             sparse, binary or one-hot labels; classes left out weigh 1.0.
         val_class_weights: the same for validation, `tg.evaluate` and predict-mode
             metrics.
-        logs_dir, best_models_dir, checkpoint_freq, max_checkpoints, resume,
-        model_configs, model_base_name, strategy: see DESIGN.md §5.
+        logs_dir: a folder for run folders (`M{n}__{model_base_name}-{model_configs}`)
+            holding checkpoints, `metrics.csv`, `history.png` and the report; None
+            writes nothing.
+        best_models_dir: a folder that receives `model.keras` and `state.json` of
+            each new best.
+        checkpoint_freq: `{'epoch'|'batch'|'iter'|'val': n}` or None (with `logs_dir`).
+        max_checkpoints: checkpoints kept; the newest and the best are never pruned.
+        resume: False (a new run), True (the newest run of `model_base_name` in
+            `logs_dir` with a complete checkpoint) or a run or checkpoint folder.
+            Every setting left out is taken from the checkpoint; a passed setting
+            that changes what is trained must equal the saved one (docs/checkpoints.md).
+        model_configs: `{name: value}` named in the run folder's name; values may be
+            objects or functions (`{'optimizer': Adam(4e-4), 'act': relu}`), described
+            by class name and config or qualified name, never by memory address.
+        model_base_name: the run folders' base name.
+        strategy: not available yet (distributed training).
         **rare_options: `progress_every` (batches per printed line, default 1),
             `defer_interrupts` (default True), and for validation (docs/validation.md):
             `predict_threshold=0.5` (binary decision threshold of f1, precision, ...),
@@ -101,13 +121,24 @@ class TrainGenerator(LoopStateView):
     """
 
     _explicit: set[str]  # keyword arguments the caller passed (set by the decorator)
-    # Run folder and checkpoint bookkeeping, set by `checkpointing.open_run`.
-    run_dir: str | None
-    _best_checkpoint: str | None  # written after the validation that set the best; never pruned
-    _last_checkpoint: str | None
-    _best_pending: bool
+    _run: RunFolder | None  # the run folder, set by `checkpointing.open_run`
     _new_best: bool
     _resumed_keras_callbacks: list[Any]
+    # Public attributes besides the settings (`SettingsView`) and counters (`LoopStateView`).
+    model: Any
+    datagen: Any
+    val_datagen: Any
+    predict_threshold: float  # the binary threshold in use (tuned per validation if dynamic)
+    best_subset_names: list[str]  # set_names of the last best subset
+
+    @property
+    def run_dir(self) -> str | None:
+        """This run's folder in `logs_dir` (None without `logs_dir`)."""
+        return self._run.path if self._run is not None else None
+
+    def _setting_changed(self, name: str) -> None:
+        if name == "iter_verbosity":
+            self._progress.verbosity = self.iter_verbosity
 
     @config.explicit_arguments
     def __init__(
@@ -139,8 +170,8 @@ class TrainGenerator(LoopStateView):
         strategy: Any = None,
         **rare_options: Any,
     ):
+        arguments = {name: value for name, value in locals().items() if name != "self"}
         config.check_unknown_options(TrainGenerator.__init__, rare_options)
-        self._options = config.check_rare_options(rare_options)
         config.check_model(model)
         config.check_datagen("datagen", datagen, required=True)
         config.check_datagen("val_datagen", val_datagen, required=False)
@@ -150,31 +181,24 @@ class TrainGenerator(LoopStateView):
                 "validation runs its own pass and would move the train cursor. Build a "
                 "second generator on the same data if you mean to validate on it."
             )
-        self.epochs, self.val_freq, self.checkpoint_freq, self.iter_verbosity = (
-            config.check_loop_args(epochs, val_freq, checkpoint_freq, iter_verbosity)
-        )
-        self.key_metric, self.max_is_best = config.check_key_metric(key_metric, max_is_best)
         config.check_later_features(locals())
-        self._val = config.check_validation_args(locals(), self._options, model)
-        self.val_metrics, self.class_weights, self.val_class_weights = (
-            self._val.val_metric_names,
-            self._val.class_weights,
-            self._val.val_class_weights,
-        )
-        self.predict_threshold = self._val.predict_threshold  # tuned per validation if dynamic
-        self.best_subset_names: list[str] = []  # set_names of the last best subset
-        config.check_names(max_checkpoints, model_configs, model_base_name)
         config.check_run_args(logs_dir, best_models_dir, resume)
-        self.input_as_labels = check_bool("input_as_labels", input_as_labels)
-        self.reset_statefuls = check_bool("reset_statefuls", reset_statefuls)
-        self.seed = config.check_seed(seed)
+        # Every setting is resolved once, here: passed > saved (when resuming) > default.
+        resumed = checkpointing.locate(logs_dir, model_base_name, resume)
+        self._settings = settings.resolve(
+            arguments,
+            self._explicit,
+            model,
+            saved=resumed.settings if resumed else None,
+            saved_validated=resumed.validated if resumed else False,
+        )
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
 
         self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
-        self.eval_fn, self.logs_dir, self.best_models_dir = eval_fn, logs_dir, best_models_dir
-        self.max_checkpoints, self.model_configs = max_checkpoints, model_configs
-        self.model_base_name = model_base_name
+        self._logs_dir, self._best_models_dir = logs_dir, best_models_dir
+        self.predict_threshold = self._val.predict_threshold  # tuned per validation if dynamic
+        self.best_subset_names = []  # set_names of the last best subset
         self._stateful_layers = stateful_layers(model)
         config.check_stateful_data(
             self._stateful_layers, datagen, val_datagen, self.reset_statefuls,
@@ -185,37 +209,52 @@ class TrainGenerator(LoopStateView):
         self._interrupt = DeferredInterrupt()
         self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
         self._callbacks = CallbackList(check_callbacks(callbacks), self)
-        self._validation = Validation(self)
         self._train_step = CompiledStep(model, "train")
         self._test_step = CompiledStep(model, "test")
+        self._validation = Validation(
+            ValidationParts(
+                trainer=self, settings=self._settings, state=self._state,
+                callbacks=self._callbacks, test_step=self._run_test_step,
+                stateful_layers=self._stateful_layers, interrupt=self._interrupt,
+                progress=self._progress, on_new_best=self._mark_new_best,
+            )
+        )  # fmt: skip
         self._iterations_offset = int(model.optimizer.iterations.numpy())
         self._logs = RunLogs(tensorboard=self._options["tensorboard"])
-        self.plot_history_freq = parse_frequency(
-            "plot_history_freq", self._options["plot_history_freq"], ("epoch", "batch", "val")
-        )
         self._timings = {"train": 0.0, "validation": 0.0}
+        self._new_best = False
+        self._resumed_keras_callbacks = []
         preflight.check_before_training(
             model, datagen, val_datagen, self._val, self.key_metric, self.input_as_labels
         )
-        checkpointing.open_run(self, resume)
+        checkpointing.open_run(self, resumed)
 
     # ----------------------------------------------------------------- the loop
 
-    def train(self) -> None:
+    def train(self) -> keras.callbacks.History:
         """Train until `epochs` are done or a stop is requested.
 
         Safe to call again after an interrupt (continues exactly where the loop
         stood, without a second `on_train_begin`). Once a run has ended, raising
         `epochs` and calling `train()` again continues training as a new run (with
-        `on_train_begin`); with no epochs left, `train()` returns at once.
+        `on_train_begin`); with no epochs left, `train()` returns at once. On SIGTERM
+        it checkpoints (with a run folder), warns and returns; the run stays open.
+
+        Returns:
+            A `keras.callbacks.History` of this run, as `model.fit` returns: one value
+            per epoch this trainer completed in the run (`history.history['loss']`,
+            `'val_loss'`, ...), `history.epoch` and `history.params`.
         """
         s = self._state
         if not s.run_begun and s.epoch >= self.epochs:
-            return  # nothing left to train: no new run, no hooks
+            return self._callbacks.history  # nothing left to train: no new run, no hooks
         with self._interrupt.deferring(self._options["defer_interrupts"]):
             self._begin_run()
+            # One stage per pass; `loop_state.TRANSITIONS` lists each stage and its next.
             while not (s.stage == FIT and self._run_done()):
                 self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
+                if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
+                    return self._stop_preempted()
                 if s.stage == FIT:
                     self._fit_slice()  # get slice -> fit -> datagen.update_state()
                 elif s.stage == ITER_END:
@@ -233,6 +272,7 @@ class TrainGenerator(LoopStateView):
                 elif s.stage == CHECKPOINT:
                     self._checkpoint_if_due()
             self._end_run()
+        return self._callbacks.history
 
     # Each stage first commits its bookkeeping and moves `stage` on, then calls the
     # hooks: an exception from a hook leaves the loop just past that stage, and an
@@ -241,16 +281,18 @@ class TrainGenerator(LoopStateView):
     def _begin_run(self) -> None:
         s = self._state
         self._check_optimizer_iterations()
-        params = {"epochs": self.epochs, "steps": len(self.datagen), "verbose": 0}
+        verbose = keras_verbose(self.iter_verbosity)
+        params = {"epochs": self.epochs, "steps": len(self.datagen), "verbose": verbose}
+        # A stock ProgbarLogger draws the progress instead of trainkit's display.
+        self._progress.verbosity = 0 if self._callbacks.has_progbar else self.iter_verbosity
+        self._callbacks.set_params(params)  # also on re-entry: the History's params
         if s.run_begun:
             # Re-entry after an interrupt: on_train_begin already fired. After a resume,
             # stock Keras callbacks still need theirs to set themselves up.
             if self._resumed_keras_callbacks:
-                self._callbacks.set_params(params)
                 checkpointing.resume_keras_callbacks(self, call_begin=True)
             return
         s.run_begun, s.stop_training, self.model.stop_training = True, False, False
-        self._callbacks.set_params(params)
         checkpointing.resume_keras_callbacks(self, call_begin=False, stage="prepare")
         self._callbacks.call("on_train_begin", {})
         checkpointing.resume_keras_callbacks(self, call_begin=False, stage="restore")
@@ -284,11 +326,11 @@ class TrainGenerator(LoopStateView):
         s.batch_means.add(logs, samples)
         self._logs.iter_fit(self, self.datagen.slice_idx)
         self.datagen.update_state()
-        s.stage = ITER_END
+        s.move_to(ITER_END)
 
     def _end_iter(self) -> None:
         s = self._state
-        s.stage = BATCH_END if self.datagen.batch_exhausted else FIT
+        s.move_to(BATCH_END if self.datagen.batch_exhausted else FIT)
         self._progress.iter_end(self, s.last_iter_logs)
         self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
         self._checkpoint_by("iter", s.iters_fit)  # exactly here, between slices
@@ -304,9 +346,9 @@ class TrainGenerator(LoopStateView):
         if self.reset_statefuls:
             reset_states(self._stateful_layers)
         if self._val_due_mid_epoch():
-            s.stage = VALIDATE_MID
+            s.move_to(VALIDATE_MID)
         else:
-            s.stage = EPOCH_END if self._epoch_done() else FIT
+            s.move_to(EPOCH_END if self._epoch_done() else FIT)
         self._logs.train_batch(self, logs)
         self._progress.batch_end(self, logs)
         self._callbacks.call("on_train_batch_end", index, logs)
@@ -319,7 +361,7 @@ class TrainGenerator(LoopStateView):
         s.epoch_begun = False
         s.epoch_batches.append(s.batches_fit)
         due = self._can_validate() and self.val_freq.unit == "epoch"  # type: ignore[union-attr]
-        s.stage = VALIDATE if due and self.val_freq.due(s.epoch) else EPOCH_LOGS  # type: ignore[union-attr]
+        s.move_to(VALIDATE if due and self.val_freq.due(s.epoch) else EPOCH_LOGS)  # type: ignore[union-attr]
 
     def _validate(self, next_stage: str) -> None:
         s = self._state
@@ -338,7 +380,9 @@ class TrainGenerator(LoopStateView):
         s.val_batches.append(s.batches_fit)
         self._logs.validation(self, s.last_val_logs)
         if self._new_best:
-            self._new_best, self._best_pending = False, self.run_dir is not None
+            self._new_best = False
+            if self._run is not None:
+                self._run.best_is_next()
             checkpointing.save_best(self)
         self._outputs_by("val", s.times_validated)
 
@@ -346,12 +390,12 @@ class TrainGenerator(LoopStateView):
         s = self._state
         logs = s.epoch_means.result()
         logs.update({f"val_{name}": value for name, value in s.epoch_val_logs.items()})
-        s.stage = CHECKPOINT
+        s.move_to(CHECKPOINT)
         self._progress.epoch_end(self, logs)
         self._callbacks.call("on_epoch_end", s.epoch - 1, logs)
 
     def _checkpoint_if_due(self) -> None:
-        self._state.stage = FIT
+        self._state.move_to(FIT)
         self._outputs_by("epoch", self._state.epoch)
 
     def _outputs_by(self, unit: str, counter: int) -> None:
@@ -390,6 +434,12 @@ class TrainGenerator(LoopStateView):
             )
         return checkpointing.save(self)
 
+    def _stop_preempted(self) -> keras.callbacks.History:
+        """SIGTERM at a slice boundary: checkpoint (with a run folder) and stop, run open."""
+        path = checkpointing.save(self) if self.run_dir is not None else None
+        warn_preempted(self, path)
+        return self._callbacks.history
+
     def _end_run(self) -> None:
         self._state.run_begun = False
         if self.run_dir is not None:  # the final picture of the run
@@ -426,19 +476,11 @@ class TrainGenerator(LoopStateView):
     def _labels(self, x: Any, y: Any) -> Any:
         return x if self.input_as_labels else y
 
-    def _update_key_metric(self, val_logs: dict[str, float]) -> None:
-        s = self._state
-        if self.key_metric not in val_logs:
-            raise ValueError(
-                f"key_metric={self.key_metric!r} is not among the validation metrics "
-                f"{sorted(val_logs)}. Pass one of them as `key_metric`."
-            )
-        value = val_logs[self.key_metric]
-        s.key_metric_history.append(value)
-        better = value > s.best_key_metric if self.max_is_best else value < s.best_key_metric
-        if better:
-            s.best_key_metric = value
-            self._new_best = True
+    def _run_test_step(self, *data: Any) -> dict[str, float]:
+        return self._test_step(*data)  # looked up per call: tests may wrap the step
+
+    def _mark_new_best(self) -> None:
+        self._new_best = True  # saved as the best model after the validation
 
     def _check_optimizer_iterations(self) -> None:
         """On (re-)entry: a step interrupted after it applied is counted, not refit."""
@@ -472,7 +514,7 @@ class TrainGenerator(LoopStateView):
         generator's position (a fresh pass if exhausted), leaves it ready for the next
         pass; trainer counters and callbacks are untouched. See docs/validation.md.
         """
-        return evaluate_datagen(self, datagen)
+        return evaluate_datagen(self._validation.parts, datagen)
 
     def predict(self, datagen: Any) -> Predictions:
         """One pass of `datagen` (labels optional): predictions in data order.
@@ -489,7 +531,7 @@ class TrainGenerator(LoopStateView):
         result.predictions[result.sample_indices == 0]  # sample 0's outputs
         ```
         """
-        return predict_datagen(self, datagen)
+        return predict_datagen(self._validation.parts, datagen)
 
     def state_dict(self) -> dict[str, Any]:
         """The loop's counters, histories and progress (JSON-serializable)."""

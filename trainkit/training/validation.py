@@ -21,6 +21,8 @@ before it and restored after it, so validating mid-epoch does not disturb traini
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,18 +36,52 @@ from trainkit.training.prediction import (
     predict_slice,
 )
 from trainkit.training.sample_weights import slice_sample_weights
-from trainkit.training.scoring import best_subset, compute_metrics, tune_threshold
+from trainkit.training.scoring import (
+    ValidationSettings,
+    best_subset,
+    compute_metrics,
+    tune_threshold,
+)
 from trainkit.training.steps import reset_states, restore_states, snapshot_states
 
 if TYPE_CHECKING:
+    from trainkit.training.loop_state import LoopState
+    from trainkit.training.settings import TrainSettings
     from trainkit.training.trainer import TrainGenerator
+
+
+@dataclass
+class ValidationParts:
+    """What validation needs of its trainer, handed over by name (nothing else is read).
+
+    `trainer` is used through its public attributes only (`val_datagen`, `model`,
+    `predict_threshold`, `best_subset_names`).
+    """
+
+    trainer: TrainGenerator
+    settings: TrainSettings
+    state: LoopState
+    callbacks: Any  # CallbackList
+    test_step: Callable[..., dict[str, float]]
+    stateful_layers: list[Any]
+    interrupt: Any  # DeferredInterrupt
+    progress: Any  # Progress
+    on_new_best: Callable[[], None]
+
+    @property
+    def options(self) -> ValidationSettings:
+        return self.settings.validation
+
+    def labels(self, x: Any, y: Any) -> Any:
+        return x if self.settings.input_as_labels else y
 
 
 class Validation:
     """Runs (and resumes) validations for one trainer."""
 
-    def __init__(self, trainer: TrainGenerator):
-        self.trainer = trainer
+    def __init__(self, parts: ValidationParts):
+        self.parts = parts
+        self.trainer = parts.trainer
         self._saved_states: list[Any] = []
         self._active = False  # a validation begun by this object is under way
         self._collector: PredictionCollector | None = None  # predict mode
@@ -53,30 +89,31 @@ class Validation:
 
     def run(self, next_stage: str) -> None:
         """Run or resume the validation; moves the train loop to `next_stage` when done."""
-        t, s = self.trainer, self.trainer._state
+        t, s, parts = self.trainer, self.parts.state, self.parts
         if s.val_stage == "run" and not self._active and self._keeps_progress_here():
             self._begin(fresh_pass=True)  # its collected values were lost: start over
         if s.val_stage == "begin":
             self._begin(fresh_pass=False)
             s.val_stage = "run"
-            t._callbacks.call("on_val_begin", {})
+            parts.callbacks.call("on_val_begin", {})
         if s.val_stage == "run":
             self._run_slices()
             self._record()
             s.val_stage = "end"
         if s.val_stage == "end":
-            restore_states(t._stateful_layers, self._saved_states)
+            restore_states(parts.stateful_layers, self._saved_states)
             self._active = False
-            s.val_stage, s.stage = "begin", next_stage  # done before on_val_end is called
-            t._progress.val_end(t, s.last_val_logs)
-            t._callbacks.call("on_val_end", dict(s.last_val_logs))
+            s.val_stage = "begin"
+            s.move_to(next_stage)  # done before on_val_end is called
+            parts.progress.val_end(t, s.last_val_logs)
+            parts.callbacks.call("on_val_end", dict(s.last_val_logs))
 
     def _keeps_progress_here(self) -> bool:
-        settings = self.trainer._val
+        settings = self.parts.options
         return settings.eval_fn == "predict" or settings.best_subset_size is not None
 
     def _begin(self, fresh_pass: bool) -> None:
-        t, s, settings = self.trainer, self.trainer._state, self.trainer._val
+        t, s, settings = self.trainer, self.parts.state, self.parts.options
         s.val_means.clear()
         s.val_batch_means.clear()
         s.val_batch_index = 0
@@ -87,79 +124,93 @@ class Validation:
             settings.val_class_weights, settings.loss_weighted_slices_range
         )
         # Validation starts from clean RNN states; training's come back after it.
-        self._saved_states = snapshot_states(t._stateful_layers)
-        reset_states(t._stateful_layers)
+        self._saved_states = snapshot_states(self.parts.stateful_layers)
+        reset_states(self.parts.stateful_layers)
         if fresh_pass or t.val_datagen.all_data_exhausted:
             t.val_datagen.on_epoch_end()
 
     def _run_slices(self) -> None:
-        t, s, datagen = self.trainer, self.trainer._state, self.trainer.val_datagen
+        t, s, datagen = self.trainer, self.parts.state, self.trainer.val_datagen
         while True:
             if s.val_batch_end_pending:
                 self._end_batch()
             if datagen.all_data_exhausted:
                 return
-            t._interrupt.raise_if_requested()
+            self.parts.interrupt.raise_if_requested()
             if not s.val_batch_begun:
                 s.val_batch_begun = True
-                t._callbacks.call("on_val_batch_begin", s.val_batch_index, {})
+                self.parts.callbacks.call("on_val_batch_begin", s.val_batch_index, {})
             x, y = datagen.get()
-            labels = t._labels(x, y)
-            if t._val.eval_fn == "predict":
+            labels = self.parts.labels(x, y)
+            if self.parts.options.eval_fn == "predict":
                 assert self._collector is not None
-                outputs = padding.predict_slice(predict_slice, t.model, x, t._val.pad_val_batches)
+                outputs = padding.predict_slice(
+                    predict_slice, t.model, x, self.parts.options.pad_val_batches
+                )
                 self._collector.add(datagen, outputs, labels, s.val_batch_index)
             else:
                 weights = self._weights(x, labels)
-                s.val_batch_means.add(*padding.evaluate_slice(
-                    t._test_step, t.model, x, labels, weights, t._val.pad_val_batches
-                ))  # fmt: skip
+                pad = self.parts.options.pad_val_batches
+                step = self.parts.test_step
+                s.val_batch_means.add(
+                    *padding.evaluate_slice(step, t.model, x, labels, weights, pad)
+                )
             s.iters_validated += 1
             datagen.update_state()
             s.val_batch_end_pending = datagen.batch_exhausted
 
     def _weights(self, x: Any, labels: Any) -> Any:
-        settings = self.trainer._val
+        settings = self.parts.options
         return slice_sample_weights(
             self.trainer.val_datagen, x, labels,
             settings.val_class_weights, settings.loss_weighted_slices_range,
         )  # fmt: skip
 
     def _end_batch(self) -> None:
-        t, s = self.trainer, self.trainer._state
+        t, s, parts = self.trainer, self.parts.state, self.parts
         logs = s.val_batch_means.result()
         s.val_means.add(logs, s.val_batch_means.mean_weight())
-        if t._val.best_subset_size is not None and t._val.eval_fn == "evaluate":
+        if parts.options.best_subset_size is not None and parts.options.eval_fn == "evaluate":
             weight = s.val_batch_means.mean_weight()
             self._batch_logs.append((logs, weight, str(t.val_datagen.set_name)))
         s.val_batch_means.clear()
         s.batches_validated += 1
-        if t.reset_statefuls:
-            reset_states(t._stateful_layers)
+        if parts.settings.reset_statefuls:
+            reset_states(parts.stateful_layers)
         index = s.val_batch_index
         s.val_batch_index += 1
         s.val_batch_begun = s.val_batch_end_pending = False
-        t._callbacks.call("on_val_batch_end", index, logs)
+        parts.callbacks.call("on_val_batch_end", index, logs)
 
     def _record(self) -> None:
-        t, s = self.trainer, self.trainer._state
+        t, s, parts = self.trainer, self.parts.state, self.parts
         t.val_datagen.on_epoch_end()  # the next validation starts a fresh pass
-        if t._val.eval_fn == "predict":
+        if parts.options.eval_fn == "predict":
             assert self._collector is not None
-            predictions = self._collector.result(t._val.pred_weighted_slices_range)
-            logs = score_predictions(t, predictions, tune=True, subset=True)
+            predictions = self._collector.result(parts.options.pred_weighted_slices_range)
+            logs = score_predictions(self.parts, predictions, tune=True, subset=True)
         else:
             logs = self._evaluate_mode_logs()
         s.times_validated += 1
         s.last_val_logs = logs
         s.epoch_val_logs = logs
         append_logs(s.val_history, logs)
-        t._update_key_metric(logs)
+        self._update_key_metric(logs)
+
+    def _update_key_metric(self, val_logs: dict[str, float]) -> None:
+        s, key_metric = self.parts.state, self.parts.settings.key_metric
+        _check_key_in(key_metric, val_logs)
+        value = val_logs[key_metric]
+        s.key_metric_history.append(value)
+        max_is_best = self.parts.settings.max_is_best
+        if value > s.best_key_metric if max_is_best else value < s.best_key_metric:
+            s.best_key_metric = value
+            self.parts.on_new_best()
 
     def _evaluate_mode_logs(self) -> dict[str, float]:
-        t, s = self.trainer, self.trainer._state
+        t, s, parts = self.trainer, self.parts.state, self.parts
         logs = s.val_means.result()
-        size = t._val.best_subset_size
+        size = parts.options.best_subset_size
         if size is not None and self._batch_logs:
             _check_key_in(t.key_metric, logs)
             values = [batch[0][t.key_metric] for batch in self._batch_logs]
@@ -170,7 +221,7 @@ class Validation:
                 means.add(self._batch_logs[index][0], self._batch_logs[index][1])
             logs = means.result()
             t.best_subset_names = [self._batch_logs[index][2] for index in chosen]
-        names = t._val.val_metric_names
+        names = parts.options.val_metric_names
         if names is not None:
             missing = [name for name in names if name not in logs]
             if missing:
@@ -192,7 +243,7 @@ def _check_key_in(key_metric: str, logs: dict[str, float]) -> None:
 
 
 def score_predictions(
-    trainer: TrainGenerator, predictions: Predictions, *, tune: bool, subset: bool
+    parts: ValidationParts, predictions: Predictions, *, tune: bool, subset: bool
 ) -> dict[str, float]:
     """`val_metrics` on collected predictions (threshold tuning and best subset optional).
 
@@ -200,7 +251,7 @@ def score_predictions(
     the predictions first and recorded in `trainer.predict_threshold` and in the logs
     as `'predict_threshold'`; the subset is then chosen at that threshold.
     """
-    t, settings = trainer, trainer._val
+    t, settings = parts.trainer, parts.options
     if predictions.labels is None:
         raise ValueError(
             "eval_fn='predict' computes val_metrics against labels, but the generator "
@@ -211,7 +262,7 @@ def score_predictions(
     if tune and settings.dynamic_predict_threshold:
         t.predict_threshold = tune_threshold(settings.key(t.key_metric), t.max_is_best, y, p, w)
     if subset and settings.best_subset_size is not None:
-        mask = _best_predict_subset(t, predictions)
+        mask = _best_predict_subset(parts, predictions)
         y, p = y[mask], p[mask]
         w = None if w is None else w[mask]
     logs = compute_metrics(settings.val_metrics, t.model, y, p, w, t.predict_threshold)
@@ -220,14 +271,14 @@ def score_predictions(
     return logs
 
 
-def _best_predict_subset(trainer: TrainGenerator, predictions: Predictions) -> np.ndarray:
+def _best_predict_subset(parts: ValidationParts, predictions: Predictions) -> np.ndarray:
     """Rows of the best `best_subset_size` batches, each batch scored on its own.
 
     Unlike evaluate mode this is a ranking, not an exact search: a metric of a union
     of batches is not a function of the batches' own values. Batches whose key
     metric is undefined (NaN, e.g. ROC-AUC of a one-class batch) rank last.
     """
-    t, settings = trainer, trainer._val
+    t, settings = parts.trainer, parts.options
     key = settings.key(t.key_metric)
     assert key is not None and settings.best_subset_size is not None
     batch_ids = np.unique(predictions.batch_indices)
@@ -249,7 +300,7 @@ def _best_predict_subset(trainer: TrainGenerator, predictions: Predictions) -> n
     return np.isin(predictions.batch_indices, batch_ids[chosen])
 
 
-def evaluate_datagen(trainer: TrainGenerator, datagen: Any) -> dict[str, float]:
+def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
     """One whole pass of `datagen`: the validation metrics of the trainer's `eval_fn`.
 
     Evaluate mode: sample-weighted means of `test_step` over batches. Predict mode:
@@ -258,39 +309,39 @@ def evaluate_datagen(trainer: TrainGenerator, datagen: Any) -> dict[str, float]:
     the generator's current position (a fresh pass if it is exhausted) and leaves it
     ready for the next pass. Counters and callbacks are untouched.
     """
-    settings = trainer._val
+    settings, model = parts.options, parts.trainer.model
     if settings.eval_fn == "predict":
-        collector = predict_pass(trainer, datagen, settings.val_class_weights)
+        collector = predict_pass(parts, datagen, settings.val_class_weights)
         predictions = collector.result(settings.pred_weighted_slices_range)
-        return score_predictions(trainer, predictions, tune=False, subset=False)
+        return score_predictions(parts, predictions, tune=False, subset=False)
     means, batch = WeightedMean(), WeightedMean()
-    layers = trainer._stateful_layers
+    layers = parts.stateful_layers
     saved = snapshot_states(layers)
     reset_states(layers)
     if datagen.all_data_exhausted:
         datagen.on_epoch_end()
     while not datagen.all_data_exhausted:
         x, y = datagen.get()
-        labels = trainer._labels(x, y)
+        labels = parts.labels(x, y)
         weights = slice_sample_weights(
             datagen, x, labels, settings.val_class_weights, settings.loss_weighted_slices_range
         )
         batch.add(*padding.evaluate_slice(
-            trainer._test_step, trainer.model, x, labels, weights, settings.pad_val_batches
+            parts.test_step, model, x, labels, weights, settings.pad_val_batches
         ))  # fmt: skip
         datagen.update_state()
         if datagen.batch_exhausted:
             means.add(batch.result(), batch.mean_weight())
             batch.clear()
-            if trainer.reset_statefuls:
+            if parts.settings.reset_statefuls:
                 reset_states(layers)
     datagen.on_epoch_end()
     restore_states(layers, saved)
     return means.result()
 
 
-def predict_datagen(trainer: TrainGenerator, datagen: Any) -> Predictions:
+def predict_datagen(parts: ValidationParts, datagen: Any) -> Predictions:
     """`tg.predict`: one pass, predictions in data order (see `prediction.Predictions`)."""
-    settings = trainer._val
-    collector = predict_pass(trainer, datagen, settings.val_class_weights)
+    settings = parts.options
+    collector = predict_pass(parts, datagen, settings.val_class_weights)
     return collector.result(settings.pred_weighted_slices_range)
