@@ -61,7 +61,8 @@ class TrainGenerator(SettingsView, LoopStateView):
             at the first batch end at or after each multiple of n.
         key_metric: the validation metric that decides the best model.
         max_is_best: whether larger `key_metric` is better; None picks by its name
-            (False for losses and errors).
+            (False for losses and errors, True for accuracy, auc, f1*, ...); a name of
+            unknown direction is refused unless this is given.
         reset_statefuls: reset every stateful layer after the last slice of each
             train and validation batch.
         input_as_labels: fit `x` as its own target (autoencoders).
@@ -99,7 +100,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         model_base_name: the run folders' base name.
         strategy: not available yet (distributed training).
         **rare_options: `progress_every` (batches per printed line, default 1),
-            `defer_interrupts` (default True), and for validation (docs/validation.md):
+            `defer_interrupts` (default True), `plot_history_freq` (redraw history.png
+            and the report during the run, e.g. `{'epoch': 5}`; default None: once,
+            when `train()` ends), `tensorboard=True`, `deterministic=True` (TensorFlow
+            op determinism), and for validation (docs/validation.md):
             `predict_threshold=0.5` (binary decision threshold of f1, precision, ...),
             `dynamic_predict_threshold=True` (tune it on each validation, e.g. with
             `key_metric='f1'`; recorded in `tg.predict_threshold` and
@@ -107,7 +111,14 @@ class TrainGenerator(SettingsView, LoopStateView):
             (sample weights linear from a batch's first slice to its last, train and
             validation), `pred_weighted_slices_range=(1, 2)` (combine the slices'
             predictions per sample by those weights), `best_subset_size=3` (score
-            validation on its best 3 batches; names in `tg.best_subset_names`).
+            validation on its best 3 batches; names in `tg.best_subset_names`),
+            `pad_val_batches=True` (pad a fixed-batch model's partial validation batch
+            with zero-weight rows so every sample is scored).
+
+    Settings are resolved once (passed > saved in the checkpoint being resumed >
+    default) and the attributes are views of them: loop-control settings (`epochs`,
+    the frequencies, `iter_verbosity`, `max_checkpoints`) can be assigned and are
+    checked on assignment; the others are read-only (docs/training.md).
 
     Example:
 
