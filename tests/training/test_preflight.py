@@ -293,3 +293,10 @@ def test_messages_show_shapes_never_arrays():
     with pytest.raises(ValueError) as e:
         build(dense_model(), DataGenerator(data=big, labels=np.zeros(64, int), batch_size=32))
     assert len(str(e.value)) < 600 and "(32, 300)" in str(e.value)
+
+
+def test_a_key_metric_typo_is_named_as_a_typo_before_its_direction_is_asked():
+    model = softmax_model(metrics=["accuracy"])
+    with pytest.raises(ValueError, match="Did you mean 'accuracy'"):
+        build(model, *generators(X, Y % 3, X, Y % 3), key_metric="acuracy")  # no max_is_best
+    assert_not_trained(model)

@@ -134,3 +134,52 @@ def test_logs_dir_that_cannot_hold_run_folders_is_refused_clearly(tmp_path, valu
     with pytest.raises(ValueError, match=match):
         trainer(logs_dir=path)
     assert file.read_text() == "mine"
+
+
+def test_a_changed_key_metric_tracks_its_best_in_its_own_direction(tmp_path):
+    trainer(logs_dir=str(tmp_path), checkpoint_freq={"iter": 2}, val_freq=None).train()
+    resumed = trainer(
+        logs_dir=str(tmp_path), resume=True, epochs=3, key_metric="accuracy", val_freq={"epoch": 1}
+    )  # loss (lower is better) -> accuracy (higher is better)
+    resumed.train()
+    assert resumed.best_key_metric == max(resumed.key_metric_history)
+
+
+def test_model_configs_are_described_once_so_objects_that_train_do_not_block_resume(tmp_path):
+    model = build_model()
+    configs = {"optimizer": model.optimizer}  # DeepTrain style: the object the model uses
+    train = DataGenerator(data=X[:32], labels=Y[:32], batch_size=8)
+    tg = TrainGenerator(model, train, logs_dir=str(tmp_path), model_configs=configs,
+                        iter_verbosity=0)  # fmt: skip
+    model.optimizer.learning_rate.assign(0.5)  # as ReduceLROnPlateau would
+    tg.train()
+    again = build_model()
+    resumed = TrainGenerator(again, DataGenerator(data=X[:32], labels=Y[:32], batch_size=8),
+                             logs_dir=str(tmp_path), resume=True, epochs=2,
+                             model_configs={"optimizer": again.optimizer})  # fmt: skip
+    assert resumed.run_dir == tg.run_dir
+
+
+def test_arrays_passed_as_generators_get_a_short_message_suggesting_data_generator():
+    x = np.arange(8000.0).reshape(2000, 4)
+    with pytest.raises(TypeError, match=r"DataGenerator\(data=x, labels=y") as error:
+        TrainGenerator(build_model(), x, x[:, 0])
+    assert len(str(error.value)) < 600 and "7999" not in str(error.value)
+
+
+class OwnTestStep(keras.Sequential):
+    def test_step(self, data):  # its logged names cannot be known before a step
+        return super().test_step(data)
+
+
+def test_a_key_metric_found_missing_at_a_validation_records_nothing_each_time():
+    keras.utils.set_random_seed(0)
+    model = OwnTestStep([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy")
+    train = DataGenerator(data=X[:32], labels=Y[:32], batch_size=8)
+    val = DataGenerator(data=X[32:], labels=Y[32:], batch_size=8)
+    tg = TrainGenerator(model, train, val, key_metric="bogus", max_is_best=True, iter_verbosity=0)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="key_metric='bogus' is not among"):
+            tg.train()
+        assert tg.times_validated == 0 and tg.val_history == {}

@@ -116,3 +116,24 @@ def test_a_model_without_a_fixed_batch_size_is_not_padded():
     assert padding.padded_rows(lstm(stateful=False), X_VAL[:3], True) == 0
     assert padding.padded_rows(lstm(), X_VAL[:3], False) == 0
     assert padding.padded_rows(lstm(), X_VAL[:3], True) == BATCH - 3
+
+
+def test_padding_a_custom_test_step_with_unweighted_metrics_is_refused_at_construction():
+    model = CustomTestStep([keras.Input(batch_shape=(BATCH, TIMESTEPS, 1)), keras.layers.LSTM(
+        2, stateful=True), keras.layers.Dense(1)])  # fmt: skip
+    model.compile("sgd", "mse", metrics=["mae"])  # plain metrics ignore sample weights
+    with pytest.raises(ValueError, match="weighted_metrics"):
+        trainer(model, pad_val_batches=True)
+    weighted = CustomTestStep([keras.Input(batch_shape=(BATCH, TIMESTEPS, 1)), keras.layers.LSTM(
+        2, stateful=True), keras.layers.Dense(1)])  # fmt: skip
+    weighted.compile("sgd", "mse", weighted_metrics=["mae"])
+    trainer(weighted, pad_val_batches=True)  # weights reach weighted metrics: exact
+
+
+def test_evaluate_and_predict_refuse_a_partial_batch_for_a_stateful_model_unless_padded():
+    tg = trainer(lstm(), pad_val_batches=True)
+    plain = trainer(lstm(), val=DataGenerator(data=X_VAL[:16], labels=Y_VAL[:16], batch_size=BATCH))
+    for method in (plain.evaluate, plain.predict):
+        with pytest.raises(ValueError, match="pad_val_batches=True"):
+            method(val_datagen())
+    assert len(tg.predict(val_datagen()).predictions) == VAL_SAMPLES

@@ -9,6 +9,7 @@ NumPy RNG states, thread settings and the row counts of the run's logs (`state.j
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -211,6 +212,8 @@ def restore(tg: TrainGenerator, resumed: Resumed) -> None:
     _restore_datagens(tg, state)
     model_state.restore(tg.model, arrays, state["model_paths"], sample=_sample(tg))
     tg._state.load_state_dict(state["trainer"])
+    if not tg._state.key_metric_history:  # nothing scored yet: key_metric may have changed
+        tg._state.best_key_metric = -math.inf if tg.max_is_best else math.inf
     thresholds = tg.val_history.get("predict_threshold")
     if thresholds:  # a tuned threshold lives on until the next validation
         tg.predict_threshold = thresholds[-1]

@@ -15,8 +15,13 @@ import os
 import warnings
 from typing import Any
 
-from trainkit._validation import check_bool, check_choice, check_int, check_unknown_keys
-from trainkit.training.frequency import Frequency, parse_frequency
+from trainkit._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_unknown_keys,
+    describe,
+)
 from trainkit.training.sample_weights import check_class_weights, check_weight_range
 from trainkit.training.scoring import ValidationSettings, loss_name, resolve_val_metrics
 
@@ -49,7 +54,7 @@ _MIN_IS_BEST_SUFFIXES = ("loss", "error", "crossentropy")
 _MAX_IS_BEST_NAMES = {
     "accuracy", "acc", "auc", "roc_auc", "pr_auc", "r2", "r2_score", "tpr", "tnr",
     "sensitivity", "specificity", "true_positives", "true_negatives", "iou", "mean_iou",
-    "cosine_similarity", "fbeta_score",
+    "cosine_similarity", "fbeta_score", "mean_io_u", "one_hot_io_u", "one_hot_mean_io_u",
 }  # fmt: skip
 # f1, f1_macro, precision_weighted, recall_at_precision, sparse_categorical_accuracy, ...
 _MAX_IS_BEST_PREFIXES = ("f1", "precision", "recall")
@@ -172,18 +177,6 @@ def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def check_loop_args(
-    epochs: Any, val_freq: Any, checkpoint_freq: Any, iter_verbosity: Any
-) -> tuple[int, Frequency | None, Frequency | None, int]:
-    epochs = check_int("epochs", epochs, minimum=0)
-    val = parse_frequency("val_freq", val_freq, ("epoch", "batch", "iter"))
-    checkpoint = parse_frequency(
-        "checkpoint_freq", checkpoint_freq, ("epoch", "batch", "iter", "val")
-    )
-    verbosity = check_choice("iter_verbosity", iter_verbosity, (0, 1, 2))
-    return epochs, val, checkpoint, verbosity
-
-
 def check_key_metric(key_metric: Any, max_is_best: Any) -> tuple[str, bool]:
     """`key_metric` and its direction: `max_is_best` as given, else by the name.
 
@@ -217,9 +210,17 @@ def check_datagen(name: str, datagen: Any, required: bool) -> None:
         return
     needed = ("get", "update_state", "on_epoch_end", "state_dict")
     if not all(callable(getattr(datagen, attr, None)) for attr in needed):
+        arrays = hasattr(datagen, "shape") and hasattr(datagen, "dtype")
+        hint = (
+            " TrainGenerator takes generators, not arrays (the model.fit habit): wrap "
+            "them, e.g. TrainGenerator(model, DataGenerator(data=x, labels=y, "
+            "batch_size=32), DataGenerator(data=x_val, labels=y_val))."
+            if arrays
+            else ""
+        )
         raise TypeError(
             f"`{name}` must be a trainkit.DataGenerator (or follow its protocol: "
-            f"{', '.join(needed)}). Received: {name}={datagen!r}"
+            f"{', '.join(needed)}).{hint} Received: {name}={describe(datagen)}"
         )
 
 
@@ -238,7 +239,8 @@ def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) 
     check_int("max_checkpoints", max_checkpoints, minimum=1)
     if model_configs is not None and not isinstance(model_configs, dict):
         raise TypeError(
-            f"`model_configs` must be a dict or None. Received: model_configs={model_configs!r}"
+            "`model_configs` must be a dict or None. "
+            f"Received: model_configs={describe(model_configs)}"
         )
     if not isinstance(model_base_name, str) or not model_base_name:
         raise TypeError(
@@ -280,6 +282,21 @@ def check_stateful_data(
                 )  # fmt: skip
     if not reset_statefuls:
         warnings.warn(_STATEFUL_WITHOUT_RESET.format(layers=names), stacklevel=4)
+
+
+def check_stateful_pass(layers: list[Any], datagen: Any, pad_val_batches: bool) -> None:
+    """`tg.evaluate(datagen)` / `tg.predict(datagen)`: full batches, or padding on."""
+    if not layers or pad_val_batches or not hasattr(datagen, "plan"):
+        return
+    names = ", ".join(layer.name for layer in layers)
+    for batch in datagen.plan(datagen.epoch):
+        if batch.size != datagen.batch_size:
+            raise ValueError(
+                _PARTIAL_BATCH_WITH_STATEFUL.format(
+                    layers=names, batch_size=datagen.batch_size, name="datagen",
+                    size=batch.size, datagen=datagen, pad=_PAD_HINT["val_datagen"],
+                )
+            )  # fmt: skip
 
 
 def explicit_arguments(init: Any) -> Any:

@@ -95,6 +95,30 @@ def evaluate_slice(
     return step(_pad(x, rows), _pad(labels, rows), padded_weights), real
 
 
+_INEXACT_PADDING = (
+    "pad_val_batches=True with a model that defines its own test_step: the padding rows "
+    "get sample weight 0, but Keras passes sample weights only to `weighted_metrics`, so "
+    "the compiled `metrics` {names} would count the padding rows. Compile them as "
+    "`weighted_metrics=[...]` instead, use eval_fn='predict', or drop pad_val_batches. "
+    "Received: pad_val_batches=True, metrics={names}"
+)
+
+
+def check_padding_is_exact(model: Any) -> None:
+    """Refuse padding where zero weights cannot hide the padding rows (custom test_step).
+
+    Keras' own `test_step` is replaced by a pass on the real rows only; a custom one
+    sees the padded slice with zero weights, which plain (unweighted) metrics ignore.
+    """
+    if _keras_test_step(model):
+        return
+    compiled = getattr(model, "_compile_metrics", None)
+    plain = getattr(compiled, "_user_metrics", None) if compiled is not None else None
+    if plain:
+        names = [getattr(m, "name", None) or getattr(m, "__name__", None) or m for m in plain]
+        raise ValueError(_INEXACT_PADDING.format(names=names))
+
+
 def _keras_test_step(model: Any) -> bool:
     import keras
 

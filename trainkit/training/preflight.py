@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from trainkit import metrics
+from trainkit.training import padding
 from trainkit.training.logged_names import logged_names
 from trainkit.training.padding import fixed_batch_size
 from trainkit.training.scoring import ValidationSettings, loss_name
@@ -98,12 +99,14 @@ def check_before_training(
     if val is not None:
         needs = _labels_needed("val_datagen", model, validation)
         pad = validation.pad_val_batches
+        if pad and validation.eval_fn == "evaluate":
+            padding.check_padding_is_exact(model)
         _check_slice("val_datagen", val_datagen, val, model, input_as_labels, needs, pad)
     labels = [pair[1] for pair in (val, train) if pair is not None and pair[1] is not None]
     if validation.eval_fn == "predict":
         _check_binary_metrics(model, validation, key_metric, labels[0] if labels else None)
     elif val_datagen is not None:
-        _check_logged_names(model, validation, key_metric)
+        check_logged_names(model, validation, key_metric)
 
 
 def peek(datagen: Any) -> tuple[Any, Any] | None:
@@ -313,7 +316,8 @@ def _multiclass(model: Any, labels: Any) -> str | None:
     return None
 
 
-def _check_logged_names(model: Any, validation: ValidationSettings, key_metric: str) -> None:
+def check_logged_names(model: Any, validation: ValidationSettings, key_metric: str) -> None:
+    """Evaluate mode: `key_metric` and `val_metrics` must be names `test_step` logs."""
     known = logged_names(model)
     if known is None:
         return

@@ -25,7 +25,8 @@ from typing import Any
 
 from trainkit._stable import describe
 from trainkit._validation import check_bool, check_choice, check_int, closest
-from trainkit.training import config
+from trainkit._validation import describe as describe_short
+from trainkit.training import config, preflight
 from trainkit.training.frequency import Frequency, parse_frequency
 from trainkit.training.scoring import ValidationSettings
 
@@ -52,7 +53,7 @@ _REFUSED = (
 _READ_ONLY = (
     "`{name}` changes what is trained or scored, so it is fixed when the TrainGenerator is "
     "built: pass it as TrainGenerator(..., {name}=...). Settings that can be assigned on a "
-    "trainer: {assignable}. Received: {name}={value!r}"
+    "trainer: {assignable}. Received: {name}={value}"
 )
 _LOST_CALLABLE = (
     "Cannot resume: the saved run's `val_metrics` holds the function {name!r}, which cannot "
@@ -82,6 +83,9 @@ class TrainSettings:
     plot_history_freq: Frequency | None
     options: dict[str, Any]
     sources: dict[str, str] = field(default_factory=dict)  # 'passed' | 'saved' | 'default'
+    # Described once, when the trainer is built: objects in it (an optimizer the model was
+    # compiled with) change while training, the run's configuration does not.
+    model_configs_record: Any = None
 
     def record(self) -> dict[str, Any]:
         """The settings as JSON, for `state.json` (the same text in every process)."""
@@ -96,7 +100,9 @@ class TrainSettings:
             self.sources[name] = "passed"
             return
         raise AttributeError(
-            _READ_ONLY.format(name=name, value=value, assignable=", ".join(ASSIGNABLE))
+            _READ_ONLY.format(
+                name=name, value=describe_short(value), assignable=", ".join(ASSIGNABLE)
+            )
         )
 
 
@@ -175,10 +181,13 @@ def _build(
     chosen: dict[str, Any], sources: dict[str, str], model: Any, val_datagen: Any
 ) -> TrainSettings:
     options = config.check_rare_options({name: chosen[name] for name in config.RARE_OPTIONS})
-    # Metric names first (an unknown 'f3' says so), then key_metric's direction.
+    # Metric names first (a typo such as 'acuracy' says so), then key_metric's direction.
     validation = config.check_validation_args(
         {**chosen, "val_datagen": val_datagen}, options, model
     )
+    validates = val_datagen is not None and validation.eval_fn == "evaluate"
+    if validates and isinstance(chosen["key_metric"], str):
+        preflight.check_logged_names(model, validation, chosen["key_metric"])
     key_metric, max_is_best = config.check_key_metric(chosen["key_metric"], chosen["max_is_best"])
     config.check_names(
         chosen["max_checkpoints"], chosen["model_configs"], chosen["model_base_name"]
@@ -202,6 +211,7 @@ def _build(
         plot_history_freq=check_loop_control("plot_history_freq", options["plot_history_freq"]),
         options=options,
         sources=sources,
+        model_configs_record=describe(chosen["model_configs"]),
     )
 
 
@@ -227,6 +237,8 @@ def _compare(settings: TrainSettings, saved: dict[str, Any], saved_validated: bo
 
 
 def _recorded(settings: TrainSettings, name: str) -> Any:
+    if name == "model_configs":
+        return settings.model_configs_record
     if name == "class_weights":
         return describe(settings.validation.class_weights)
     if name == "val_class_weights":

@@ -525,6 +525,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         generator's position (a fresh pass if exhausted), leaves it ready for the next
         pass; trainer counters and callbacks are untouched. See docs/validation.md.
         """
+        config.check_datagen("datagen", datagen, required=True)
+        config.check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
         return evaluate_datagen(self._validation.parts, datagen)
 
     def predict(self, datagen: Any) -> Predictions:
@@ -542,6 +544,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         result.predictions[result.sample_indices == 0]  # sample 0's outputs
         ```
         """
+        config.check_datagen("datagen", datagen, required=True)
+        config.check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
         return predict_datagen(self._validation.parts, datagen)
 
     def state_dict(self) -> dict[str, Any]:

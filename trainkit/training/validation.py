@@ -191,6 +191,7 @@ class Validation:
             logs = score_predictions(self.parts, predictions, tune=True, subset=True)
         else:
             logs = self._evaluate_mode_logs()
+        _check_key_in(parts.settings.key_metric, logs)  # before anything is recorded
         s.times_validated += 1
         s.last_val_logs = logs
         s.epoch_val_logs = logs
