@@ -29,8 +29,8 @@ def test_checkpoints_never_import_the_training_package(path):
     assert not [name for name in _imports(path) if name.startswith("trainkit.training")]
 
 
-@pytest.mark.parametrize("name", ["validation.py", "prediction.py"])
-def test_validation_reads_no_private_attribute_of_the_trainer(name):
+@pytest.mark.parametrize("name", ["validation.py", "prediction.py", "checkpointing.py"])
+def test_validation_and_checkpoints_read_no_private_attribute_of_the_trainer(name):
     text = (PACKAGE / "training" / name).read_text()
     assert not re.findall(r"\b(?:t|tg|trainer|self\.trainer)\._\w+", text)
 

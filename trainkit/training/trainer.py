@@ -132,9 +132,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     """
 
     _explicit: set[str]  # keyword arguments the caller passed (set by the decorator)
-    _run: RunFolder | None  # the run folder, set by `checkpointing.open_run`
     _new_best: bool
-    _resumed_keras_callbacks: list[Any]
     # Public attributes besides the settings (`SettingsView`) and counters (`LoopStateView`).
     model: Any
     datagen: Any
@@ -146,6 +144,10 @@ class TrainGenerator(SettingsView, LoopStateView):
     def run_dir(self) -> str | None:
         """This run's folder in `logs_dir` (None without `logs_dir`)."""
         return self._run.path if self._run is not None else None
+
+    @property
+    def _run(self) -> RunFolder | None:
+        return self._checkpoints.run
 
     def _setting_changed(self, name: str) -> None:
         if name == "iter_verbosity":
@@ -230,15 +232,17 @@ class TrainGenerator(SettingsView, LoopStateView):
                 progress=self._progress, on_new_best=self._mark_new_best,
             )
         )  # fmt: skip
-        self._iterations_offset = int(model.optimizer.iterations.numpy())
         self._logs = RunLogs(tensorboard=self._options["tensorboard"])
         self._timings = {"train": 0.0, "validation": 0.0}
         self._new_best = False
-        self._resumed_keras_callbacks = []
         preflight.check_before_training(
             model, datagen, val_datagen, self._val, self.key_metric, self.input_as_labels
         )
-        checkpointing.open_run(self, resumed)
+        self._checkpoints = checkpointing.Checkpoints(
+            self, settings=self._settings, state=self._state, callbacks=self._callbacks,
+            run_logs=self._logs,
+        )  # fmt: skip
+        self._checkpoints.open_run(resumed)
 
     # ----------------------------------------------------------------- the loop
 
@@ -300,13 +304,13 @@ class TrainGenerator(SettingsView, LoopStateView):
         if s.run_begun:
             # Re-entry after an interrupt: on_train_begin already fired. After a resume,
             # stock Keras callbacks still need theirs to set themselves up.
-            if self._resumed_keras_callbacks:
-                checkpointing.resume_keras_callbacks(self, call_begin=True)
+            if self._checkpoints.resumed_keras_callbacks:
+                self._checkpoints.resume_keras_callbacks(call_begin=True)
             return
         s.run_begun, s.stop_training, self.model.stop_training = True, False, False
-        checkpointing.resume_keras_callbacks(self, call_begin=False, stage="prepare")
+        self._checkpoints.resume_keras_callbacks(call_begin=False, stage="prepare")
         self._callbacks.call("on_train_begin", {})
-        checkpointing.resume_keras_callbacks(self, call_begin=False, stage="restore")
+        self._checkpoints.resume_keras_callbacks(call_begin=False, stage="restore")
 
     def _fit_slice(self) -> None:
         s = self._state
@@ -392,9 +396,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._logs.validation(self, s.last_val_logs)
         if self._new_best:
             self._new_best = False
-            if self._run is not None:
-                self._run.best_is_next()
-            checkpointing.save_best(self)
+            self._checkpoints.save_best()
         self._outputs_by("val", s.times_validated)
 
     def _log_epoch(self) -> None:
@@ -419,7 +421,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _checkpoint_by(self, unit: str, counter: int) -> None:
         """Checkpoint if `checkpoint_freq` is by `unit` and `counter` is due."""
         if self._due(self.checkpoint_freq, unit, counter):
-            checkpointing.save(self)
+            self._checkpoints.save()
 
     def _due(self, freq: Frequency | None, unit: str, counter: int) -> bool:
         """A run-folder output with frequency `freq` is due at this `unit` counter."""
@@ -430,12 +432,6 @@ class TrainGenerator(SettingsView, LoopStateView):
             and freq.due(counter)
         )
 
-    def _log_rows(self) -> dict[str, int]:
-        return self._logs.rows(self)
-
-    def _truncate_logs(self, rows: dict[str, int]) -> None:
-        self._logs.truncate(self, rows)
-
     def checkpoint(self) -> str:
         """Write a checkpoint now and return its folder (needs `logs_dir`)."""
         if self.run_dir is None:
@@ -443,11 +439,11 @@ class TrainGenerator(SettingsView, LoopStateView):
                 "tg.checkpoint() needs a run folder: pass `logs_dir` to TrainGenerator. "
                 "Received: logs_dir=None"
             )
-        return checkpointing.save(self)
+        return self._checkpoints.save()
 
     def _stop_preempted(self) -> keras.callbacks.History:
         """SIGTERM at a slice boundary: checkpoint (with a run folder) and stop, run open."""
-        path = checkpointing.save(self) if self.run_dir is not None else None
+        path = self._checkpoints.save() if self.run_dir is not None else None
         warn_preempted(self, path)
         return self._callbacks.history
 
@@ -496,7 +492,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _check_optimizer_iterations(self) -> None:
         """On (re-)entry: a step interrupted after it applied is counted, not refit."""
         s = self._state
-        done = int(self.model.optimizer.iterations.numpy()) - self._iterations_offset
+        done = int(self.model.optimizer.iterations.numpy()) - self._checkpoints.iterations_offset
         if done == s.iters_fit:
             return
         if done == s.iters_fit + 1 and s.stage == FIT:
@@ -512,7 +508,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             "trainer (was the model trained elsewhere?); continuing from here.",
             stacklevel=3,
         )
-        self._iterations_offset += done - s.iters_fit
+        self._checkpoints.iterations_offset += done - s.iters_fit
 
     # ----------------------------------------------------------------- public API
 
