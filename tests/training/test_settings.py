@@ -183,3 +183,8 @@ def test_a_key_metric_found_missing_at_a_validation_records_nothing_each_time():
         with pytest.raises(ValueError, match="key_metric='bogus' is not among"):
             tg.train()
         assert tg.times_validated == 0 and tg.val_history == {}
+
+
+def test_a_trainer_seed_out_of_range_names_seed_and_the_range():
+    with pytest.raises(ValueError, match=r"`seed` must be an int from 0 to 4294967295"):
+        trainer(seed=2**80)

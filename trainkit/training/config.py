@@ -250,7 +250,8 @@ def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) 
 
 
 def check_seed(seed: Any) -> int | None:
-    return None if seed is None else check_int("seed", seed, minimum=0)
+    """None, or an int that `keras.utils.set_random_seed` takes (NumPy's limit: < 2**32)."""
+    return None if seed is None else check_int("seed", seed, minimum=0, maximum=2**32 - 1)
 
 
 def check_stateful_data(
