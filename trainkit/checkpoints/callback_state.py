@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from trainkit.checkpoints.store import CheckpointWriteError
+
 # class name -> attributes saved (plain numbers or None).
 _ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch"),
@@ -48,6 +50,55 @@ def _to_json(value: Any) -> Any:
         return value
     number = float(np.asarray(value))
     return number if math.isfinite(number) else str(number)
+
+
+_NOT_JSON = (
+    "Cannot checkpoint into {run_dir!r}: callback {name}'s state_dict(){where} is a "
+    "{kind}, which state.json cannot hold. Return plain values from state_dict() "
+    "(bool, int, float, str, None, lists, dicts with str keys; NumPy scalars and 0-d arrays "
+    "are converted) and put arrays in as `.tolist()`. Nothing was written. "
+    "Received: {kind} at state_dict(){where}"
+)
+
+
+def plain_state(state: Any, *, name: str, run_dir: str, where: str = "") -> Any:
+    """`state` with NumPy scalars and 0-d arrays as Python numbers, checked for JSON.
+
+    Used on every trainkit callback's `state_dict()` before a checkpoint is written, so
+    a value `state.json` cannot hold is refused before anything reaches the disk.
+
+    Raises:
+        CheckpointWriteError: a value is not JSON (a set, an array, an object, a dict
+            with non-str keys), naming the callback class `name` and the key path.
+    """
+    if state is None or isinstance(state, (bool, int, float, str)):
+        return state
+    scalar = isinstance(state, np.generic) or (isinstance(state, np.ndarray) and state.ndim == 0)
+    if scalar and state.dtype.kind in "biuf":
+        return state.item()
+    if isinstance(state, (list, tuple)):
+        return [
+            plain_state(v, name=name, run_dir=run_dir, where=f"{where}[{k}]")
+            for k, v in enumerate(state)
+        ]
+    if isinstance(state, dict):
+        out = {}
+        for key, value in state.items():
+            if not isinstance(key, str):
+                kind = f"dict key {key!r} of type {type(key).__name__}"
+                raise _refused(run_dir, name, where, kind)
+            out[key] = plain_state(value, name=name, run_dir=run_dir, where=f"{where}[{key!r}]")
+        return out
+    kind = type(state).__name__
+    if isinstance(state, np.ndarray):
+        kind = f"ndarray of shape {state.shape} and dtype {state.dtype}"
+    raise _refused(run_dir, name, where, kind)
+
+
+def _refused(run_dir: str, name: str, where: str, kind: str) -> CheckpointWriteError:
+    return CheckpointWriteError(
+        _NOT_JSON.format(run_dir=run_dir, name=name, where=where, kind=kind)
+    )
 
 
 def _from_json(value: Any) -> Any:

@@ -7,10 +7,25 @@ import re
 from typing import Any
 
 from trainkit._stable import short_name
-from trainkit.checkpoints.store import latest_checkpoint, prune_checkpoints, write_checkpoint
+from trainkit.checkpoints.store import (
+    CheckpointWriteError,
+    latest_checkpoint,
+    prune_checkpoints,
+    write_checkpoint,
+)
 
 _RUN = re.compile(r"^M(\d+)__(.+)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+_NO_RUN_FOLDER = (
+    "Cannot create a run folder in logs_dir={logs_dir!r}: {cause}. Make logs_dir a "
+    "writable folder or pass another logs_dir (logs_dir=None writes nothing). "
+    "Received: logs_dir={logs_dir!r}"
+)
+
+
+def safe_name(text: str, limit: int = 120) -> str:
+    """`text` as one filesystem-safe path component: no separators, capped at `limit`."""
+    return _UNSAFE.sub("_", text)[:limit]
 
 
 def run_name(number: int, model_base_name: str, model_configs: dict[str, Any] | None) -> str:
@@ -40,16 +55,25 @@ def _runs(logs_dir: str) -> list[tuple[int, str]]:
 def create_run_folder(
     logs_dir: str, model_base_name: str, model_configs: dict[str, Any] | None
 ) -> str:
-    """Create the next run folder with an exclusive mkdir: a new run never overwrites one."""
-    os.makedirs(logs_dir, exist_ok=True)
-    number = max((n for n, _ in _runs(logs_dir)), default=0) + 1
-    while True:
-        path = os.path.join(logs_dir, run_name(number, model_base_name, model_configs))
-        try:
-            os.mkdir(path)  # fails if it exists, even when another process raced us
-            return path
-        except FileExistsError:
-            number += 1
+    """Create the next run folder with an exclusive mkdir: a new run never overwrites one.
+
+    Raises:
+        CheckpointWriteError: `logs_dir` cannot be created or written (read-only, not a
+            folder, no permission), naming it, the cause and the fix.
+    """
+    try:
+        os.makedirs(logs_dir, exist_ok=True)
+        number = max((n for n, _ in _runs(logs_dir)), default=0) + 1
+        while True:
+            path = os.path.join(logs_dir, run_name(number, model_base_name, model_configs))
+            try:
+                os.mkdir(path)  # fails if it exists, even when another process raced us
+                return path
+            except FileExistsError:
+                number += 1
+    except OSError as error:
+        cause = f"{type(error).__name__}: {error}"
+        raise CheckpointWriteError(_NO_RUN_FOLDER.format(logs_dir=logs_dir, cause=cause)) from error
 
 
 def find_resumable_run(logs_dir: str, model_base_name: str) -> str | None:

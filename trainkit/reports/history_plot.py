@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import matplotlib
 from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
+
+from trainkit.checkpoints.atomic import atomic_file
 
 _LOSS_WORDS = ("loss", "error", "crossentropy", "mae", "mse")
 _COLORS = [matplotlib.colormaps["tab10"](k) for k in range(10)]
@@ -52,6 +53,9 @@ def plot_history(
 
     Returns:
         `path`.
+
+    Raises:
+        CheckpointWriteError: the PNG could not be written; `path` is as it was.
     """
     names = list(dict.fromkeys([*history, *val_history]))
     panes = _panes(names) if names else [[]]
@@ -77,9 +81,8 @@ def plot_history(
     fig.subplots_adjust(
         left=0.08, right=0.98, bottom=0.5 / height, top=1 - 0.75 / height, hspace=0.9 / 3.6
     )
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=100, pil_kwargs=_FAST_PNG)
-    os.replace(tmp, path)
+    with atomic_file(path, "wb") as file:
+        fig.savefig(file, format="png", dpi=100, pil_kwargs=_FAST_PNG)
     return path
 
 

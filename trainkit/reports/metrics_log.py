@@ -7,6 +7,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from trainkit.checkpoints.atomic import atomic_file, open_append
+
 BASE_COLUMNS = ("kind", "epoch", "iters_fit", "batches_fit", "set_name")
 
 
@@ -26,8 +28,8 @@ class MetricsLog:
     def __init__(self, path: str, metric_names: Sequence[str]) -> None:
         self.path = path
         self.columns = [*BASE_COLUMNS, *metric_names]
-        if not os.path.exists(path):
-            with open(path, "w", newline="", encoding="utf-8") as file:
+        if not os.path.lexists(path):
+            with atomic_file(path) as file:
                 csv.writer(file).writerow(self.columns)
         else:
             self._check_header()
@@ -49,7 +51,7 @@ class MetricsLog:
             )
         row = [kind, *(state.get(c, "") for c in BASE_COLUMNS[1:])]
         row += [_format(metrics.get(name)) for name in self.columns[len(BASE_COLUMNS) :]]
-        with open(self.path, "a", newline="", encoding="utf-8") as file:
+        with open_append(self.path) as file:
             csv.writer(file).writerow(row)
 
     def row_count(self) -> int:
@@ -61,10 +63,8 @@ class MetricsLog:
         """Keep the header and the first `rows` data rows (drops rows a killed run wrote)."""
         with open(self.path, newline="", encoding="utf-8") as file:
             kept = list(csv.reader(file))[: rows + 1]
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as file:
+        with atomic_file(self.path, durable=True) as file:
             csv.writer(file).writerows(kept)
-        os.replace(tmp, self.path)
 
     def read(self) -> list[dict[str, str]]:
         with open(self.path, newline="", encoding="utf-8") as file:

@@ -6,6 +6,8 @@ import json
 import os
 from typing import Any
 
+from trainkit.checkpoints.atomic import atomic_file, open_append
+
 
 class ProvenanceLog:
     """One JSON object per line and per iter: what was fit when.
@@ -25,7 +27,7 @@ class ProvenanceLog:
 
     def append(self, record: dict[str, Any]) -> None:
         if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
+            self._file = open_append(self.path)  # kept open; a symlink there is refused
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def flush(self) -> None:
@@ -44,10 +46,8 @@ class ProvenanceLog:
             return
         with open(self.path, encoding="utf-8") as file:
             kept = [line for line in file if line.strip() and json.loads(line)["iter"] <= iters]
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as file:
+        with atomic_file(self.path, durable=True) as file:
             file.writelines(kept)
-        os.replace(tmp, self.path)
 
     def read(self) -> list[dict[str, Any]]:
         self.flush()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from typing import Any
 
 from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
+
+from trainkit.checkpoints.atomic import atomic_file, write_text
 
 _WIDTH = 48  # characters per value column in the PNG
 
@@ -52,11 +53,12 @@ def render_report(
         path_stem: path without extension, e.g. `<run folder>/report`.
         title: the heading (the run name).
         sections: ordered `{section: {key: value}}`, e.g. Model, Trainer, Data, Best.
+
+    Raises:
+        CheckpointWriteError: a file could not be written; it is as it was.
     """
     text_path, png_path = f"{path_stem}.txt", f"{path_stem}.png"
-    with open(f"{text_path}.tmp", "w", encoding="utf-8") as file:
-        file.write(report_text(title, sections))
-    os.replace(f"{text_path}.tmp", text_path)
+    write_text(text_path, report_text(title, sections))
 
     blocks = [_section_lines(name, items) for name, items in sections.items()]
     half = (sum(len(b) for b in blocks) + 1) // 2
@@ -82,6 +84,6 @@ def render_report(
                 color="#1f4e79" if style == "head" else "black",
                 va="center",
             )
-    fig.savefig(f"{png_path}.tmp.png", dpi=100, pil_kwargs={"compress_level": 1})
-    os.replace(f"{png_path}.tmp.png", png_path)
+    with atomic_file(png_path, "wb") as file:
+        fig.savefig(file, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     return text_path, png_path

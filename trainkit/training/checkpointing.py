@@ -20,6 +20,8 @@ import numpy as np
 from trainkit import checkpoints as store
 from trainkit.callbacks import Callback
 from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_state
+from trainkit.checkpoints.atomic import write_folder
+from trainkit.checkpoints.run_folder import safe_name
 
 if TYPE_CHECKING:
     from trainkit.training.callback_list import CallbackList
@@ -87,7 +89,7 @@ class Checkpoints:
         callbacks = []
         for index, callback in enumerate(self.callbacks.callbacks):
             if isinstance(callback, Callback):
-                callbacks.append({"kind": "trainkit", "state": callback.state_dict()})
+                callbacks.append({"kind": "trainkit", "state": self._callback_state(callback)})
             elif callback_state.is_known(callback):
                 state, extra = callback_state.capture(callback, f"callbacks/{index}")
                 arrays.update(extra)
@@ -112,6 +114,14 @@ class Checkpoints:
         }
         return arrays, state
 
+    def _callback_state(self, callback: Callback) -> Any:
+        """A trainkit callback's `state_dict()`, NumPy scalars made plain, JSON checked."""
+        return callback_state.plain_state(
+            callback.state_dict(),
+            name=type(callback).__name__,
+            run_dir=self.run.path if self.run else str(self.trainer.best_models_dir),
+        )
+
     def save(self) -> str:
         """Write a checkpoint into the run folder, prune old ones, notify callbacks."""
         if self.run is None:
@@ -127,7 +137,15 @@ class Checkpoints:
         return path
 
     def save_best(self) -> str | None:
-        """Save `model.keras` and `state.json` of a new best into `best_models_dir`."""
+        """Save `model.keras` and `state.json` of a new best into `best_models_dir`.
+
+        The folder `<run>__iter<N>__<key_metric>=<value>` is named filesystem-safe (a
+        metric name cannot lead outside `best_models_dir`) and written aside, then
+        renamed into place; a folder of the same name is replaced whole.
+
+        Raises:
+            CheckpointWriteError: the folder could not be written; none is left half-done.
+        """
         tg = self.trainer
         if self.run is not None:
             self.run.best_is_next()  # the next checkpoint holds this best: never pruned
@@ -135,13 +153,15 @@ class Checkpoints:
             return None
         name = f"{self.run.name if self.run else tg.model_base_name}__iter{tg.iters_fit}"
         name += f"__{tg.key_metric}={tg.best_key_metric:.6g}"
-        folder = os.path.join(tg.best_models_dir, name)
-        os.makedirs(folder, exist_ok=True)
-        tg.model.save(os.path.join(folder, store.MODEL_FILE))
-        _, state = self.capture()
-        with open(os.path.join(folder, store.STATE_FILE), "w", encoding="utf-8") as file:
-            json.dump(state, file, indent=1)
-        return folder
+        folder = os.path.join(str(tg.best_models_dir), safe_name(name, limit=200))
+        _, state = self.capture()  # before anything is written: may refuse callback state
+
+        def fill(tmp: str) -> None:
+            tg.model.save(os.path.join(tmp, store.MODEL_FILE))
+            with open(os.path.join(tmp, store.STATE_FILE), "w", encoding="utf-8") as file:
+                json.dump(state, file, indent=1)
+
+        return write_folder(folder, fill)
 
     # ------------------------------------------------------------------ resuming
 

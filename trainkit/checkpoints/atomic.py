@@ -1,0 +1,153 @@
+"""Safe writes into a run folder: exclusive temporary names, atomic replace, no symlinks.
+
+Every file trainkit rewrites in a run folder (`metrics.csv` and `provenance.jsonl` when a
+resume truncates them, `report.txt`, `report.png`, `history.png`) is written to a fresh
+temporary file created with `O_CREAT | O_EXCL` (so never through an existing name or a
+planted symlink), then `os.replace`d onto its final name. `os.replace` swaps the
+directory entry: a final name that is a symlink is replaced by the file, and the
+link's target is never written. Any failure removes the temporary file and raises
+`CheckpointWriteError` naming the file and the cause.
+
+Files trainkit appends to (`metrics.csv`, `provenance.jsonl`) are opened with
+`O_NOFOLLOW`: a symlink in their place is refused instead of followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from trainkit.checkpoints.store import CheckpointWriteError
+
+_WRITE_FAILED = (
+    "Could not write {path!r}: {cause}. Nothing partial was left and the checkpoints are "
+    "intact; free disk space, raise the file-size limit (ulimit -f) or fix the folder's "
+    "permissions, then call train() again."
+)
+_SYMLINK = (
+    "{path!r} is a symbolic link; trainkit never writes through links in a run folder. "
+    "Remove the link (or move the run folder), then call train() again."
+)
+
+
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, mode: str = "w", *, durable: bool = False) -> Iterator[IO[Any]]:
+    """Open a fresh temporary file beside `path`; on success replace `path` with it.
+
+    Use it for every whole-file rewrite in a run folder. The temporary file is created
+    exclusively (`tempfile.mkstemp`: `O_CREAT | O_EXCL`, mode 0600, a random name), so an
+    existing file or symlink is never opened; it is removed on any error.
+
+    Args:
+        path: the final file.
+        mode: `'w'` (text, UTF-8, no newline translation) or `'wb'`.
+        durable: fsync the file before the replace (for files a resume relies on).
+
+    Raises:
+        CheckpointWriteError: the write failed (disk full, file-size limit, permissions);
+            `path` is as it was and no temporary file is left.
+
+    Example:
+        >>> with atomic_file(os.path.join(run_dir, "report.txt")) as file:
+        ...     file.write(text)
+    """
+    folder = os.path.dirname(path) or "."
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path), suffix=".tmp")
+        encoding = None if "b" in mode else "utf-8"
+        newline = None if "b" in mode else ""
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as file:
+            yield file
+            file.flush()
+            if durable:
+                os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run outputs are for people to read
+        os.replace(tmp, path)
+        tmp = None
+    except CheckpointWriteError:
+        raise
+    except OSError as error:
+        raise CheckpointWriteError(_WRITE_FAILED.format(path=path, cause=error)) from error
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+
+
+def write_text(path: str, text: str, *, durable: bool = False) -> None:
+    """Replace `path` with `text` atomically (see `atomic_file`)."""
+    with atomic_file(path, "w", durable=durable) as file:
+        file.write(text)
+
+
+def open_append(path: str) -> IO[str]:
+    """Open `path` for appending text, creating it if missing; a symlink there is refused.
+
+    Raises:
+        CheckpointWriteError: `path` is a symlink, or cannot be opened.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as error:
+        if os.path.islink(path):
+            raise CheckpointWriteError(_SYMLINK.format(path=path)) from error
+        raise CheckpointWriteError(_WRITE_FAILED.format(path=path, cause=error)) from error
+    return os.fdopen(fd, "a", encoding="utf-8", newline="")
+
+
+def write_folder(path: str, fill: Callable[[str], None]) -> str:
+    """Write a folder aside and rename it into place as `path`; return `path`.
+
+    `fill(tmp)` writes the folder's files into `tmp`, a fresh folder beside `path`
+    (`tempfile.mkdtemp`). An existing folder (or link) named `path` is moved aside
+    before the rename and removed after it, so `path` is never half old, half new;
+    a link's target is left alone.
+
+    Raises:
+        CheckpointWriteError: a write failed; `path` is as it was, no temporary left.
+    """
+    parent = os.path.dirname(path) or "."
+    tmp = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(path)[:80]}.")
+        fill(tmp)
+        os.chmod(tmp, 0o755)
+        _swap_into_place(tmp, path)
+        tmp = None
+    except (OSError, ValueError) as error:
+        raise CheckpointWriteError(_WRITE_FAILED.format(path=path, cause=error)) from error
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _swap_into_place(tmp: str, path: str) -> None:
+    if not os.path.lexists(path):
+        os.rename(tmp, path)
+        return
+    old = tempfile.mkdtemp(dir=os.path.dirname(path) or ".", prefix=".old-")
+    aside = os.path.join(old, "previous")
+    try:
+        os.rename(path, aside)
+    except OSError:
+        os.rmdir(old)
+        raise
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.rename(aside, path)  # put the previous folder back
+        os.rmdir(old)
+        raise
+    shutil.rmtree(old, ignore_errors=True)  # removes a link aside, never its target
