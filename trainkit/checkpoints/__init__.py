@@ -3,6 +3,12 @@
 Imports Keras only inside the functions that touch a model.
 """
 
+from trainkit.checkpoints.lock import (
+    LOCK_FILE,
+    RunFolderChangedError,
+    RunFolderLockedError,
+    RunLock,
+)
 from trainkit.checkpoints.run_folder import (
     RunFolder,
     create_run_folder,
@@ -24,10 +30,14 @@ from trainkit.checkpoints.store import (
 
 __all__ = [
     "CHECKPOINT_PREFIX",
+    "LOCK_FILE",
     "MODEL_FILE",
     "STATE_FILE",
     "CheckpointWriteError",
     "RunFolder",
+    "RunFolderChangedError",
+    "RunFolderLockedError",
+    "RunLock",
     "clean_incomplete",
     "complete_checkpoints",
     "create_run_folder",

@@ -12,6 +12,8 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ from trainkit import checkpoints as store
 from trainkit.callbacks import Callback
 from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_state
 from trainkit.checkpoints.atomic import write_folder
+from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import safe_name
 
 if TYPE_CHECKING:
@@ -74,6 +77,7 @@ class Checkpoints:
         self.trainer, self.settings, self.state = trainer, settings, state
         self.callbacks, self.run_logs = callbacks, run_logs
         self.run: RunFolder | None = None
+        self.lock: RunLock | None = None  # held while writing the run folder, not between
         # optimizer.iterations when this trainer's iters_fit was 0: tells a step that
         # applied before an interrupt from one that did not.
         self.iterations_offset = int(trainer.model.optimizer.iterations.numpy())
@@ -128,13 +132,29 @@ class Checkpoints:
             raise ValueError(
                 "No run folder: pass `logs_dir` to TrainGenerator to write checkpoints."
             )
-        arrays, state = self.capture()
-        tg = self.trainer
-        path = self.run.write(tg.iters_fit, arrays, state, tg.model.save, tg.max_checkpoints)
-        for callback in self.callbacks.callbacks:
-            if isinstance(callback, Callback):
-                callback.on_save(path)
+        with self.writing("checkpoint"):  # tg.checkpoint() between train() calls
+            arrays, state = self.capture()
+            tg = self.trainer
+            path = self.run.write(tg.iters_fit, arrays, state, tg.model.save, tg.max_checkpoints)
+            for callback in self.callbacks.callbacks:
+                if isinstance(callback, Callback):
+                    callback.on_save(path)
         return path
+
+    @contextmanager
+    def writing(self, action: str) -> Iterator[None]:
+        """Hold the run folder's lock for the block (`train()`, `tg.checkpoint()`).
+
+        Raises:
+            RunFolderLockedError: another trainer is writing the run folder.
+            RunFolderChangedError: another trainer continued the run since this one
+                last held the lock.
+        """
+        if self.lock is None:  # logs_dir=None: nothing is written
+            yield
+            return
+        with self.lock.held(action):
+            yield
 
     def save_best(self) -> str | None:
         """Save `model.keras` and `state.json` of a new best into `best_models_dir`.
@@ -165,8 +185,12 @@ class Checkpoints:
 
     # ------------------------------------------------------------------ resuming
 
-    def open_run(self, resumed: Resumed | None) -> None:
-        """Create the run folder, or continue the saved run `resumed`."""
+    def open_run(self, resumed: Resumed | None, lock: RunLock | None = None) -> None:
+        """Create the run folder, or continue the saved run `resumed`, under its lock.
+
+        `lock` is the lock that `locate` ran under; it is taken again here and must find
+        the folder as it was left (nobody continued the run meanwhile).
+        """
         tg = self.trainer
         if self.settings.options["deterministic"]:
             import tensorflow as tf
@@ -177,12 +201,19 @@ class Checkpoints:
         warn_unsaved_callbacks(self.callbacks.callbacks)
         if resumed is None:
             path = store.create_run_folder(str(tg.logs_dir), tg.model_base_name, tg.model_configs)
-            self.run = RunFolder(path)
+            self.run, self.lock = RunFolder(path), RunLock(path)
+            with self.lock.held("start"):
+                self.lock.claim()
             return
-        best = resumed.state.get("best_checkpoint")
-        best_path = os.path.join(resumed.run_dir, best) if best else None
-        self.run = RunFolder(resumed.run_dir, best_path)
-        self.restore(resumed)
+        if lock is None or not _same_folder(lock.run_dir, resumed.run_dir):
+            lock = RunLock(resumed.run_dir, resumed.run_dir)  # locate picked another folder
+        self.lock = lock
+        with lock.held("resume"):  # restore truncates metrics.csv and provenance.jsonl
+            lock.claim()
+            best = resumed.state.get("best_checkpoint")
+            best_path = os.path.join(resumed.run_dir, best) if best else None
+            self.run = RunFolder(resumed.run_dir, best_path)
+            self.restore(resumed)
 
     def restore(self, resumed: Resumed) -> None:
         """Continue from `resumed`: everything `capture` saved, put back.
@@ -261,6 +292,10 @@ class Checkpoints:
                 callback_state.restore(callback, state, arrays, prefix)
         if stage in ("all", "restore"):
             self.resumed_keras_callbacks = []
+
+
+def _same_folder(first: str, second: str) -> bool:
+    return os.path.realpath(first) == os.path.realpath(second)
 
 
 def _basename(path: str | None) -> str | None:

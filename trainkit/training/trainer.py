@@ -10,6 +10,7 @@ from typing import Any
 import keras
 
 from trainkit.checkpoints import RunFolder
+from trainkit.checkpoints.lock import lock_to_resume
 from trainkit.training import checkpointing, config, figures, preflight, settings
 from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
 from trainkit.training.frequency import Frequency
@@ -197,7 +198,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         config.check_later_features(locals())
         config.check_run_args(logs_dir, best_models_dir, resume)
         # Every setting is resolved once, here: passed > saved (when resuming) > default.
-        resumed = checkpointing.locate(logs_dir, model_base_name, resume)
+        # Under the run folder's lock: locate removes half-written checkpoints, and a
+        # trainer still writing that run must refuse us before anything is touched.
+        with lock_to_resume(logs_dir, model_base_name, resume) as run_lock:
+            resumed = checkpointing.locate(logs_dir, model_base_name, resume)
         self._settings = settings.resolve(
             arguments,
             self._explicit,
@@ -242,7 +246,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             self, settings=self._settings, state=self._state, callbacks=self._callbacks,
             run_logs=self._logs,
         )  # fmt: skip
-        self._checkpoints.open_run(resumed)
+        self._checkpoints.open_run(resumed, run_lock)
 
     # ----------------------------------------------------------------- the loop
 
@@ -263,7 +267,9 @@ class TrainGenerator(SettingsView, LoopStateView):
         s = self._state
         if not s.run_begun and s.epoch >= self.epochs:
             return self._callbacks.history  # nothing left to train: no new run, no hooks
-        with self._interrupt.deferring(self._options["defer_interrupts"]):
+        # The run folder's lock is held for the whole call, released however it ends.
+        writing = self._checkpoints.writing("train")
+        with writing, self._interrupt.deferring(self._options["defer_interrupts"]):
             self._begin_run()
             # One stage per pass; `loop_state.TRANSITIONS` lists each stage and its next.
             while not (s.stage == FIT and self._run_done()):
