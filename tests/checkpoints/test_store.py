@@ -33,14 +33,14 @@ def test_a_checkpoint_round_trips_its_arrays_and_state(tmp_path):
     assert latest_checkpoint(str(tmp_path)) == path
 
 
-def test_a_half_written_checkpoint_is_ignored_and_cleaned_up(tmp_path):
+def test_a_half_written_checkpoint_is_cleaned_up_and_a_damaged_one_is_kept(tmp_path):
     good = write(str(tmp_path), 1)
     os.makedirs(tmp_path / ".tmp-ckpt-000000002-2")  # killed before the rename
-    os.makedirs(tmp_path / "ckpt-000000003-3")  # no state.json
+    os.makedirs(tmp_path / "ckpt-000000003-3")  # no state.json, no manifest: damaged
     assert latest_checkpoint(str(tmp_path)) == good
     removed = clean_incomplete(str(tmp_path))
-    assert len(removed) == 2
-    assert sorted(os.listdir(tmp_path)) == [os.path.basename(good)]
+    assert [os.path.basename(p) for p in removed] == [".tmp-ckpt-000000002-2"]
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(good), "ckpt-000000003-3"]
 
 
 def test_a_write_error_leaves_the_previous_checkpoint_intact(tmp_path):

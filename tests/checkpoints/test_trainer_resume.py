@@ -56,7 +56,7 @@ def test_the_checkpoint_folder_holds_a_loadable_model_arrays_and_state(tmp_path)
     checkpoints = complete_checkpoints(tg.run_dir)
     assert len(checkpoints) == 4  # batches 2, 4, 6, 8
     names = sorted(os.listdir(checkpoints[-1]))
-    assert names == ["arrays.npz", "model.keras", "state.json"]
+    assert names == ["arrays.npz", "manifest.json", "model.keras", "state.json"]
     loaded = keras.models.load_model(os.path.join(checkpoints[-1], "model.keras"))
     np.testing.assert_allclose(loaded.predict(X[:4], verbose=0), tg.model.predict(X[:4], verbose=0))
     assert os.path.basename(tg.run_dir) == "M1__model"

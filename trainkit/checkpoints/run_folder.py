@@ -9,7 +9,7 @@ from typing import Any
 from trainkit._stable import short_name
 from trainkit.checkpoints.store import (
     CheckpointWriteError,
-    latest_checkpoint,
+    checkpoint_folders,
     prune_checkpoints,
     write_checkpoint,
 )
@@ -77,13 +77,17 @@ def create_run_folder(
 
 
 def find_resumable_run(logs_dir: str, model_base_name: str) -> str | None:
-    """The newest run folder for `model_base_name` that holds a complete checkpoint."""
+    """The newest run folder for `model_base_name` that holds a checkpoint.
+
+    Damaged checkpoints count: resuming that run falls back to its newest intact
+    checkpoint, or explains that none is intact. An older run is never picked instead.
+    """
     safe_base = _UNSAFE.sub("_", model_base_name)
     for number, folder in reversed(_runs(logs_dir)):
         path = os.path.join(logs_dir, folder)
         prefix = f"M{number}__{safe_base}"
         same_base = folder == prefix or folder.startswith(prefix + "-")
-        if same_base and latest_checkpoint(path) is not None:
+        if same_base and checkpoint_folders(path):
             return path
     return None
 

@@ -1,14 +1,19 @@
-"""Checkpoint directories: written aside, renamed into place, found, pruned, read.
+"""Checkpoint directories: written aside, renamed into place, verified, found, pruned, read.
 
 A checkpoint `ckpt-{iters_fit:09d}-{counter}` holds `model.keras` (for people and
-`keras.models.load_model`), `arrays.npz` (every value needed to continue bitwise) and
-`state.json` (written last inside the temporary folder; its presence marks a complete
-checkpoint). A crash at any instant leaves at worst a `.tmp-*` folder, which is ignored
-and cleaned up on the next start.
+`keras.models.load_model`), `arrays.npz` (every value needed to continue bitwise),
+`state.json`, and `manifest.json`: the name, size and SHA-256 digest of every other file.
+The manifest is written last inside the temporary folder, so its presence marks a
+complete checkpoint; reading a checkpoint checks every file against it, so a truncated,
+bit-flipped, missing or swapped-in file is reported as damage instead of being loaded.
+A crash at any instant leaves at worst a `.tmp-*` folder, which is ignored and removed on
+the next start. A damaged `ckpt-*` folder is never removed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -22,12 +27,49 @@ CHECKPOINT_PREFIX = "ckpt-"
 STATE_FILE = "state.json"
 ARRAYS_FILE = "arrays.npz"
 MODEL_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_VERSION = 1
 _TMP_PREFIX = ".tmp-"
 _NAME = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)-(\d+)$")
+_REQUIRED = (STATE_FILE, ARRAYS_FILE)
+_CHUNK = 1 << 20
+_NO_MANIFEST = (
+    f"no {MANIFEST_FILE} (the checkpoint was written by a trainkit without manifests, or "
+    "its manifest was removed)"
+)
+_WRITE_FAILED = (
+    "Could not write checkpoint {path!r}: {cause}. The previous checkpoints are intact and "
+    "nothing partial was left; {fix}, then call train() again. Received: {cause}"
+)
+_FIX_OS = "free disk space, raise the file-size limit (ulimit -f) or fix the folder's permissions"
+_FIX_VALUE = "make every saved value JSON-serializable (a callback's state_dict() included)"
 
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written; the previous checkpoints are intact."""
+
+
+class CheckpointDamagedError(ValueError):
+    """A checkpoint's files do not match its manifest, or cannot be read.
+
+    Attributes:
+        path: the checkpoint folder.
+        problems: what is wrong, one sentence each.
+    """
+
+    def __init__(self, path: str, problems: Iterable[str]):
+        self.path = path
+        self.problems = list(problems)
+        super().__init__(f"Checkpoint {path!r} is damaged: {'; '.join(self.problems)}.")
+
+
+# ------------------------------------------------------------------ finding
+
+
+def checkpoint_iters(path: str) -> int | None:
+    """The `iters_fit` in a checkpoint folder's name; None for another name."""
+    match = _NAME.match(os.path.basename(os.path.normpath(path)))
+    return int(match.group(1)) if match else None
 
 
 def _checkpoint_names(run_dir: str) -> list[str]:
@@ -37,31 +79,48 @@ def _checkpoint_names(run_dir: str) -> list[str]:
     return sorted(names, key=lambda n: tuple(int(g) for g in _NAME.match(n).groups()))  # type: ignore[union-attr]
 
 
-def complete_checkpoints(run_dir: str) -> list[str]:
-    """Paths of complete checkpoints, oldest first."""
+def checkpoint_folders(run_dir: str) -> list[str]:
+    """Paths of every `ckpt-*` folder, damaged ones included, oldest first."""
     paths = [os.path.join(run_dir, n) for n in _checkpoint_names(run_dir)]
-    return [p for p in paths if os.path.isfile(os.path.join(p, STATE_FILE))]
+    return [p for p in paths if os.path.isdir(p)]
+
+
+def complete_checkpoints(run_dir: str) -> list[str]:
+    """Paths of complete checkpoints, oldest first.
+
+    Complete: a manifest lists `state.json` and `arrays.npz`, and every file it lists is
+    present with its recorded size. Digests are not computed (cheap enough for every
+    prune); `verify_checkpoint` and `read_checkpoint` compute them.
+    """
+    return [p for p in checkpoint_folders(run_dir) if not verify_checkpoint(p, digests=False)]
 
 
 def latest_checkpoint(run_dir: str) -> str | None:
-    done = complete_checkpoints(run_dir)
-    return done[-1] if done else None
+    """The newest checkpoint whose files all match their manifest; None if there is none."""
+    for path in reversed(checkpoint_folders(run_dir)):
+        if not verify_checkpoint(path):
+            return path
+    return None
 
 
 def clean_incomplete(run_dir: str) -> list[str]:
-    """Remove half-written checkpoint folders (left by a kill mid-write); return them."""
+    """Remove `.tmp-*` folders (left by a kill mid-write); return them.
+
+    A `ckpt-*` folder is never removed here, however damaged: it was complete once, and
+    a person may want to look at it.
+    """
     removed: list[str] = []
     if not os.path.isdir(run_dir):
         return removed
     for name in os.listdir(run_dir):
         path = os.path.join(run_dir, name)
-        half_written = name.startswith(_TMP_PREFIX) or (
-            _NAME.match(name) and not os.path.isfile(os.path.join(path, STATE_FILE))
-        )
-        if half_written and os.path.isdir(path):
+        if name.startswith(_TMP_PREFIX) and os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+# ------------------------------------------------------------------ writing
 
 
 def _next_name(run_dir: str, iters_fit: int) -> str:
@@ -79,28 +138,42 @@ def write_checkpoint(
 ) -> str:
     """Write a checkpoint aside and rename it into place; return its path.
 
+    Files are written into `.tmp-<name>`: the model, `arrays.npz`, `state.json`, then
+    `manifest.json` (sizes and SHA-256 digests of the others); the folder is then renamed.
+
     Raises:
-        CheckpointWriteError: the disk is full or a write failed; nothing of the
-            previous checkpoints is touched and the partial folder is removed.
+        CheckpointWriteError: anything failed while writing (a full disk, a file-size
+            limit, a value JSON cannot store), naming the checkpoint and the cause; the
+            `.tmp-*` folder is removed and the previous checkpoints are untouched.
     """
     name = _next_name(run_dir, iters_fit)
     tmp = os.path.join(run_dir, f"{_TMP_PREFIX}{name}")
     final = os.path.join(run_dir, name)
+    created = False
     try:
         os.makedirs(tmp)
+        created = True
         if save_model is not None:
             save_model(os.path.join(tmp, MODEL_FILE))
         _write_npz(os.path.join(tmp, ARRAYS_FILE), arrays)
         _write_json(os.path.join(tmp, STATE_FILE), state)
+        _write_manifest(tmp, name)
         _fsync_dir(tmp)
         os.rename(tmp, final)
+        created = False
         _fsync_dir(run_dir)
-    except (OSError, ValueError) as error:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except Exception as error:
+        if created:
+            shutil.rmtree(tmp, ignore_errors=True)
+        cause = f"{type(error).__name__}: {error}"
+        fix = _FIX_OS if isinstance(error, OSError) else _FIX_VALUE
         raise CheckpointWriteError(
-            f"Could not write checkpoint {final!r}: {error}. The previous checkpoints are "
-            "intact; free disk space or fix the folder's permissions, then call train() again."
+            _WRITE_FAILED.format(path=final, cause=cause, fix=fix)
         ) from error
+    except BaseException:  # KeyboardInterrupt, SystemExit: leave nothing half-written
+        if created:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return final
 
 
@@ -118,6 +191,22 @@ def _write_json(path: str, state: dict[str, Any]) -> None:
         os.fsync(file.fileno())
 
 
+def _write_manifest(folder: str, name: str) -> None:
+    """Record every file of `folder`; written to a fresh name, then renamed into place."""
+    files = {}
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if os.path.isfile(path) and not os.path.islink(path):
+            files[entry] = {"size": os.path.getsize(path), "sha256": _sha256(path)}
+    manifest = {"version": MANIFEST_VERSION, "checkpoint": name, "files": files}
+    part = os.path.join(folder, f"{MANIFEST_FILE}.part")
+    with open(part, "x", encoding="utf-8") as file:
+        json.dump(manifest, file, indent=1)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(part, os.path.join(folder, MANIFEST_FILE))
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -126,31 +215,142 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ verifying, reading
+
+
+def _read_manifest(path: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """`(files, problems)` of a checkpoint's manifest."""
+    manifest_path = os.path.join(path, MANIFEST_FILE)
+    if not os.path.isfile(manifest_path):
+        return {}, [_NO_MANIFEST]
+    try:
+        with open(manifest_path, "rb") as file:
+            manifest = json.loads(file.read().decode("utf-8"))
+        files = manifest["files"]
+        for entry, record in files.items():
+            if os.path.basename(entry) != entry or entry.startswith("."):
+                raise ValueError(f"it lists a file outside the checkpoint ({entry!r})")
+            if not isinstance(record["size"], int) or not isinstance(record["sha256"], str):
+                raise ValueError(f"the record of {entry} has no int size and str sha256")
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        return {}, [f"{MANIFEST_FILE} cannot be read ({type(error).__name__}: {error})"]
+    problems = []
+    if manifest.get("checkpoint") != os.path.basename(os.path.normpath(path)):
+        problems.append(f"{MANIFEST_FILE} belongs to checkpoint {manifest.get('checkpoint')!r}")
+    problems += [f"{MANIFEST_FILE} lists no {name}" for name in _REQUIRED if name not in files]
+    return files, problems
+
+
+def _check_file(
+    path: str, record: dict[str, Any], *, digest: bool, keep: bool
+) -> tuple[bytes | None, str | None]:
+    """`(bytes or None, problem or None)` of one file against its manifest record."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        return None, f"{name} is missing"
+    size = os.path.getsize(path)
+    if size != record["size"]:
+        return None, f"{name} has {size} bytes where the manifest records {record['size']}"
+    if not digest:
+        return None, None
+    data = None
+    if keep:
+        with open(path, "rb") as file:
+            data = file.read()
+        found = hashlib.sha256(data).hexdigest()
+    else:
+        found = _sha256(path)
+    if found != record["sha256"]:
+        return None, f"{name} does not match its SHA-256 digest in the manifest (its bytes changed)"
+    return data, None
+
+
+def verify_checkpoint(path: str, *, digests: bool = True) -> list[str]:
+    """What is wrong with a checkpoint's files, one sentence each; empty when intact.
+
+    Checks that `manifest.json` is there and readable, names this checkpoint and lists
+    `state.json` and `arrays.npz`, and that every file it lists is present with its size
+    and (with `digests`) its SHA-256 digest. `read_checkpoint` also parses the files.
+    """
+    files, problems = _read_manifest(path)
+    for name, record in files.items():
+        _, problem = _check_file(os.path.join(path, name), record, digest=digests, keep=False)
+        problems += [problem] if problem else []
+    return problems
+
+
 def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """`(arrays, state)` of a complete checkpoint."""
-    state_path = os.path.join(path, STATE_FILE)
-    if not os.path.isfile(state_path):
+    """`(arrays, state)` of a checkpoint, every file checked against its manifest.
+
+    Raises:
+        FileNotFoundError: `path` is not a folder.
+        CheckpointDamagedError: a file is missing, truncated, changed or from another
+            checkpoint, or `state.json`/`arrays.npz` cannot be parsed; names each problem.
+    """
+    if not os.path.isdir(path):
         raise FileNotFoundError(
-            f"{path!r} is not a complete checkpoint (no {STATE_FILE}). Pass a run folder or "
-            f"a '{CHECKPOINT_PREFIX}*' folder that holds {STATE_FILE}."
+            f"{path!r} is not a checkpoint folder. Pass a run folder or a "
+            f"'{CHECKPOINT_PREFIX}*' folder. Received: path={path!r}"
         )
-    with open(state_path, encoding="utf-8") as file:
-        state = json.load(file)
-    with np.load(os.path.join(path, ARRAYS_FILE), allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    return arrays, state
+    files, problems = _read_manifest(path)
+    contents: dict[str, bytes] = {}
+    for name, record in files.items():
+        keep = name in _REQUIRED
+        data, problem = _check_file(os.path.join(path, name), record, digest=True, keep=keep)
+        problems += [problem] if problem else []
+        if data is not None:
+            contents[name] = data
+    if problems:
+        raise CheckpointDamagedError(path, problems)
+    return _parse_arrays(path, contents[ARRAYS_FILE]), _parse_state(path, contents[STATE_FILE])
+
+
+def _parse_state(path: str, data: bytes) -> dict[str, Any]:
+    try:
+        state = json.loads(data.decode("utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise CheckpointDamagedError(path, [f"{STATE_FILE} cannot be parsed ({error})"]) from error
+    if not isinstance(state, dict):
+        problem = f"{STATE_FILE} holds a {type(state).__name__}, not an object"
+        raise CheckpointDamagedError(path, [problem])
+    return state
+
+
+def _parse_arrays(path: str, data: bytes) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except Exception as error:  # BadZipFile, zlib.error, ValueError, EOFError, ...
+        problem = f"{ARRAYS_FILE} cannot be read ({type(error).__name__}: {error})"
+        raise CheckpointDamagedError(path, [problem]) from error
+
+
+# ------------------------------------------------------------------ pruning
 
 
 def prune_checkpoints(run_dir: str, keep: int, protect: Iterable[str] = ()) -> list[str]:
-    """Delete the oldest complete checkpoints beyond `keep`, never the newest or `protect`."""
+    """Delete the oldest complete checkpoints beyond `keep`, never the newest or `protect`.
+
+    A damaged checkpoint is never deleted and does not count as a good one: a folder
+    that is not complete (see `complete_checkpoints`) is not counted; each checkpoint due
+    for deletion is verified first (digests) and, if damaged, left in place uncounted.
+    """
     done = complete_checkpoints(run_dir)
     protected = {os.path.abspath(p) for p in protect}
     if done:
         protected.add(os.path.abspath(done[-1]))
     removable = [p for p in done if os.path.abspath(p) not in protected]
-    excess = len(done) - keep
     removed = []
-    for path in removable[: max(excess, 0)]:
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+    for path in removable[: max(len(done) - keep, 0)]:
+        if not verify_checkpoint(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed

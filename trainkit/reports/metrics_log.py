@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -61,14 +62,24 @@ class MetricsLog:
 
     def truncate(self, rows: int) -> None:
         """Keep the header and the first `rows` data rows (drops rows a killed run wrote)."""
-        with open(self.path, newline="", encoding="utf-8") as file:
-            kept = list(csv.reader(file))[: rows + 1]
+        kept = list(csv.reader(io.StringIO(_whole_lines(self.path))))[: rows + 1]
         with atomic_file(self.path, durable=True) as file:
             csv.writer(file).writerows(kept)
 
     def read(self) -> list[dict[str, str]]:
-        with open(self.path, newline="", encoding="utf-8") as file:
-            return list(csv.DictReader(file))
+        """The data rows as dicts; a torn last line (a kill mid-append) is left out."""
+        return list(csv.DictReader(io.StringIO(_whole_lines(self.path))))
+
+
+def _whole_lines(path: str) -> str:
+    """The text of `path` up to its last newline: a torn last line is dropped whole.
+
+    Read as bytes first, so a kill in the middle of a multi-byte character cannot make
+    decoding fail; bytes that are not UTF-8 anyway are replaced rather than refused.
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    return data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace")
 
 
 def _format(value: Any) -> str:

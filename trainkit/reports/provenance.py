@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 from trainkit.checkpoints.atomic import atomic_file, open_append
@@ -44,8 +45,7 @@ class ProvenanceLog:
         self.close()
         if not os.path.exists(self.path):
             return
-        with open(self.path, encoding="utf-8") as file:
-            kept = [line for line in file if line.strip() and json.loads(line)["iter"] <= iters]
+        kept = [line for line, record in self._lines() if record["iter"] <= iters]
         with atomic_file(self.path, durable=True) as file:
             file.writelines(kept)
 
@@ -53,5 +53,28 @@ class ProvenanceLog:
         self.flush()
         if not os.path.exists(self.path):
             return []
-        with open(self.path, encoding="utf-8") as file:
-            return [json.loads(line) for line in file if line.strip()]
+        return [record for _, record in self._lines()]
+
+    def _lines(self) -> list[tuple[str, dict[str, Any]]]:
+        """`(line, record)` of every whole record; a torn last line (a kill mid-write) is
+        dropped, and any other line that is not a record is dropped with a warning."""
+        with open(self.path, "rb") as file:
+            lines = file.read().decode("utf-8", errors="replace").splitlines(keepends=True)
+        found = []
+        for number, line in enumerate(lines, start=1):
+            record = _record(line)
+            if record is not None:
+                found.append((line if line.endswith("\n") else line + "\n", record))
+            elif line.strip() and number < len(lines):
+                message = f"{self.path}: line {number} is not a JSON record; it is left out."
+                warnings.warn(message, stacklevel=3)
+        return found
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """The record on a line, or None for a torn or damaged one."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("iter"), int) else None

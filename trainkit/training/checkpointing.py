@@ -319,6 +319,22 @@ def _restore_datagens(tg: TrainGenerator, state: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------ locating
 
+# Keys every state.json of this version holds; a checkpoint without one is damaged.
+_STATE_KEYS = (
+    "version", "settings", "trainer", "datagen", "val_datagen", "callbacks", "rng",
+    "model_paths", "log_rows",
+)  # fmt: skip
+_ALL_DAMAGED = (
+    "Cannot resume {run_dir!r}: none of its checkpoints is intact ({details}). Nothing was "
+    "deleted. Restore a checkpoint from a backup, pass resume=<an intact checkpoint folder>, "
+    "or start a new run with resume=False. Received: resume={resume!r}"
+)
+_DAMAGED_PATH = (
+    "resume={path!r} names a damaged checkpoint: {problems}. Pass its run folder, "
+    "resume={run_dir!r}, to resume from the newest intact checkpoint (damaged ones are "
+    "skipped and left in place). Received: resume={path!r}"
+)
+
 
 @dataclass
 class Resumed:
@@ -340,11 +356,16 @@ class Resumed:
 
 
 def locate(logs_dir: Any, model_base_name: Any, resume: bool | str) -> Resumed | None:
-    """The checkpoint that `resume` names, read; None when a new run starts.
+    """The checkpoint that `resume` names, read and verified; None when a new run starts.
 
     `resume=True` picks the newest run folder of `model_base_name` in `logs_dir` with a
-    complete checkpoint (if none, a new run starts and says so); a path names a run
-    folder (its newest complete checkpoint) or a checkpoint folder.
+    checkpoint (if none, a new run starts and says so); a path names a run folder or a
+    checkpoint folder. In a run folder the newest intact checkpoint is used: each damaged
+    one newer than it is skipped with a warning naming it and what is wrong.
+
+    Raises:
+        ValueError: no checkpoint of the run folder is intact, or the checkpoint folder
+            passed is damaged (naming what is wrong); or its version is not supported.
     """
     if logs_dir is None or resume is False:
         return None
@@ -353,33 +374,93 @@ def locate(logs_dir: Any, model_base_name: Any, resume: bool | str) -> Resumed |
         if run_dir is None:
             print(
                 f"trainkit: resume=True but {str(logs_dir)!r} holds no run of model_base_name="
-                f"{model_base_name!r} with a complete checkpoint; starting a new run."
+                f"{model_base_name!r} with a checkpoint; starting a new run."
             )
             return None
-        store.clean_incomplete(run_dir)
-        checkpoint = store.latest_checkpoint(run_dir)
-        assert checkpoint is not None  # find_resumable_run found one
-    else:
-        run_dir, checkpoint = _resolve_path(str(resume))
+        return _newest_intact(run_dir, resume, stacklevel=4)
+    return _resolve_path(str(resume))
+
+
+def _resolve_path(path: str) -> Resumed:
+    if _is_checkpoint_folder(path):
+        run_dir = os.path.dirname(os.path.abspath(path))
+        try:
+            return _read(run_dir, path)
+        except store.CheckpointDamagedError as error:
+            problems = "; ".join(error.problems)
+            message = _DAMAGED_PATH.format(path=path, problems=problems, run_dir=run_dir)
+            raise ValueError(message) from error
+    if os.path.isdir(path) and store.checkpoint_folders(path):
+        return _newest_intact(path, path, stacklevel=5)
+    raise FileNotFoundError(
+        f"resume={path!r} is neither a checkpoint folder ('{store.CHECKPOINT_PREFIX}*') nor a "
+        "run folder holding one. Pass resume=True to pick the newest run in logs_dir, or the "
+        f"path of a run or checkpoint folder. Received: resume={path!r}"
+    )
+
+
+def _is_checkpoint_folder(path: str) -> bool:
+    if not os.path.isdir(path):
+        return False
+    marks = (store.MANIFEST_FILE, store.STATE_FILE)
+    named = store.checkpoint_iters(path) is not None
+    return named or any(os.path.isfile(os.path.join(path, mark)) for mark in marks)
+
+
+def _newest_intact(run_dir: str, resume: bool | str, stacklevel: int) -> Resumed:
+    """The newest checkpoint of `run_dir` that reads and verifies; warns for each skipped."""
+    store.clean_incomplete(run_dir)
+    damaged: list[store.CheckpointDamagedError] = []
+    for checkpoint in reversed(store.checkpoint_folders(run_dir)):
+        try:
+            resumed = _read(run_dir, checkpoint)
+        except store.CheckpointDamagedError as error:
+            damaged.append(error)
+            warnings.warn(
+                f"{error} Skipping it (it is left in place) and trying the checkpoint before it.",
+                stacklevel=stacklevel,
+            )
+            continue
+        if damaged:
+            print(f"trainkit: resuming from {checkpoint!r}, the newest intact checkpoint.")
+        return resumed
+    details = "; ".join(f"{os.path.basename(e.path)}: {', '.join(e.problems)}" for e in damaged)
+    raise ValueError(_ALL_DAMAGED.format(run_dir=run_dir, details=details, resume=resume))
+
+
+def _read(run_dir: str, checkpoint: str) -> Resumed:
     arrays, state = store.read_checkpoint(checkpoint)
-    if state.get("version") != STATE_VERSION:
+    if "version" in state and state["version"] != STATE_VERSION:
         raise ValueError(
             f"{checkpoint}: checkpoint version {state.get('version')!r} is not supported; this "
             f"trainkit reads version {STATE_VERSION}. Start a new run (resume=False)."
         )
+    problems = _state_problems(checkpoint, arrays, state)
+    if problems:
+        raise store.CheckpointDamagedError(checkpoint, problems)
     return Resumed(run_dir, checkpoint, arrays, state)
 
 
-def _resolve_path(path: str) -> tuple[str, str]:
-    if os.path.isfile(os.path.join(path, store.STATE_FILE)):
-        return os.path.dirname(os.path.abspath(path)), path
-    if os.path.isdir(path):
-        store.clean_incomplete(path)
-        latest = store.latest_checkpoint(path)
-        if latest is not None:
-            return path, latest
-    raise FileNotFoundError(
-        f"resume={path!r} is neither a checkpoint folder (holding {store.STATE_FILE}) nor a run "
-        "folder with a complete checkpoint. Pass resume=True to pick the newest run in "
-        "logs_dir, or the path of a run or checkpoint folder."
-    )
+def _state_problems(checkpoint: str, arrays: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """What in a parsed `state.json` disagrees with itself, its folder or `arrays.npz`."""
+    missing = [key for key in _STATE_KEYS if key not in state]
+    if missing:
+        return [f"{store.STATE_FILE} lacks {missing}"]
+    shapes = {"trainer": dict, "model_paths": dict, "log_rows": dict, "callbacks": list}
+    wrong = [key for key, kind in shapes.items() if not isinstance(state[key], kind)]
+    if wrong:
+        return [f"{store.STATE_FILE} holds values of the wrong type under {wrong}"]
+    problems = []
+    iters = state["trainer"].get("iters_fit")
+    named = store.checkpoint_iters(checkpoint)
+    if not isinstance(iters, int) or (named is not None and iters != named):
+        problems.append(f"{store.STATE_FILE} records iters_fit={iters!r}, its folder {named}")
+    provenance = state["log_rows"].get("provenance_iters", iters)
+    if provenance != iters:
+        problems.append(f"{store.STATE_FILE} records provenance_iters={provenance!r}")
+    paths = state["model_paths"]
+    keys = [f"{group}/{index}" for group, names in paths.items() for index in range(len(names))]
+    absent = [key for key in keys if key not in arrays]
+    if absent:
+        problems.append(f"{store.ARRAYS_FILE} lacks {len(absent)} arrays, e.g. {absent[:3]}")
+    return problems
