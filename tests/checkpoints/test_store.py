@@ -109,3 +109,21 @@ def test_the_newest_run_with_a_complete_checkpoint_of_that_model_is_found(tmp_pa
     assert find_resumable_run(logs, "mlp") == one
     assert find_resumable_run(logs, "cnn") == other
     assert find_resumable_run(logs, "rnn") is None
+
+
+def test_after_a_fallback_the_checkpoint_just_written_survives_pruning(tmp_path):
+    from trainkit.checkpoints import RunFolder, latest_checkpoint
+
+    run = RunFolder(str(tmp_path))
+    arrays, state = {"a": np.zeros(3)}, {"iters": 0}
+    run.write(2, arrays, state, None, max_checkpoints=5)
+    damaged = run.write(4, arrays, state, None, max_checkpoints=5)
+    arrays_file = os.path.join(damaged, "arrays.npz")
+    with open(arrays_file, "rb") as file:
+        data = bytearray(file.read())
+    data[len(data) // 2] ^= 0xFF  # a bit flip keeps the size: still "complete"
+    with open(arrays_file, "wb") as file:
+        file.write(bytes(data))
+    newest = run.write(3, arrays, state, None, max_checkpoints=1)  # resumed from iter 2
+    assert os.path.isdir(newest) and os.path.isdir(damaged)  # damaged ones are never deleted
+    assert latest_checkpoint(str(tmp_path)) == newest

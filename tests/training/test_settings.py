@@ -188,3 +188,17 @@ def test_a_key_metric_found_missing_at_a_validation_records_nothing_each_time():
 def test_a_trainer_seed_out_of_range_names_seed_and_the_range():
     with pytest.raises(ValueError, match=r"`seed` must be an int from 0 to 4294967295"):
         trainer(seed=2**80)
+
+
+def test_a_checkpoint_taken_right_after_a_resume_keeps_the_metrics_rows(tmp_path):
+    first = trainer(logs_dir=str(tmp_path), val_freq=None)
+    first.train()
+    metrics = os.path.join(first.run_dir, "metrics.csv")
+    with open(metrics) as file:
+        rows = file.read()
+    resumed = trainer(logs_dir=str(tmp_path), resume=True, epochs=2)
+    resumed.checkpoint()  # before any new row is written
+    again = trainer(logs_dir=str(tmp_path), resume=True, epochs=2)
+    again.train()
+    with open(metrics) as file:
+        assert file.read().startswith(rows)

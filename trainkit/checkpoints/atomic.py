@@ -75,7 +75,7 @@ def atomic_file(path: str, mode: str = "w", *, durable: bool = False) -> Iterato
         tmp = None
     except CheckpointWriteError:
         raise
-    except OSError as error:
+    except Exception as error:  # an encoder's own error too: the file is not written
         raise CheckpointWriteError(_WRITE_FAILED.format(path=path, cause=error)) from error
     finally:
         if tmp is not None:
@@ -125,7 +125,9 @@ def write_folder(path: str, fill: Callable[[str], None]) -> str:
         os.chmod(tmp, 0o755)
         _swap_into_place(tmp, path)
         tmp = None
-    except (OSError, ValueError) as error:
+    except CheckpointWriteError:
+        raise
+    except Exception as error:  # model.save's own errors too: the folder is not written
         raise CheckpointWriteError(_WRITE_FAILED.format(path=path, cause=error)) from error
     finally:
         if tmp is not None:

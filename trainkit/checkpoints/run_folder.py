@@ -128,6 +128,8 @@ class RunFolder:
         self.last_checkpoint = path
         if self._best_pending:
             self.best_checkpoint, self._best_pending = path, False
-        protect = [self.best_checkpoint] if self.best_checkpoint else []
+        # The one just written is the newest even when it sorts below a damaged one
+        # (after a fallback the run re-reaches lower iters): never prune it.
+        protect = [path] + ([self.best_checkpoint] if self.best_checkpoint else [])
         prune_checkpoints(self.path, max_checkpoints, protect=protect)
         return path

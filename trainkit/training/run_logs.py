@@ -96,7 +96,8 @@ class RunLogs:
         if self.provenance is not None:
             self.provenance.flush()
         return {
-            "metrics_csv": self.metrics.row_count() if self.metrics else 0,
+            # Not reopened since a resume: the rows kept are the ones the truncation keeps.
+            "metrics_csv": self.metrics.row_count() if self.metrics else self._truncate_to or 0,
             "provenance_iters": tg.iters_fit,
         }
 
