@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import socket
 import time
 import uuid
@@ -29,7 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trainkit.checkpoints.run_folder import find_resumable_run
-from trainkit.checkpoints.store import CHECKPOINT_PREFIX, STATE_FILE
+from trainkit.checkpoints.store import checkpoint_folders, is_checkpoint_folder
 
 try:
     import fcntl
@@ -37,7 +36,6 @@ except ImportError:  # Windows: no flock
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".lock"
-_CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)-(\d+)$")
 
 # What the trainer was about to do, in the words of the messages below.
 _VERBS = {
@@ -277,11 +275,10 @@ def _locked_message(action: str, run_dir: str, holder: dict | None, received: st
 def _newest(run_dir: str) -> str | None:
     """The newest `ckpt-*` name in the folder, damaged or not (names only: cheap)."""
     try:
-        names = os.listdir(run_dir)
+        folders = checkpoint_folders(run_dir)
     except OSError:
         return None
-    numbered = [(m.groups(), n) for n in names if (m := _CHECKPOINT_NAME.match(n))]
-    return max(numbered, key=lambda item: tuple(map(int, item[0])))[1] if numbered else None
+    return os.path.basename(folders[-1]) if folders else None
 
 
 def folder_to_resume(logs_dir: Any, model_base_name: Any, resume: bool | str) -> str | None:
@@ -294,10 +291,8 @@ def folder_to_resume(logs_dir: Any, model_base_name: Any, resume: bool | str) ->
     if resume is True:
         return find_resumable_run(str(logs_dir), str(model_base_name))
     path = str(resume)
-    if os.path.isfile(os.path.join(path, STATE_FILE)):
+    if is_checkpoint_folder(path):  # the same rule as the resume itself
         return os.path.dirname(os.path.abspath(path))
-    if os.path.basename(os.path.normpath(path)).startswith(CHECKPOINT_PREFIX):
-        return os.path.dirname(os.path.abspath(path))  # a checkpoint lacking its state
     return path if os.path.isdir(path) else None
 
 

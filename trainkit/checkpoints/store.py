@@ -354,3 +354,12 @@ def prune_checkpoints(run_dir: str, keep: int, protect: Iterable[str] = ()) -> l
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+def is_checkpoint_folder(path: str) -> bool:
+    """A folder named like a checkpoint, or holding a manifest or `state.json` (even damaged)."""
+    if not os.path.isdir(path):
+        return False
+    marks = (MANIFEST_FILE, STATE_FILE)
+    named = checkpoint_iters(path) is not None
+    return named or any(os.path.isfile(os.path.join(path, mark)) for mark in marks)

@@ -382,7 +382,7 @@ def locate(logs_dir: Any, model_base_name: Any, resume: bool | str) -> Resumed |
 
 
 def _resolve_path(path: str) -> Resumed:
-    if _is_checkpoint_folder(path):
+    if store.is_checkpoint_folder(path):
         run_dir = os.path.dirname(os.path.abspath(path))
         try:
             return _read(run_dir, path)
@@ -397,14 +397,6 @@ def _resolve_path(path: str) -> Resumed:
         "run folder holding one. Pass resume=True to pick the newest run in logs_dir, or the "
         f"path of a run or checkpoint folder. Received: resume={path!r}"
     )
-
-
-def _is_checkpoint_folder(path: str) -> bool:
-    if not os.path.isdir(path):
-        return False
-    marks = (store.MANIFEST_FILE, store.STATE_FILE)
-    named = store.checkpoint_iters(path) is not None
-    return named or any(os.path.isfile(os.path.join(path, mark)) for mark in marks)
 
 
 def _newest_intact(run_dir: str, resume: bool | str, stacklevel: int) -> Resumed:

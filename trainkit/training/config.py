@@ -271,31 +271,28 @@ def check_stateful_data(
     for name, generator in (("datagen", datagen), ("val_datagen", val_datagen)):
         if name == "val_datagen" and pad_val_batches:
             continue  # padded to full batches (padding.py)
-        if generator is None or not hasattr(generator, "plan"):
-            continue
-        for batch in generator.plan(generator.epoch):
-            if batch.size != generator.batch_size:
-                raise ValueError(
-                    _PARTIAL_BATCH_WITH_STATEFUL.format(
-                        layers=names, batch_size=generator.batch_size, name=name,
-                        size=batch.size, datagen=generator, pad=_PAD_HINT.get(name, ""),
-                    )
-                )  # fmt: skip
+        _refuse_partial_batches(names, name, generator, _PAD_HINT.get(name, ""))
     if not reset_statefuls:
         warnings.warn(_STATEFUL_WITHOUT_RESET.format(layers=names), stacklevel=4)
 
 
 def check_stateful_pass(layers: list[Any], datagen: Any, pad_val_batches: bool) -> None:
     """`tg.evaluate(datagen)` / `tg.predict(datagen)`: full batches, or padding on."""
-    if not layers or pad_val_batches or not hasattr(datagen, "plan"):
+    if layers and not pad_val_batches:
+        names = ", ".join(layer.name for layer in layers)
+        _refuse_partial_batches(names, "datagen", datagen, _PAD_HINT["val_datagen"])
+
+
+def _refuse_partial_batches(layers: str, name: str, generator: Any, pad_hint: str) -> None:
+    """A stateful model needs every batch of `generator`'s epoch to be full."""
+    if generator is None or not hasattr(generator, "plan"):
         return
-    names = ", ".join(layer.name for layer in layers)
-    for batch in datagen.plan(datagen.epoch):
-        if batch.size != datagen.batch_size:
+    for batch in generator.plan(generator.epoch):
+        if batch.size != generator.batch_size:
             raise ValueError(
                 _PARTIAL_BATCH_WITH_STATEFUL.format(
-                    layers=names, batch_size=datagen.batch_size, name="datagen",
-                    size=batch.size, datagen=datagen, pad=_PAD_HINT["val_datagen"],
+                    layers=layers, batch_size=generator.batch_size, name=name,
+                    size=batch.size, datagen=generator, pad=pad_hint,
                 )
             )  # fmt: skip
 
