@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from trainkit._validation import check_bool, check_int, check_unknown_keys, describe
+from trainkit.data import prefetch as prefetch_lib
 from trainkit.data import state as state_lib
 from trainkit.data.arguments import (
     check_aligned,
@@ -20,7 +24,6 @@ from trainkit.data.preprocessors.base import (
     Preprocessor,
     check_initialized,
     check_slice,
-    start_batch,
 )
 from trainkit.data.sources import gather, in_memory, open_sources
 
@@ -28,6 +31,7 @@ from trainkit.data.sources import gather, in_memory, open_sources
 RARE_OPTIONS: dict[str, Any] = {
     "data_key": None,  # the dataset to read in an HDF5 data file holding several
     "labels_key": None,  # the dataset to read in an HDF5 labels file holding several
+    "prefetch_workers": 0,  # worker processes for process() (Python-heavy preprocessors)
 }
 
 _EXHAUSTED = (
@@ -73,7 +77,14 @@ class DataGenerator:
         shuffle_group_samples: shuffle samples within each set before splitting it, and
             within batches that combine several sets.
         loader, labels_loader: `loader(path, set_num) -> array` for other file formats.
-        prefetch: slices computed ahead in the background; 0 (synchronous) for now.
+        prefetch: slices computed ahead on a background thread, on a copy of the
+            preprocessor (0: synchronous). Default 2, or 0 when the preprocessor cannot be
+            deep-copied. What is served, in which order, the errors raised and
+            `state_dict()` are the same with any value. `close()` (or garbage collection,
+            or interpreter exit) stops the thread.
+        prefetch_workers: (rare option) worker processes that run `process()` for
+            Python-heavy preprocessors (started with forkserver or spawn, never fork);
+            the preprocessor must pickle. Batches are still read on the thread.
         shard: `(index, count)`: serve rows `[index*B/count, (index+1)*B/count)` of each
             global batch of `B = batch_size` rows, for data-parallel workers.
 
@@ -110,7 +121,7 @@ class DataGenerator:
         shuffle_group_samples: bool = False,
         loader: Any = None,
         labels_loader: Any = None,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         shard: tuple[int, int] | None = None,
         **rare_options: Any,
     ) -> None:
@@ -119,7 +130,9 @@ class DataGenerator:
         self.seed = check_seed(seed)
         self.shuffle = check_shuffle(shuffle)
         self.superbatch = check_bool("superbatch", superbatch)
-        self.prefetch = check_int("prefetch", prefetch)
+        prefetch_default = prefetch is None
+        if prefetch is not None:
+            check_int("prefetch", prefetch, minimum=0)
         self.shard = check_shard(shard, self.batch_size)
         self.options = {**RARE_OPTIONS, **rare_options}
 
@@ -142,6 +155,19 @@ class DataGenerator:
         self.preprocessor = IdentityPreprocessor() if preprocessor is None else preprocessor
         check_initialized(self.preprocessor)
         self.preprocessor.check_sample_shape(source.sample_shape)
+        self.prefetch = self._prefetch_depth(prefetch, prefetch_default)
+        self.prefetch_workers = check_int(
+            "prefetch_workers", self.options["prefetch_workers"], minimum=0
+        )
+        if self.prefetch_workers and not self.prefetch:
+            raise ValueError(
+                "prefetch_workers runs process() ahead of the loop, so it needs prefetch >= 1 "
+                "(how many slices are computed ahead; at least prefetch_workers to keep every "
+                f"worker busy). Received: prefetch={self.prefetch}, "
+                f"prefetch_workers={self.prefetch_workers}"
+            )
+        if self.prefetch_workers:
+            prefetch_lib.check_picklable(self.preprocessor, self.prefetch_workers)
 
         self._sets = select_sets(source, set_nums)
         self.set_nums_original = [s.set_num for s in self._sets]
@@ -178,6 +204,13 @@ class DataGenerator:
         self._batch: tuple[Any, Any] | None = None  # the loaded batch's arrays
         self._slice: tuple[Any, Any] | None = None  # the current slice, kept for peeks
         self._pending_preprocessor_state: dict[str, Any] | None = None
+        self._description: dict[str, Any] | None = None  # describe_slice() of a slice ahead
+        # Prefetch: the producer (in a list the finalizer shares, so that closing does not
+        # need the generator), the slice it computed that is being served, and the pool.
+        self._ahead: list[prefetch_lib.Producer] = []
+        self._head: prefetch_lib.Ahead | None = None
+        self._pool: list[Any] = []
+        self._finalizer = weakref.finalize(self, _close, self._ahead, self._pool)
 
     # ----------------------------------------------------------- state read by the trainer
     @property
@@ -232,26 +265,40 @@ class DataGenerator:
         """The current slice `(x, y)`, preprocessed; `y` is None without labels.
 
         Loads the next batch first if needed. Calling it again without `update_state()`
-        returns the same slice.
+        returns the same slice. With `prefetch`, the slice was computed ahead in the
+        background; an error raised computing it is raised here, with its traceback.
         """
         if self._slice is not None:
             return self._slice
         if self.all_data_exhausted:
             raise RuntimeError(_EXHAUSTED.format(epoch=self.epoch))
+        if self.prefetch:
+            head = self._take_ahead()
+            if head is not None:
+                try:
+                    self._slice = head.slice()
+                except BaseException:
+                    self._drop_ahead()  # a get() after the error computes the slice again
+                    raise
+                self._description = head.description
+                return self._slice
         x, y = self._loaded_batch()
         pre = self.preprocessor
         pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, self.batch_index, pre.slice_idx))
-        self._slice = check_slice(pre, pre.process(x, y))
+        self._slice, self._description = check_slice(pre, pre.process(x, y)), None
         return self._slice
 
     def update_state(self) -> None:
         """Advance one slice; after the last slice of the last batch, the epoch is exhausted."""
         if self.all_data_exhausted:
             raise RuntimeError(_EXHAUSTED.format(epoch=self.epoch))
-        self._loaded_batch()
+        if not (self.prefetch and self._take_ahead() is not None):
+            self._loaded_batch()
         pre = self.preprocessor
         pre.update_state()
-        self._slice = None
+        if self._head is not None:
+            self._ahead[0].consumed()
+        self._slice = self._head = self._description = None
         if pre.batch_exhausted:
             pre.batch_loaded = False
             self._batch = None
@@ -260,6 +307,7 @@ class DataGenerator:
 
     def on_epoch_end(self) -> int:
         """Start the next epoch and return its number."""
+        self._drop_ahead()
         self.epoch += 1
         self.batch_index = 0
         self.all_data_exhausted = False
@@ -269,6 +317,31 @@ class DataGenerator:
         self.preprocessor.on_epoch_end(self.epoch)
         self._plan = self.plan(self.epoch)
         return self.epoch
+
+    def describe_slice(self) -> dict[str, Any]:
+        """What the preprocessor did for the current slice (window, crop offsets, ...).
+
+        The preprocessor's `describe_slice()` right after it computed the slice, also when
+        it was computed ahead on a copy (with `prefetch`). Call it after `get()`.
+        """
+        if self._description is not None:
+            return self._description
+        return self.preprocessor.describe_slice()
+
+    def close(self) -> None:
+        """Stop the background prefetch and its worker processes (idempotent).
+
+        Also called on garbage collection and at interpreter exit. A closed generator
+        can still serve: the prefetch starts again at the next `get()`.
+        """
+        self._drop_ahead()
+        _close([], self._pool)
+
+    def __enter__(self) -> DataGenerator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         """Walk the remaining slices of the current epoch (or the next, if this one is done)."""
@@ -280,20 +353,117 @@ class DataGenerator:
             yield item
 
     def _loaded_batch(self) -> tuple[Any, Any]:
-        if self._batch is not None:
-            return self._batch
-        pre = self.preprocessor
-        batch = self._plan[self.batch_index]
-        self._batch = (gather(self.source, batch), gather(self.labels_source, batch))
-        restoring = self._pending_preprocessor_state is not None and pre.batch_loaded
-        saved = (pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted)
-        start_batch(pre, *self._batch)
-        if restoring:
-            # Resume mid-batch: the saved counters and state win over on_batch_load's.
-            pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted = saved
-            pre.load_state_dict(self._pending_preprocessor_state or {})
-        self._pending_preprocessor_state = None
+        if self._batch is None:
+            batch = _gather_pair(self.source, self.labels_source, self._plan[self.batch_index])
+            prefetch_lib.begin_batch(self.preprocessor, *batch, self._pending_preprocessor_state)
+            self._batch, self._pending_preprocessor_state = batch, None
         return self._batch
+
+    # ------------------------------------------------------------------ prefetch
+    def _prefetch_depth(self, prefetch: int | None, default: bool) -> int:
+        if default:
+            # The default runs ahead on a copy only where a copy can be made.
+            copyable = prefetch_lib.check_copyable(self.preprocessor) is None
+            return prefetch_lib.DEFAULT_PREFETCH if copyable else 0
+        assert prefetch is not None
+        if prefetch:
+            why = prefetch_lib.check_copyable(self.preprocessor)
+            if why is not None:
+                name = type(self.preprocessor).__name__
+                raise TypeError(
+                    f"prefetch={prefetch} computes slices ahead on a copy of the preprocessor, "
+                    f"but {name} cannot be deep-copied ({why}). Make its attributes "
+                    "copyable (or define __deepcopy__), or serve synchronously: prefetch=0."
+                )
+        return prefetch
+
+    def _take_ahead(self) -> prefetch_lib.Ahead | None:
+        """The slice computed ahead for the cursor, its batch begun; None to serve in sync.
+
+        The slice is taken only if the copy that computed it had the counters and state the
+        user's preprocessor has now; otherwise what was computed ahead is dropped and the
+        generator serves synchronously from here on, with a warning naming what differed.
+        """
+        if self._head is not None:
+            return self._head
+        fresh = not self._ahead
+        if fresh:
+            self._start_ahead()
+        try:
+            head = self._ahead[0].next()
+        except BaseException:  # Ctrl-C while waiting: start afresh at the next get()
+            self._drop_ahead()
+            raise
+        why = self._mismatch(head)
+        if why is not None:
+            if fresh:  # a producer started at this cursor always agrees; serve this in sync
+                self._drop_ahead()
+            else:
+                self._diverged(why)
+            return None
+        assert head is not None
+        if head.error is not None:
+            self._drop_ahead()  # a get() after the error computes the slice again
+            raise head.error
+        pre = self.preprocessor
+        if self._batch is None:
+            assert head.batch is not None
+            prefetch_lib.begin_batch(pre, *head.batch, self._pending_preprocessor_state)
+            self._batch, self._pending_preprocessor_state = head.batch, None
+        if not prefetch_lib.same(prefetch_lib.counters(pre), head.before):
+            self._diverged(
+                f"its counters or state_dict() before slice {head.slice_idx} of batch "
+                f"{head.batch_index} differ from those of the copy that computed it ahead"
+            )
+            return None
+        self._head = head
+        return head
+
+    def _mismatch(self, head: prefetch_lib.Ahead | None) -> str | None:
+        if head is None:
+            return "the producer ended"
+        if head.batch_index != self.batch_index:
+            return f"batch {head.batch_index} computed ahead, batch {self.batch_index} due"
+        if (head.batch is None) != (self._batch is not None) and head.error is None:
+            return "the batch was loaded on one side only"
+        if self._batch is not None and head.slice_idx != self.preprocessor.slice_idx:
+            return f"slice {head.slice_idx} computed ahead, slice {self.slice_idx} due"
+        return None
+
+    def _diverged(self, why: str) -> None:
+        name = type(self.preprocessor).__name__
+        warnings.warn(
+            f"prefetch stopped for this DataGenerator (epoch {self.epoch}, batch "
+            f"{self.batch_index}): {name} diverged from the copy that runs ahead: {why}. The "
+            "slice is computed here and the rest is served synchronously (what is served is "
+            f"unchanged). Keep on_batch_load() and update_state() of {name} deterministic and "
+            "do not change the preprocessor while an epoch is served, or pass prefetch=0.",
+            UserWarning,
+            stacklevel=4,
+        )
+        self._drop_ahead()
+        self.prefetch = 0
+
+    def _start_ahead(self) -> None:
+        if self.prefetch_workers and not self._pool:
+            self._pool.append(prefetch_lib.worker_pool(self.prefetch_workers))
+        self._ahead.append(
+            prefetch_lib.Producer(
+                self.preprocessor,
+                self._plan,
+                self.batch_index,
+                functools.partial(_gather_pair, self.source, self.labels_source),
+                loaded=self._batch,
+                pending=self._pending_preprocessor_state,
+                key=(self.seed, self.epoch),
+                depth=self.prefetch,
+                pool=self._pool[0] if self._pool else None,
+            )
+        )
+
+    def _drop_ahead(self) -> None:
+        self._head = None
+        _close(self._ahead, [])
 
     # ------------------------------------------------------------------ state dicts
     def fingerprint(self) -> dict[str, Any]:
@@ -341,13 +511,14 @@ class DataGenerator:
                 message names what differs.
         """
         state_lib.check_loadable(state, self.fingerprint())
+        self._drop_ahead()
         pre = self.preprocessor
         pre.reset_state()
         self.epoch = state["epoch"]
         self._plan = self.plan(self.epoch)
         self.batch_index = state["batch_index"]
         self.all_data_exhausted = state["all_data_exhausted"]
-        self._batch = self._slice = None
+        self._batch = self._slice = self._description = None
         pre.batch_loaded = state["batch_loaded"]
         pre.batch_exhausted = state["batch_exhausted"]
         pre.slice_idx = state["slice_idx"]
@@ -377,6 +548,18 @@ class DataGenerator:
         from trainkit.data import adapters
 
         return adapters.as_tf_dataset(self, epoch)
+
+
+def _gather_pair(source: Any, labels_source: Any, batch: Batch) -> tuple[Any, Any]:
+    return gather(source, batch), gather(labels_source, batch)
+
+
+def _close(producers: list[prefetch_lib.Producer], pools: list[Any]) -> None:
+    """Stop `producers` and shut `pools` down, emptying both lists (also a finalizer)."""
+    while producers:
+        producers.pop().close()
+    while pools:
+        pools.pop().shutdown(wait=True, cancel_futures=True)
 
 
 _PUBLIC_ARGS = [

@@ -149,5 +149,6 @@ def provenance_record(tg: TrainGenerator, slice_idx: int) -> dict[str, Any]:
         record["ranges"] = [list(r) for r in batch.ranges]
     if getattr(datagen, "shard", None):
         record["shard"] = list(datagen.shard)
-    record.update(datagen.preprocessor.describe_slice())
+    describe = getattr(datagen, "describe_slice", None) or datagen.preprocessor.describe_slice
+    record.update(describe())  # taken when the slice was computed (ahead, with prefetch)
     return record
