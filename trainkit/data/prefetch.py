@@ -141,6 +141,10 @@ class Producer:
 
     def next(self) -> Ahead | None:
         """The next slice in plan order (waits for it), or END."""
+        try:
+            return self._queue.get_nowait()  # the usual case: it is ready
+        except queue.Empty:
+            pass
         while True:
             try:
                 return self._queue.get(timeout=1.0)
@@ -167,6 +171,8 @@ class Producer:
 
     # ------------------------------------------------------------------ the thread
     def _wait_for_room(self) -> bool:
+        if self._room.acquire(blocking=False) and not self._stop.is_set():
+            return True
         while not self._stop.is_set():
             if self._room.acquire(timeout=_POLL_S):
                 return True
