@@ -9,6 +9,7 @@ import numpy as np
 
 from trainkit.data.sources import formats
 from trainkit.data.sources.base import check_numeric, take_sorted
+from trainkit.data.sources.mapped import mapped_rows
 
 
 class ArraySource:
@@ -18,7 +19,9 @@ class ArraySource:
 
     The array is never copied whole: `np.memmap` and `.npy` files are read by rows, an
     `h5py.Dataset` by slices. Rows handed out from an in-memory array are read-only views,
-    so a preprocessor cannot modify the user's array in place.
+    so a preprocessor cannot modify the user's array in place. The pages of a memory map
+    are released as the epoch moves on (see `mapped.MappedRows`), so its resident
+    memory stays flat however large the file.
     """
 
     def __init__(
@@ -45,21 +48,22 @@ class ArraySource:
         self.sample_shape = tuple(int(d) for d in array.shape[1:])
         self.dtype = check_numeric(description, np.dtype(array.dtype))
         self._is_ndarray = isinstance(array, np.ndarray)
-        self._needs_sorted_take = (
-            not self._is_ndarray
-        )  # h5py fancy indexing needs increasing indices
+        self._needs_sorted_take = not self._is_ndarray  # h5py fancy indexing: increasing
+        self._mapped = mapped_rows(array)
 
     def __len__(self) -> int:
         return len(self.array)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        rows = self.array[start:stop]
+        rows = self.array[start:stop] if self._mapped is None else self._mapped.read(start, stop)
         if self._is_ndarray and rows.flags.writeable:
             rows = rows.view()
             rows.flags.writeable = False
         return rows
 
     def take(self, indices: np.ndarray) -> np.ndarray:
+        if self._mapped is not None:
+            return self._mapped.take(indices)
         if self._needs_sorted_take:
             return take_sorted(lambda idx: np.asarray(self.array[idx]), indices)
         return self.array[indices]
@@ -71,6 +75,10 @@ class ArraySource:
             "dtype": self.dtype.str,
             "file_bytes": os.path.getsize(self.path) if self.path else None,
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copied memmap is no longer the mapping read (NumPy copies it into memory).
+        return {**self.__dict__, "_mapped": None}
 
 
 def open_npy(path: str, set_size: int, description: str) -> ArraySource:

@@ -58,7 +58,7 @@ def open_data_file(path: str, *, set_size: int, key: str | None) -> Opened:
     if kind == "npz":
         return _open_npz_file(path, set_size=set_size)
     if kind == "csv":
-        array = formats.csv_rows(formats.read_csv(path))
+        array = formats.load_csv_rows(path)
         return rows_source(array, set_size, description=path, path=path), None
     raise ValueError(
         f"`data_path`={path!r} has an unsupported extension. Supported: a directory of set "
@@ -171,9 +171,9 @@ def stored_set_file(
     """One numbered file of a directory as a set (`.npy`, `.h5`, `.csv`; `.npz` with one member)."""
     path, num = file.path, file.set_num
     if kind == "npy":
-        return StoredSet(
-            num, path, *formats.probe_npy(path), load=functools.partial(formats.load_npy, path)
-        )
+        layout = formats.probe_npy_layout(path)
+        load = functools.partial(formats.load_npy_set, path, layout)
+        return StoredSet(num, path, layout.shape, layout.dtype, load=load)
     if kind == "h5":
         datasets = formats.probe_h5(path)
         chosen = key if key is not None else (next(iter(datasets)) if len(datasets) == 1 else None)
@@ -233,7 +233,7 @@ def _npz_set_files(files: list[SetFile], description: str, size: int) -> Opened:
 
 
 def _load_csv(path: str) -> np.ndarray:
-    return formats.csv_rows(formats.read_csv(path))
+    return formats.load_csv_rows(path)
 
 
 def loader_set(loader: Loader, path: str, set_num: str, name: str) -> StoredSet:
