@@ -50,6 +50,7 @@ class MappedRows:
         self, array: Any, mapping: mmap.mmap, first_byte: int, path: str | None, file_offset: int
     ) -> None:
         self._array = array
+        self._plain = array.view(np.ndarray)  # views without np.memmap's per-call overhead
         self._mapping = mapping
         self._first_byte = first_byte
         self._row_bytes = array.nbytes // len(array)
@@ -60,18 +61,18 @@ class MappedRows:
         self._file_first_byte = file_offset + first_byte
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows `[start, stop)` as a view of the map (read-only where the map is)."""
+        """Rows `[start, stop)` as a plain ndarray view of the map (read-only where it is)."""
         low = self._first_byte + start * self._row_bytes
         high = self._first_byte + stop * self._row_bytes
         self._record((low, high), high - low)
-        return self._array[start:stop]
+        return self._plain[start:stop]
 
     def take(self, indices: np.ndarray) -> np.ndarray:
         """Rows at `indices`, in that order, as a new (writable) array."""
         descriptor = self._file
         if descriptor is None:
             self._record(None, len(indices) * max(self._row_bytes, 2**20))
-            return self._array[indices]
+            return self._plain[indices]
         order = np.argsort(indices, kind="stable")
         ordered = np.asarray(indices, dtype=np.int64)[order]
         gathered = np.empty((len(indices), *self._array.shape[1:]), dtype=self._array.dtype)
