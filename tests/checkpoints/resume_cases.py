@@ -26,6 +26,11 @@ from trainkit.callbacks import Callback
 from trainkit.checkpoints import store
 
 EPOCHS = 3
+# The generators' prefetch: the default unless the test asks otherwise (its references
+# run synchronously, the killed runs with the default prefetch).
+PREFETCH = (
+    int(os.environ["TRAINKIT_CASE_PREFETCH"]) if "TRAINKIT_CASE_PREFETCH" in os.environ else None
+)
 
 
 def _die() -> None:
@@ -90,9 +95,9 @@ def mlp_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
     crop = RandomCropPreprocessor(4)
     train = DataGenerator(data=images[:48], labels=labels[:48], batch_size=8, shuffle=True,
-                          seed=3, preprocessor=crop)  # fmt: skip
+                          seed=3, preprocessor=crop, prefetch=PREFETCH)  # fmt: skip
     val = DataGenerator(data=images[48:], labels=labels[48:], batch_size=8,
-                        preprocessor=RandomCropPreprocessor(4))  # fmt: skip
+                        preprocessor=RandomCropPreprocessor(4), prefetch=PREFETCH)  # fmt: skip
     return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
                           checkpoint_freq={"iter": 4}, callbacks=callbacks, iter_verbosity=0,
                           max_checkpoints=2)  # fmt: skip
@@ -110,9 +115,9 @@ def lstm_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     model.compile(keras.optimizers.Adam(1e-2), "mse")
     windows = TimeseriesPreprocessor(4)  # 3 slices per batch
     train = DataGenerator(data=series[:24], labels=targets[:24], batch_size=8, shuffle=True,
-                          seed=5, preprocessor=windows)  # fmt: skip
+                          seed=5, preprocessor=windows, prefetch=PREFETCH)  # fmt: skip
     val = DataGenerator(data=series[24:], labels=targets[24:], batch_size=8,
-                        preprocessor=TimeseriesPreprocessor(4))  # fmt: skip
+                        preprocessor=TimeseriesPreprocessor(4), prefetch=PREFETCH)  # fmt: skip
     return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
                           reset_statefuls=True, checkpoint_freq={"iter": 2}, callbacks=callbacks,
                           iter_verbosity=0)  # fmt: skip

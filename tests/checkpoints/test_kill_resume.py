@@ -3,7 +3,8 @@
 Each case runs in subprocesses: an uninterrupted reference, and a chain of processes
 each killed at one point (between slices of a batch, inside a train step, during
 validation, in the middle of writing a checkpoint) and resumed with `resume=True` by
-the next. The chains and references run in parallel threads to keep the suite fast.
+the next. The references serve synchronously (prefetch=0), the killed chains with the
+default prefetch. The chains and references run in parallel threads to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ CHAINS = {
 }
 
 
-def _run(case: str, logs_dir: str, out: str, kill: str | None) -> int:
+def _run(case: str, logs_dir: str, out: str, kill: str | None, prefetch: int | None = None) -> int:
     command = [sys.executable, SCRIPT, case, logs_dir, out] + ([kill] if kill else [])
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ)
+    if prefetch is not None:
+        env["TRAINKIT_CASE_PREFETCH"] = str(prefetch)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     if done.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"{case} {kill}: exit {done.returncode}\n{done.stderr[-3000:]}")
     return done.returncode
@@ -52,6 +56,7 @@ def runs(tmp_path_factory):
                 os.path.join(root, f"{case}-ref"),
                 os.path.join(root, f"{case}-ref.npz"),
                 None,
+                0,  # synchronous; the killed chain prefetches (the default)
             )
             for case in CHAINS
         }
