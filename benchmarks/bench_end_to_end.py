@@ -171,7 +171,7 @@ def rows(quick: bool, intra: int | None = None, inter: int | None = None) -> lis
         keywords = write_sets(x, y, Path(folder, "sets"), set_size=BATCH_SIZE)
         files = SetFiles(keywords)
         runners = {name: make(keywords, files) for name, make in RUNNERS.items()}
-        rates = interleaved_best(runners, rounds=3 if quick else 5)
+        rates = interleaved_best(runners, rounds=4 if quick else 6)
     baseline = max((name for name in rates if name != TRAINKIT), key=rates.__getitem__)
     bench = f"end to end, .npy files ({threads})"
     return ratio_rows(bench, rates, baseline, "steps/s", targets={TRAINKIT: TARGET})

@@ -122,7 +122,7 @@ def train_generator(x: np.ndarray, y: np.ndarray, prefetch: int):
 
 def preprocessing_alone(x: np.ndarray, y: np.ndarray):
     datagen = DataGenerator(
-        data=x, labels=y, batch_size=BATCH_SIZE, preprocessor=SpectrumPreprocessor()
+        data=x, labels=y, batch_size=BATCH_SIZE, preprocessor=SpectrumPreprocessor(), prefetch=0
     )
 
     def run_epoch() -> int:
@@ -156,7 +156,7 @@ def rows(quick: bool) -> list[Row]:
         "preprocess": preprocessing_alone(x, y),
         "step": step_alone(x, y),
     }
-    rates = interleaved_best(runners, rounds=3 if quick else 6)
+    rates = interleaved_best(runners, rounds=5 if quick else 8)
     preprocess_ms, step_ms = 1e3 / rates.pop("preprocess"), 1e3 / rates.pop("step")
     # Measured apart, each runs with warm caches and a little faster than inside the
     # loop: the limit is their proportion, applied to the loop's own serial rate.
