@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from trainkit.threshold_sweep import FORMULAS, confusion_counts, exact_weights
+
 Metric = Callable[..., float]
 
 
@@ -42,7 +44,8 @@ def _positive_column(y: np.ndarray) -> np.ndarray:
     return y[:, 1:] if y.shape[1] == 2 else y
 
 
-def _flat_binary(y_true: Any, y_pred: Any, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _binary_columns(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (as ints) and scores, one per sample; two-class columns -> the positive one."""
     y_true = _positive_column(np.asarray(y_true).reshape(len(y_true), -1))
     y_pred = _positive_column(np.asarray(y_pred).reshape(len(y_pred), -1))
     if y_true.shape[1] != 1 or y_pred.shape[1] != 1:
@@ -52,7 +55,12 @@ def _flat_binary(y_true: Any, y_pred: Any, threshold: float) -> tuple[np.ndarray
             f"'recall_micro'. Received: y_true shape {y_true.shape}, y_pred shape "
             f"{y_pred.shape}."
         )
-    return y_true[:, 0].astype(int), (y_pred[:, 0] > threshold).astype(int)
+    return y_true[:, 0].astype(int), y_pred[:, 0]
+
+
+def _flat_binary(y_true: Any, y_pred: Any, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    labels, scores = _binary_columns(y_true, y_pred)
+    return labels, (scores > threshold).astype(int)
 
 
 def _class_indices(y: np.ndarray) -> np.ndarray:
@@ -131,18 +139,22 @@ def roc_auc(y_true, y_pred, sample_weight=None) -> float:
     )
 
 
+def _class_labels(y_true: Any) -> np.ndarray:
+    """Labels as class indices: the argmax of one-hot rows, else rounded to ints."""
+    labels = np.asarray(y_true).reshape(len(y_true), -1)
+    if labels.shape[1] > 1:
+        return labels.argmax(axis=-1)
+    return np.rint(labels[:, 0]).astype(int)
+
+
 def _class_decisions(y_true, y_pred, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Labels and predictions as class indices (argmax, or `score > threshold`)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    scores = y_pred.reshape(len(y_pred), -1)
+    scores = np.asarray(y_pred).reshape(len(y_pred), -1)
     if scores.shape[1] == 1:
         predicted = (scores[:, 0] > threshold).astype(int)
     else:
         predicted = scores.argmax(axis=-1)
-    labels = y_true.reshape(len(y_true), -1)
-    if labels.shape[1] > 1:
-        return labels.argmax(axis=-1), predicted
-    return np.rint(labels[:, 0]).astype(int), predicted
+    return _class_labels(y_true), predicted
 
 
 def _averaged(score: Callable[..., float], average: str) -> Metric:
@@ -278,10 +290,53 @@ def best_threshold(
 ) -> tuple[float, float]:
     """Threshold in [0, 1] maximizing a thresholded metric; returns `(threshold, value)`.
 
-    Ties go to the threshold closest to 0.5, so a flat metric keeps the default.
+    Tries `candidates` evenly spaced thresholds, 0 and 1 included. Ties go to the
+    threshold closest to 0.5, so a flat metric keeps the default. The metrics of this
+    module that depend only on the confusion counts (`f1`, `precision`, `recall`/`tpr`,
+    `tnr`, `binary_accuracy`, the multi-class averages and `balanced_accuracy`) are
+    computed for every threshold at once from one sort of the scores — the same values
+    as calling the metric per threshold, in milliseconds for 100k samples; any other
+    callable is called once per threshold.
+
+    Example:
+        >>> threshold, value = best_threshold(labels, scores, metrics.f1)
     """
     thresholds = np.linspace(0.0, 1.0, candidates)
-    values = np.array([metric(y_true, y_pred, sample_weight, threshold=t) for t in thresholds])
+    values = _values_from_counts(metric, y_true, y_pred, sample_weight, thresholds)
+    if values is None:
+        values = np.array([metric(y_true, y_pred, sample_weight, threshold=t) for t in thresholds])
     best = np.flatnonzero(values == values.max())
     pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
     return float(thresholds[pick]), float(values[pick])
+
+
+def _values_from_counts(
+    metric: Metric, y_true: Any, y_pred: Any, sample_weight: Any, thresholds: np.ndarray
+) -> np.ndarray | None:
+    """`metric` at every threshold from cumulative counts; None where that is not exact.
+
+    None for callables not of this module, multi-column scores, labels other than 0/1,
+    and weights whose sums could round (the caller then calls the metric per threshold,
+    which also raises the metric's own errors for bad input).
+    """
+    name = next((n for n, fn in METRICS.items() if fn is metric and n in FORMULAS), None)
+    if name is None:
+        return None
+    try:
+        if name in BINARY:
+            labels, scores = _binary_columns(y_true, y_pred)
+        else:
+            scores = np.asarray(y_pred).reshape(len(y_pred), -1)
+            if scores.shape[1] != 1:
+                return None  # argmax decisions: no threshold to tune
+            labels, scores = _class_labels(y_true), scores[:, 0]
+    except (ValueError, TypeError):
+        return None
+    if not 0 < len(labels) == len(scores) or scores.dtype.kind not in "biuf":
+        return None
+    if labels.min() < 0 or labels.max() > 1:
+        return None
+    weights = exact_weights(sample_weight, len(labels))
+    if weights is None:
+        return None
+    return FORMULAS[name](confusion_counts(labels, scores, weights, thresholds))
