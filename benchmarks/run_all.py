@@ -9,7 +9,7 @@ Modes: the default is quick (a few minutes on 2 cores); `--full` runs every benc
 full size (the memory bench's 8 GB file; longer). Benches whose module is missing are
 skipped and named.
 
-Run: python benchmarks/run_all.py [--full] [--only overlap train_loop] [--write]
+Run: python benchmarks/run_all.py [--full] [--write | --only overlap train_loop]
 """
 
 from __future__ import annotations
@@ -149,6 +149,8 @@ def main() -> None:
     if args.child:
         return run_child(args.child, args.quick, args.out)
 
+    if args.write and args.only:
+        parser.error("--write records the whole suite's table: drop --only to write it")
     quick = not args.full
     benches, missing = selected(args.only)
     notes = [f"Not run: {name}.py does not exist yet." for name in missing]
