@@ -205,6 +205,7 @@ class DataGenerator:
         self._slice: tuple[Any, Any] | None = None  # the current slice, kept for peeks
         self._pending_preprocessor_state: dict[str, Any] | None = None
         self._description: dict[str, Any] | None = None  # describe_slice() of a slice ahead
+        self._source_prints: tuple[Any, Any] | None = None
         # Prefetch: the producer (in a list the finalizer shares, so that closing does not
         # need the generator), the slice it computed that is being served, and the pool.
         self._ahead: list[prefetch_lib.Producer] = []
@@ -473,9 +474,14 @@ class DataGenerator:
         the settings that change what is served.
         """
         settings = self._settings
+        if self._source_prints is None:  # the sources do not change; taken once
+            self._source_prints = (
+                state_lib.source_print(self.source),
+                state_lib.source_print(self.labels_source),
+            )
         return {
-            "data": state_lib.source_print(self.source),
-            "labels": state_lib.source_print(self.labels_source),
+            "data": self._source_prints[0],
+            "labels": self._source_prints[1],
             "batch_size": settings.batch_size,
             "seed": settings.seed,
             "shuffle": settings.shuffle,

@@ -217,6 +217,10 @@ def _piece_name(info: SetInfo, start: int, stop: int, batch_size: int) -> str:
 
 
 def _make_batch(pieces, sets, settings: PlanSettings, epoch: int, number: int) -> Batch:
+    if len(pieces) == 1 and not settings.shuffle_group_samples:  # the common case, fast
+        info, a, b = pieces[0]
+        name = _piece_name(info, a, b, settings.batch_size)
+        return Batch(name, ((info.offset + a, info.offset + b),), None, ((info.set_num, a, b),))
     name = "+".join(_piece_name(info, a, b, settings.batch_size) for info, a, b in pieces)
     local = tuple((info.set_num, a, b) for info, a, b in pieces)
     if not settings.shuffle_group_samples:
