@@ -351,3 +351,47 @@ def test_run_outputs_are_readable_by_others(tmp_path):
     with open_append(str(tmp_path / "log.jsonl")) as file:
         file.write(json.dumps({"iter": 1}) + "\n")
     assert (tmp_path / "log.jsonl").read_text() == '{"iter": 1}\n'
+
+
+class DiskFillingUp:
+    """A file object that writes `limit` bytes, then fails as a full disk does."""
+
+    def __init__(self, file, limit):
+        self.file, self.limit = file, limit
+
+    def fileno(self):
+        return self.file.fileno()
+
+    def write(self, data):
+        if self.limit <= 0:
+            raise OSError(28, "No space left on device")
+        written = self.file.write(bytes(data[: self.limit]))
+        self.limit -= written
+        return written
+
+    def close(self):
+        self.file.close()
+
+
+def test_a_record_that_fails_half_written_is_cut_back_and_not_counted(tmp_path):
+    path = str(tmp_path / "metrics.csv")
+    log = MetricsLog(path, ["loss"])
+    log.append("train", {"epoch": 0}, {"loss": 1.0})
+    before = Path(path).read_bytes()
+    log._file._file = DiskFillingUp(log._file._file, limit=7)  # short write, then ENOSPC
+    with pytest.raises(CheckpointWriteError, match=r"metrics\.csv.*No space left.*Nothing"):
+        log.append("train", {"epoch": 0}, {"loss": 2.0})
+    assert Path(path).read_bytes() == before and log.row_count() == 1
+    log._file._file.limit = 10**6  # space again: the next row lands whole
+    log.append("train", {"epoch": 0}, {"loss": 3.0})
+    assert [row["loss"] for row in log.read()] == ["1.0", "3.0"] and log.row_count() == 2
+
+
+def test_a_short_write_is_completed_not_left_torn(tmp_path):
+    file = atomic.RecordFile(str(tmp_path / "log.csv"))
+    file.append(b"a\n")
+    file._file = DiskFillingUp(file._file, limit=10**6)
+    file._file.write = lambda data, real=file._file.write: real(bytes(data[:1]))  # 1 byte per call
+    file.append(b"bcd\n")
+    file.close()
+    assert (tmp_path / "log.csv").read_bytes() == b"a\nbcd\n"

@@ -93,3 +93,24 @@ def test_provenance_log_round_trips_and_truncates_by_iter(tmp_path):
     assert [r["iter"] for r in log.read()] == [1, 2, 3, 4, 5]
     log.truncate(2)
     assert [r["set_name"] for r in ProvenanceLog(log.path).read()] == ["1", "2"]
+
+
+def test_metrics_log_rows_are_on_disk_at_once_and_counted_without_rereading(tmp_path):
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(str(path), ["loss"])
+    for k in range(3):
+        log.append("train", {"epoch": 0, "iters_fit": k + 1}, {"loss": 0.5})
+        assert len(path.read_text().splitlines()) == k + 2  # visible before any close
+    path.write_text(path.read_text() + "train,0,9,9,torn")  # as a kill mid-row leaves it
+    assert log.row_count() == 3  # the count is the log's own, the file is not reread
+    reopened = MetricsLog(str(path), ["loss"])
+    assert reopened.row_count() == 3  # an existing file: whole rows, the torn one is not
+    reopened.truncate(2)
+    assert reopened.row_count() == 2
+    reopened.append("val", {"epoch": 1}, {"loss": 0.25})  # appends to the new file
+    assert reopened.row_count() == 3 and [r["kind"] for r in reopened.read()] == [
+        "train",
+        "train",
+        "val",
+    ]
+    assert MetricsLog(str(path), ["loss"]).row_count() == 3

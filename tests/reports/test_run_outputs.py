@@ -59,7 +59,7 @@ def run(tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
     tg = TrainGenerator(
         image_model(), *image_datagens(), epochs=3, logs_dir=str(logs), iter_verbosity=0,
-        val_freq={"batch": 3}, tensorboard=True, model_configs={"units": 1},
+        val_freq={"batch": 3}, tensorboard=True, tensorboard_every=4, model_configs={"units": 1},
     )  # fmt: skip
     tg.train()
     return tg
@@ -140,7 +140,15 @@ def test_provenance_of_windows_names_ranges_and_windows(tmp_path):
 
 
 def test_tensorboard_scalars_are_written_on_request(run):
-    assert glob.glob(os.path.join(run.run_dir, "tensorboard", "events.out.tfevents.*"))
+    import tensorflow as tf
+
+    steps: dict[str, list[int]] = {}
+    for path in glob.glob(os.path.join(run.run_dir, "tensorboard", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    assert steps["train/loss"] == [4, 8, 12]  # every tensorboard_every=4 of 12 batches
+    assert steps["val/loss"] == [3, 6, 9, 12]  # every validation
 
 
 def test_nothing_is_rendered_without_logs_dir(tmp_path, monkeypatch):

@@ -9,12 +9,14 @@ link's target is never written. Any failure removes the temporary file and raise
 `CheckpointWriteError` naming the file and the cause.
 
 Files trainkit appends to (`metrics.csv`, `provenance.jsonl`) are opened with
-`O_NOFOLLOW`: a symlink in their place is refused instead of followed.
+`O_NOFOLLOW`: a symlink in their place is refused instead of followed. `metrics.csv` is
+appended through `RecordFile`: kept open, one write per row, a failed write cut back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -95,14 +97,70 @@ def open_append(path: str) -> IO[str]:
     Raises:
         CheckpointWriteError: `path` is a symlink, or cannot be opened.
     """
+    return os.fdopen(_append_descriptor(path), "a", encoding="utf-8", newline="")
+
+
+def _append_descriptor(path: str) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags, 0o644)
+        return os.open(path, flags, 0o644)
     except OSError as error:
         if os.path.islink(path):
             raise CheckpointWriteError(_SYMLINK.format(path=path)) from error
         raise CheckpointWriteError(_WRITE_FAILED.format(path=path, cause=error)) from error
-    return os.fdopen(fd, "a", encoding="utf-8", newline="")
+
+
+class RecordFile:
+    """A file appended to one whole record at a time, kept open between records.
+
+    Use it for logs written once per batch: opening a file per record costs more than
+    writing it. Opened at the first `append` like `open_append` (`O_NOFOLLOW`: a symlink
+    is refused). Each record is one unbuffered write, on disk (visible to readers) when
+    `append` returns; a write that fails (disk full, file-size limit) is cut back to the
+    file's previous length, so no record is ever left half written — except by a kill in
+    the middle of the write, which leaves a torn last line that readers drop.
+
+    Args:
+        path: the file; created if missing.
+
+    Example:
+        >>> log = RecordFile(os.path.join(run_dir, "metrics.csv"))
+        >>> log.append(b"train,0,1,1,a,0.5\r\n")
+        >>> log.close()
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: io.FileIO | None = None
+
+    def append(self, record: bytes) -> None:
+        """Write `record` at the end of the file, whole or not at all.
+
+        Raises:
+            CheckpointWriteError: the file is a symlink, or the write failed (the file
+                is as it was before the call).
+        """
+        if self._file is None:
+            self._file = io.FileIO(_append_descriptor(self.path), "w", closefd=True)
+        file = self._file
+        length = os.fstat(file.fileno()).st_size
+        try:
+            view, written = memoryview(record), 0
+            while written < len(record):  # a short write is retried; its error raised
+                written += file.write(view[written:]) or 0
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.ftruncate(file.fileno(), length)
+            if isinstance(error, OSError):
+                raise CheckpointWriteError(
+                    _WRITE_FAILED.format(path=self.path, cause=error)
+                ) from error
+            raise
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def write_folder(path: str, fill: Callable[[str], None]) -> str:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from trainkit.checkpoints.atomic import atomic_file, open_append
+from trainkit.checkpoints.atomic import RecordFile, atomic_file
 
 BASE_COLUMNS = ("kind", "epoch", "iters_fit", "batches_fit", "set_name")
 
@@ -21,6 +21,10 @@ class MetricsLog:
     columns: a `val` row's `loss` is the validation loss). Metrics not in the header are
     refused, so every row of a file lines up.
 
+    The file stays open between rows (each row one write, on disk when `append` returns)
+    and the log counts the rows it holds, so neither a row nor `row_count()` costs a
+    reopening or a reading of the file; `close()` closes it (the next row reopens it).
+
     Args:
         path: the CSV file; created with its header if missing.
         metric_names: the metric columns, in order.
@@ -29,9 +33,12 @@ class MetricsLog:
     def __init__(self, path: str, metric_names: Sequence[str]) -> None:
         self.path = path
         self.columns = [*BASE_COLUMNS, *metric_names]
+        self._file = RecordFile(path)
+        self._rows: int | None = None  # counted once, on demand, for an existing file
         if not os.path.lexists(path):
             with atomic_file(path) as file:
                 csv.writer(file).writerow(self.columns)
+            self._rows = 0
         else:
             self._check_header()
 
@@ -52,19 +59,28 @@ class MetricsLog:
             )
         row = [kind, *(state.get(c, "") for c in BASE_COLUMNS[1:])]
         row += [_format(metrics.get(name)) for name in self.columns[len(BASE_COLUMNS) :]]
-        with open_append(self.path) as file:
-            csv.writer(file).writerow(row)
+        text = io.StringIO()
+        csv.writer(text).writerow(row)
+        rows = self.row_count()  # an existing file's rows are counted before it grows
+        self._file.append(text.getvalue().encode("utf-8"))
+        self._rows = rows + 1
 
     def row_count(self) -> int:
-        """Data rows (the header excluded)."""
-        with open(self.path, newline="", encoding="utf-8") as file:
-            return max(sum(1 for _ in csv.reader(file)) - 1, 0)
+        """Data rows (the header excluded); a torn last line is not a row."""
+        if self._rows is None:
+            self._rows = max(len(list(csv.reader(io.StringIO(_whole_lines(self.path))))) - 1, 0)
+        return self._rows
 
     def truncate(self, rows: int) -> None:
         """Keep the header and the first `rows` data rows (drops rows a killed run wrote)."""
+        self.close()  # the file is replaced: appends must reopen it
         kept = list(csv.reader(io.StringIO(_whole_lines(self.path))))[: rows + 1]
         with atomic_file(self.path, durable=True) as file:
             csv.writer(file).writerows(kept)
+        self._rows = max(len(kept) - 1, 0)
+
+    def close(self) -> None:
+        self._file.close()
 
     def read(self) -> list[dict[str, str]]:
         """The data rows as dicts; a torn last line (a kill mid-append) is left out."""

@@ -35,7 +35,9 @@ COMPARED = (
     "key_metric", "max_is_best", "val_metrics", "eval_fn", "input_as_labels", "class_weights",
     "val_class_weights", "reset_statefuls", "model_base_name", "model_configs", "seed",
 )  # fmt: skip
-LOOP_CONTROL_OPTIONS = ("progress_every", "defer_interrupts", "plot_history_freq", "tensorboard")
+LOOP_CONTROL_OPTIONS = (
+    "progress_every", "defer_interrupts", "plot_history_freq", "tensorboard", "tensorboard_every",
+)  # fmt: skip
 # Compared settings that may change while the saved run has not validated yet.
 FIXABLE_BEFORE_VALIDATION = ("key_metric", "max_is_best")
 

@@ -103,7 +103,9 @@ class TrainGenerator(SettingsView, LoopStateView):
         **rare_options: `progress_every` (batches per printed line, default 1),
             `defer_interrupts` (default True), `plot_history_freq` (redraw history.png
             and the report during the run, e.g. `{'epoch': 5}`; default None: once,
-            when `train()` ends), `tensorboard=True`, `deterministic=True` (TensorFlow
+            when `train()` ends), `tensorboard=True` (scalars in the run folder's
+            `tensorboard/`: validation metrics at each validation, train metrics every
+            `tensorboard_every` batches, default 10), `deterministic=True` (TensorFlow
             op determinism), and for validation (docs/validation.md):
             `predict_threshold=0.5` (binary decision threshold of f1, precision, ...),
             `dynamic_predict_threshold=True` (tune it on each validation, e.g. with
@@ -236,7 +238,10 @@ class TrainGenerator(SettingsView, LoopStateView):
                 progress=self._progress, on_new_best=self._mark_new_best,
             )
         )  # fmt: skip
-        self._logs = RunLogs(tensorboard=self._options["tensorboard"])
+        self._logs = RunLogs(
+            tensorboard=self._options["tensorboard"],
+            tensorboard_every=self._options["tensorboard_every"],
+        )
         self._timings = {"train": 0.0, "validation": 0.0}
         self._new_best = False
         preflight.check_before_training(
