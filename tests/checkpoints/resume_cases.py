@@ -83,7 +83,7 @@ class KillDuringStep:
         return self.step(*args)
 
 
-def mlp_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+def mlp_case(logs_dir: str, callbacks: list, steps_per_execution: int = 1) -> TrainGenerator:
     rng = np.random.default_rng(0)
     images = rng.random((64, 6, 6, 1), dtype=np.float32)
     labels = (images[:, 2:4, 2:4].mean(axis=(1, 2, 3)) > 0.5).astype("float32")
@@ -100,7 +100,7 @@ def mlp_case(logs_dir: str, callbacks: list) -> TrainGenerator:
                         preprocessor=RandomCropPreprocessor(4), prefetch=PREFETCH)  # fmt: skip
     return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
                           checkpoint_freq={"iter": 4}, callbacks=callbacks, iter_verbosity=0,
-                          max_checkpoints=2)  # fmt: skip
+                          max_checkpoints=2, steps_per_execution=steps_per_execution)  # fmt: skip
 
 
 def lstm_case(logs_dir: str, callbacks: list) -> TrainGenerator:
@@ -123,7 +123,12 @@ def lstm_case(logs_dir: str, callbacks: list) -> TrainGenerator:
                           iter_verbosity=0)  # fmt: skip
 
 
-CASES = {"mlp": mlp_case, "lstm": lstm_case}
+def mlp_fused_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    """The mlp case with 8 slices per compiled call (groups end at each checkpoint)."""
+    return mlp_case(logs_dir, callbacks, steps_per_execution=8)
+
+
+CASES = {"mlp": mlp_case, "lstm": lstm_case, "mlp-fused": mlp_fused_case}
 
 
 def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> None:

@@ -60,16 +60,17 @@ class Progress:
         per_batch = (time.perf_counter() - self._epoch_start) / self._epoch_batches
         return f"ETA {_clock(per_batch * max(total - done, 0))}"
 
-    def iter_end(self, trainer: Any, logs: dict[str, float]) -> None:
+    def iter_end(self, trainer: Any, logs: dict[str, float], record: Any = None) -> None:
+        """One slice fit; `record` (a SliceRecord) says where it was in its batch."""
         if self.verbosity >= 2:
-            datagen = trainer.datagen
-            where = f"slice {trainer._state.iter_in_batch}/{datagen.slices_per_batch}"
-            self._print(f"  iter {trainer.iters_fit} {where} [{datagen.set_name}]", logs, done=True)
+            source = record if record is not None else trainer.datagen
+            where = f"slice {trainer._state.iter_in_batch}/{source.slices_per_batch}"
+            self._print(f"  iter {trainer.iters_fit} {where} [{source.set_name}]", logs, done=True)
 
     def epoch_begin(self) -> None:
         self._epoch_start, self._epoch_batches = time.perf_counter(), 0
 
-    def batch_end(self, trainer: Any, logs: dict[str, float]) -> None:
+    def batch_end(self, trainer: Any, logs: dict[str, float], set_name: str) -> None:
         if self._epoch_start is None:  # resumed mid-epoch: time from here
             self.epoch_begin()
         self._epoch_batches += 1
@@ -77,7 +78,7 @@ class Progress:
             head = (
                 f"epoch {trainer.epoch + 1}/{trainer.epochs} "
                 f"batch {trainer._state.batch_in_epoch}/{len(trainer.datagen)} "
-                f"[{trainer.datagen.set_name}] {self._eta(trainer)}"
+                f"[{set_name}] {self._eta(trainer)}"
             )
             self._print(head, logs)
 

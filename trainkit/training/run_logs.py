@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from trainkit.reports import MetricsLog, ProvenanceLog
 
 if TYPE_CHECKING:
+    from trainkit.training.slices import SliceRecord
     from trainkit.training.trainer import TrainGenerator
 
 METRICS_FILE = "metrics.csv"
@@ -58,10 +59,10 @@ class RunLogs:
             "set_name": set_name,
         }
 
-    def train_batch(self, tg: TrainGenerator, logs: dict[str, float]) -> None:
+    def train_batch(self, tg: TrainGenerator, logs: dict[str, float], set_name: str) -> None:
         log = self._open(tg, logs)
         if log is not None:
-            log.append("train", self._row(tg, tg.datagen.set_name), logs)
+            log.append("train", self._row(tg, set_name), logs)
         if tg.batches_fit % self.tensorboard_every == 0:
             self._scalars(tg, "train", logs, tg.batches_fit)
 
@@ -74,13 +75,13 @@ class RunLogs:
         self._scalars(tg, "val", logs, tg.batches_fit)
 
     # ------------------------------------------------------------------ provenance
-    def iter_fit(self, tg: TrainGenerator, slice_idx: int) -> None:
+    def iter_fit(self, tg: TrainGenerator, record: SliceRecord) -> None:
         """Record the slice just fit (call before the generator moves on)."""
         if tg.run_dir is None:
             return
         if self.provenance is None:
             self.provenance = ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE))
-        self.provenance.append(provenance_record(tg, slice_idx))
+        self.provenance.append(provenance_record(tg, record))
 
     # ------------------------------------------------------------------ TensorBoard
     def _scalars(self, tg: TrainGenerator, kind: str, logs: dict[str, float], step: int) -> None:
@@ -140,23 +141,22 @@ def _val_names(tg: TrainGenerator) -> list[str]:
     return names
 
 
-def provenance_record(tg: TrainGenerator, slice_idx: int) -> dict[str, Any]:
+def provenance_record(tg: TrainGenerator, record: SliceRecord) -> dict[str, Any]:
     """What was fit at this iter: the batch's rows, the slice, the preprocessor's window/crop."""
-    datagen = tg.datagen
-    batch = datagen.current_batch
-    record: dict[str, Any] = {
+    batch = record.batch
+    entry: dict[str, Any] = {
         "iter": tg.iters_fit,
         "epoch": tg.epoch,
-        "set_name": batch.set_name,
-        "slice_idx": slice_idx,
-        "pieces": [list(piece) for piece in batch.pieces],
+        "set_name": record.set_name,
+        "slice_idx": record.slice_idx,
     }
-    if batch.indices is not None:
-        record["indices"] = batch.indices.tolist()
-    else:
-        record["ranges"] = [list(r) for r in batch.ranges]
-    if getattr(datagen, "shard", None):
-        record["shard"] = list(datagen.shard)
-    describe = getattr(datagen, "describe_slice", None) or datagen.preprocessor.describe_slice
-    record.update(describe())  # taken when the slice was computed (ahead, with prefetch)
-    return record
+    if batch is not None:
+        entry["pieces"] = [list(piece) for piece in batch.pieces]
+        if batch.indices is not None:
+            entry["indices"] = batch.indices.tolist()
+        else:
+            entry["ranges"] = [list(r) for r in batch.ranges]
+    if getattr(tg.datagen, "shard", None):
+        entry["shard"] = list(tg.datagen.shard)
+    entry.update(record.description)  # taken when the slice was computed
+    return entry

@@ -30,7 +30,10 @@ from trainkit.training import config, preflight
 from trainkit.training.frequency import Frequency, parse_frequency
 from trainkit.training.scoring import ValidationSettings
 
-LOOP_CONTROL = ("epochs", "val_freq", "checkpoint_freq", "iter_verbosity", "max_checkpoints")
+LOOP_CONTROL = (
+    "epochs", "val_freq", "checkpoint_freq", "iter_verbosity", "max_checkpoints",
+    "steps_per_execution",
+)  # fmt: skip
 COMPARED = (
     "key_metric", "max_is_best", "val_metrics", "eval_fn", "input_as_labels", "class_weights",
     "val_class_weights", "reset_statefuls", "model_base_name", "model_configs", "seed",
@@ -72,6 +75,7 @@ class TrainSettings:
     checkpoint_freq: Frequency | None
     iter_verbosity: int
     max_checkpoints: int
+    steps_per_execution: int
     key_metric: str
     max_is_best: bool
     eval_fn: str
@@ -123,6 +127,8 @@ def check_loop_control(name: str, value: Any) -> Any:
         return check_int("max_checkpoints", value, minimum=1)
     if name == "iter_verbosity":
         return check_choice("iter_verbosity", value, (0, 1, 2))
+    if name == "steps_per_execution":
+        return check_int("steps_per_execution", value, minimum=1)
     raise KeyError(name)
 
 
@@ -200,6 +206,9 @@ def _build(
         checkpoint_freq=check_loop_control("checkpoint_freq", chosen["checkpoint_freq"]),
         iter_verbosity=check_loop_control("iter_verbosity", chosen["iter_verbosity"]),
         max_checkpoints=chosen["max_checkpoints"],
+        steps_per_execution=check_loop_control(
+            "steps_per_execution", chosen["steps_per_execution"]
+        ),
         key_metric=key_metric,
         max_is_best=max_is_best,
         eval_fn=validation.eval_fn,
@@ -322,6 +331,9 @@ class SettingsView:
     )
     iter_verbosity = _setting("iter_verbosity", "0 silent, 1 per batch, 2 per slice too.")
     max_checkpoints = _setting("max_checkpoints", "Checkpoints kept in the run folder.")
+    steps_per_execution = _setting(
+        "steps_per_execution", "Slices fit per compiled call (assignable)."
+    )
     key_metric = _setting("key_metric", "The validation metric that picks the best model.")
     max_is_best = _setting("max_is_best", "Whether a larger `key_metric` is better.")
     eval_fn = _setting("eval_fn", "'evaluate' or 'predict': how validation scores.")

@@ -20,6 +20,7 @@ from trainkit.checkpoints.model_state import stateful_layers
 
 __all__ = [
     "CompiledStep",
+    "FusedSteps",
     "num_samples",
     "reset_states",
     "restore_states",
@@ -83,6 +84,11 @@ class CompiledStep:
             return self._function
         return self._function.get_concrete_function(data)  # type: ignore[attr-defined]
 
+    @property
+    def ready(self) -> bool:
+        """Traced with the model's metrics and optimizer built (a fused call may follow)."""
+        return self._traced_with_built_metrics
+
     def _first_call(self, data: tuple[Any, ...]) -> dict[str, float]:
         # Compiled metrics are built during the first trace, after the reset that
         # precedes the step was traced; retrace once so that reset covers them.
@@ -92,6 +98,68 @@ class CompiledStep:
             self._function = self._build()
         self._traced_with_built_metrics = True
         return dict(zip(self.names, values))
+
+
+class FusedSteps:
+    """`steps(slices) -> [logs, ...]`: fit several same-shaped slices in one compiled call.
+
+    The slices are stacked along a new leading axis and a loop inside the graph runs
+    the same train step on each in turn (metrics reset around each, as `CompiledStep`
+    does), returning every slice's values. Stateful ops on the same variables (weights,
+    optimizer slots, the seed generators of Dropout) run in program order, so the result
+    is bitwise what calling `CompiledStep` once per slice gives. One trace serves every
+    group length.
+
+    Args:
+        single: the model's `CompiledStep`; it must have run once (so the optimizer and
+            metrics exist) before a group is fit.
+    """
+
+    def __init__(self, single: CompiledStep):
+        self.single = single
+        self._function = self._build()
+        self._concrete: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+    def _build(self) -> Callable[..., Any]:
+        model, step_fn = self.single.model, self.single._step_fn
+
+        def many_steps(stacked: tuple[Any, ...]) -> Any:
+            count = tf.shape(tf.nest.flatten(stacked)[0])[0]
+            rows = tf.TensorArray(tf.float32, size=count)
+            for index in tf.range(count):
+                data = tf.nest.map_structure(lambda part: part[index], stacked)  # noqa: B023
+                model.reset_metrics()
+                _, values = _flatten_logs(step_fn(data))
+                rows = rows.write(index, tf.stack(values))
+                model.reset_metrics()
+            return rows.stack()
+
+        if model.run_eagerly:
+            return many_steps
+        return tf.function(many_steps, jit_compile=model.jit_compile)
+
+    def __call__(self, slices: list[tuple[Any, ...]]) -> list[dict[str, float]]:
+        """Fit `slices` (each `(x,)`, `(x, y)` or `(x, y, sample_weight)`) in order."""
+        stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *slices)
+        key = _signature_key(slices[0])
+        function = self._concrete.get(key)
+        if function is None:
+            function = self._concrete[key] = self._concrete_function(stacked)
+        names = self.single.names
+        return [dict(zip(names, row)) for row in function(stacked).numpy().tolist()]
+
+    def _concrete_function(self, stacked: tuple[Any, ...]) -> Callable[..., Any]:
+        if self.single.model.run_eagerly:
+            return self._function
+        spec = tf.nest.map_structure(
+            lambda part: tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype)), stacked
+        )
+        return self._function.get_concrete_function(spec)  # type: ignore[attr-defined]
+
+
+def signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a slice's compiled step is selected by: structure, shapes and dtypes."""
+    return _signature_key(data)
 
 
 def _signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:

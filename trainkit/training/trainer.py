@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import deque
 from typing import Any
 
 import keras
@@ -33,7 +34,15 @@ from trainkit.training.progress import Progress
 from trainkit.training.run_logs import RunLogs
 from trainkit.training.sample_weights import slice_sample_weights
 from trainkit.training.settings import SettingsView
-from trainkit.training.steps import CompiledStep, num_samples, reset_states, stateful_layers
+from trainkit.training.slices import SliceRecord, keras_data
+from trainkit.training.steps import (
+    CompiledStep,
+    FusedSteps,
+    num_samples,
+    reset_states,
+    signature_key,
+    stateful_layers,
+)
 from trainkit.training.validation import (
     Validation,
     ValidationParts,
@@ -100,6 +109,13 @@ class TrainGenerator(SettingsView, LoopStateView):
             by class name and config or qualified name, never by memory address.
         model_base_name: the run folders' base name.
         strategy: not available yet (distributed training).
+        steps_per_execution: slices fit per compiled call (Keras' name; default 1). The
+            trainer takes up to that many slices of one shape and fits them in one call,
+            bitwise equal to one call per slice, then does each slice's bookkeeping and
+            hooks in order (after the call, as Keras delivers its callbacks). A group
+            ends where the loop acts between slices: a due checkpoint, validation or
+            plot, a stateful reset, the epoch end, a slice of another shape. A stop
+            requested by a callback takes effect at the group's end.
         **rare_options: `progress_every` (batches per printed line, default 1),
             `defer_interrupts` (default True), `plot_history_freq` (redraw history.png
             and the report during the run, e.g. `{'epoch': 5}`; default None: once,
@@ -120,7 +136,8 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     Settings are resolved once (passed > saved in the checkpoint being resumed >
     default) and the attributes are views of them: loop-control settings (`epochs`,
-    the frequencies, `iter_verbosity`, `max_checkpoints`) can be assigned and are
+    the frequencies, `iter_verbosity`, `max_checkpoints`, `steps_per_execution`) can
+    be assigned and are
     checked on assignment; the others are read-only (docs/training.md).
 
     Example:
@@ -184,6 +201,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         model_base_name: str = "model",
         seed: int | None = None,
         strategy: Any = None,
+        steps_per_execution: int = 1,
         **rare_options: Any,
     ):
         arguments = {name: value for name, value in locals().items() if name != "self"}
@@ -229,6 +247,11 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
         self._callbacks = CallbackList(check_callbacks(callbacks), self)
         self._train_step = CompiledStep(model, "train")
+        self._fused_steps = FusedSteps(self._train_step)
+        # Slices fit by one fused call whose bookkeeping is still to do, in order; and
+        # the record of the slice being accounted (None until one is, in this process).
+        self._pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
+        self._slice: SliceRecord | None = None
         self._test_step = CompiledStep(model, "test")
         self._validation = Validation(
             ValidationParts(
@@ -277,10 +300,12 @@ class TrainGenerator(SettingsView, LoopStateView):
         with writing, self._interrupt.deferring(self._options["defer_interrupts"]):
             self._begin_run()
             # One stage per pass; `loop_state.TRANSITIONS` lists each stage and its next.
-            while not (s.stage == FIT and self._run_done()):
-                self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
-                if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
-                    return self._stop_preempted()
+            # The slices of a fused call are all accounted before anything else acts.
+            while not (s.stage == FIT and not self._pending and self._run_done()):
+                if not self._pending:
+                    self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
+                    if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
+                        return self._stop_preempted()
                 if s.stage == FIT:
                     self._fit_slice()  # get slice -> fit -> datagen.update_state()
                 elif s.stage == ITER_END:
@@ -334,30 +359,114 @@ class TrainGenerator(SettingsView, LoopStateView):
             s.batch_begun, s.iter_in_batch = True, 0
             s.batch_means.clear()
             self._callbacks.call("on_train_batch_begin", s.batch_in_epoch, {})
-        x, y = self.datagen.get()
+        if not self._pending:
+            started = time.perf_counter()
+            self._fit_ahead()  # get slice(s) -> fit -> datagen.update_state()
+            self._timings["train"] += time.perf_counter() - started
+        record, logs = self._pending.popleft()
+        self._count_slice(logs, record)
+
+    def _fit_ahead(self) -> None:
+        """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
+        args, record = self._take_slice()
+        if self.steps_per_execution == 1 or not self._train_step.ready:
+            logs = self._train_step(*args)
+            self._advance(record)
+            self._pending.append((record, logs))
+            return
+        saved = self.datagen.state_dict()
+        try:
+            group, records = self._take_group(args, record)
+            if len(group) == 1:
+                values = [self._train_step(*args)]
+            else:
+                values = self._fused_steps([keras_data(a) for a in group])
+        except BaseException:
+            self.datagen.load_state_dict(saved)  # nothing of the group was counted
+            raise
+        self._pending.extend(zip(records, values))
+
+    def _take_slice(self) -> tuple[tuple[Any, ...], SliceRecord]:
+        """The current slice as the step's arguments, and its record (not yet advanced)."""
+        datagen = self.datagen
+        x, y = datagen.get()
         labels = self._labels(x, y)
         weights = slice_sample_weights(
-            self.datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range
+            datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range
         )
-        started = time.perf_counter()
-        logs = self._train_step(*((x, labels) if weights is None else (x, labels, weights)))
-        self._timings["train"] += time.perf_counter() - started
-        self._count_slice(logs, num_samples(x))
+        args = (x, labels) if weights is None else (x, labels, weights)
+        describe = self.run_dir is not None and getattr(datagen, "describe_slice", None)
+        record = SliceRecord(
+            slice_idx=int(datagen.slice_idx),
+            slices_per_batch=int(datagen.slices_per_batch),
+            set_name=datagen.set_name,
+            batch=getattr(datagen, "current_batch", None),
+            samples=num_samples(x),
+            description=describe() if describe else {},
+        )
+        return args, record
 
-    def _count_slice(self, logs: dict[str, float], samples: int) -> None:
+    def _advance(self, record: SliceRecord) -> None:
+        self.datagen.update_state()
+        record.batch_exhausted = bool(self.datagen.batch_exhausted)
+        record.epoch_exhausted = bool(self.datagen.all_data_exhausted)
+
+    def _take_group(
+        self, args: tuple[Any, ...], record: SliceRecord
+    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord]]:
+        """Up to `steps_per_execution` slices of one shape, ending where the loop acts.
+
+        A group ends after the slice where a checkpoint, validation or plot falls due,
+        at a stateful reset, at the epoch end, and before a slice of another shape
+        (which stays served, for the next call).
+        """
+        s = self._state
+        key = signature_key(keras_data(args))
+        group, records = [args], [record]
+        self._advance(record)
+        batches = s.batches_fit + record.batch_exhausted
+        while len(group) < self.steps_per_execution:
+            if self._acts_after(s.iters_fit + len(group), batches, records[-1]):
+                break
+            args, record = self._take_slice()
+            if signature_key(keras_data(args)) != key:
+                break
+            self._advance(record)
+            group.append(args)
+            records.append(record)
+            batches += record.batch_exhausted
+        return group, records
+
+    def _acts_after(self, iters: int, batches: int, record: SliceRecord) -> bool:
+        """Whether the loop acts between this slice (the `iters`-th) and the next."""
+        if record.epoch_exhausted or self._due(self.checkpoint_freq, "iter", iters):
+            return True
+        if not record.batch_exhausted:
+            return False
+        if self.reset_statefuls and self._stateful_layers:
+            return True
+        if self._due(self.checkpoint_freq, "batch", batches):
+            return True
+        if self._due(self.plot_history_freq, "batch", batches):
+            return True
+        return self._val_due(iters, batches)
+
+    def _count_slice(self, logs: dict[str, float], record: SliceRecord) -> None:
         s = self._state
         s.iters_fit += 1
         s.iter_in_batch += 1
         s.last_iter_logs = logs
-        s.batch_means.add(logs, samples)
-        self._logs.iter_fit(self, self.datagen.slice_idx)
-        self.datagen.update_state()
+        s.batch_means.add(logs, record.samples)
+        self._slice = record
+        self._logs.iter_fit(self, record)
         s.move_to(ITER_END)
 
     def _end_iter(self) -> None:
         s = self._state
-        s.move_to(BATCH_END if self.datagen.batch_exhausted else FIT)
-        self._progress.iter_end(self, s.last_iter_logs)
+        record = self._slice
+        exhausted = record.batch_exhausted if record else self.datagen.batch_exhausted
+        s.move_to(BATCH_END if exhausted else FIT)
+        self._progress.iter_end(self, s.last_iter_logs, self._slice)
         self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
         self._checkpoint_by("iter", s.iters_fit)  # exactly here, between slices
 
@@ -375,8 +484,9 @@ class TrainGenerator(SettingsView, LoopStateView):
             s.move_to(VALIDATE_MID)
         else:
             s.move_to(EPOCH_END if self._epoch_done() else FIT)
-        self._logs.train_batch(self, logs)
-        self._progress.batch_end(self, logs)
+        set_name = self._slice.set_name if self._slice else self.datagen.set_name
+        self._logs.train_batch(self, logs, set_name)
+        self._progress.batch_end(self, logs, set_name)
         self._callbacks.call("on_train_batch_end", index, logs)
         self._outputs_by("batch", s.batches_fit)
 
@@ -450,6 +560,14 @@ class TrainGenerator(SettingsView, LoopStateView):
                 "tg.checkpoint() needs a run folder: pass `logs_dir` to TrainGenerator. "
                 "Received: logs_dir=None"
             )
+        if self._pending:
+            raise RuntimeError(
+                "tg.checkpoint() was called while the slices of one fused call "
+                f"(steps_per_execution={self.steps_per_execution}) are being accounted: the "
+                "model has fit slices the counters do not count yet. Checkpoint from "
+                "`checkpoint_freq` (groups end where a checkpoint is due), or from a hook "
+                "that runs between groups (on_epoch_end, on_val_end)."
+            )
         return self._checkpoints.save()
 
     def _stop_preempted(self) -> keras.callbacks.History:
@@ -473,6 +591,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         return stop or self._state.epoch >= self.epochs
 
     def _epoch_done(self) -> bool:
+        if self._slice is not None:
+            return self._slice.epoch_exhausted
         return bool(self.datagen.all_data_exhausted)
 
     def _can_validate(self) -> bool:
@@ -481,15 +601,20 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _val_due_mid_epoch(self) -> bool:
         """By 'batch' or 'iter'; by 'iter' at the first batch end at/after n·k iters."""
         s, freq = self._state, self.val_freq
+        if not self._val_due(s.iters_fit, s.batches_fit):
+            return False
+        if freq is not None and freq.unit == "iter":
+            s.val_iter_mark = s.iters_fit // freq.n
+        return True
+
+    def _val_due(self, iters: int, batches: int) -> bool:
+        """Whether a batch end at these counters validates (changes nothing)."""
+        freq = self.val_freq
         if not self._can_validate() or freq is None or freq.unit == "epoch":
             return False
         if freq.unit == "batch":
-            return freq.due(s.batches_fit)
-        mark = s.iters_fit // freq.n
-        if mark > s.val_iter_mark:
-            s.val_iter_mark = mark
-            return True
-        return False
+            return freq.due(batches)
+        return iters // freq.n > self._state.val_iter_mark
 
     def _labels(self, x: Any, y: Any) -> Any:
         return x if self.input_as_labels else y
@@ -504,7 +629,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         """On (re-)entry: a step interrupted after it applied is counted, not refit."""
         s = self._state
         done = int(self.model.optimizer.iterations.numpy()) - self._checkpoints.iterations_offset
-        if done == s.iters_fit:
+        if done == s.iters_fit + len(self._pending):
             return
         if done == s.iters_fit + 1 and s.stage == FIT:
             warnings.warn(
@@ -512,7 +637,10 @@ class TrainGenerator(SettingsView, LoopStateView):
                 "it is counted as fit (its metric values were lost) and not fit again.",
                 stacklevel=3,
             )
-            self._count_slice({}, 0)
+            _, record = self._take_slice()
+            self._advance(record)
+            record.samples = 0  # no values: it adds nothing to the batch means
+            self._count_slice({}, record)
             return
         warnings.warn(
             f"optimizer.iterations moved by {done - s.iters_fit} steps outside of this "

@@ -1,0 +1,193 @@
+"""`steps_per_execution=K`: K slices per compiled call, bitwise equal to one per call.
+
+Same weights, histories, metrics.csv, provenance, hook order and per-slice logs as
+K = 1, with groups ending wherever the loop acts between slices.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from training_helpers import (
+    RaiseAt,
+    RecordingCallback,
+    dense_arrays,
+    lstm_model,
+    series_datagen,
+    train_through_failures,
+    weights_equal,
+)
+
+from trainkit import DataGenerator, TrainGenerator
+from trainkit.callbacks import Callback
+from trainkit.training import steps
+
+
+def dropout_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(0.02),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def dense_run(steps_per_execution, logs_dir=None, callbacks=(), **kwargs):
+    x, y = dense_arrays(92)
+    datagen = DataGenerator(data=x[:76], labels=y[:76], batch_size=6, shuffle=True, seed=3)
+    val_datagen = DataGenerator(data=x[76:], labels=y[76:], batch_size=8)
+    kwargs = {"val_freq": {"iter": 4}, "checkpoint_freq": {"iter": 5}, **kwargs}
+    return TrainGenerator(
+        dropout_model(), datagen, val_datagen, epochs=2, logs_dir=logs_dir, iter_verbosity=0,
+        steps_per_execution=steps_per_execution, callbacks=list(callbacks), **kwargs,
+    )  # fmt: skip
+
+
+class CountGroups:
+    """Counts the fused calls and their sizes (wraps FusedSteps.__call__)."""
+
+    def __init__(self, monkeypatch):
+        self.sizes = []
+        original = steps.FusedSteps.__call__
+
+        def counted(fused, slices):
+            self.sizes.append(len(slices))
+            return original(fused, slices)
+
+        monkeypatch.setattr(steps.FusedSteps, "__call__", counted)
+
+
+def read(run_dir, name):
+    with open(os.path.join(run_dir, name)) as file:
+        return file.read()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    recorder = RecordingCallback()
+    trainer = dense_run(1, str(tmp_path_factory.mktemp("k1")), [recorder])
+    trainer.train()
+    return trainer, recorder
+
+
+def assert_same_run(trainer, reference_trainer):
+    assert weights_equal(trainer.model, reference_trainer.model)
+    assert trainer.history == reference_trainer.history
+    assert trainer.val_history == reference_trainer.val_history
+    assert trainer.iters_fit == reference_trainer.iters_fit
+
+
+def test_fused_groups_end_bitwise_equal_to_one_slice_per_call(reference, tmp_path, monkeypatch):
+    ref, ref_recorder = reference
+    groups = CountGroups(monkeypatch)
+    recorder = RecordingCallback()
+    trainer = dense_run(8, str(tmp_path), [recorder])
+    trainer.train()
+    assert_same_run(trainer, ref)
+    for name in ("metrics.csv", "provenance.jsonl"):
+        assert read(trainer.run_dir, name) == read(ref.run_dir, name), name
+    assert sorted(n for n in os.listdir(trainer.run_dir) if n.startswith("ckpt-")) == sorted(
+        n for n in os.listdir(ref.run_dir) if n.startswith("ckpt-")
+    )
+    # The same hooks in the same order, each with its own slice's or batch's values.
+    assert recorder.calls == ref_recorder.calls
+    assert recorder.logs == ref_recorder.logs
+    # Groups really were fused, and none crossed a checkpoint (every 5 iters).
+    assert groups.sizes and max(groups.sizes) > 1
+    assert max(groups.sizes) <= 5 and sum(groups.sizes) < trainer.iters_fit
+
+
+def test_groups_end_at_checkpoints_validations_and_epoch_ends(monkeypatch):
+    groups = CountGroups(monkeypatch)
+    trainer = dense_run(32, val_freq={"batch": 3}, checkpoint_freq=None)
+    trainer.train()
+    # 13 batches per epoch of one slice each; validation every 3 batches.
+    # The first slice is fit alone (it traces the step); the 13th ends the epoch alone.
+    assert groups.sizes[:5] == [2, 3, 3, 3, 2]
+
+
+def test_a_stateful_lstm_on_windows_trains_the_same_with_fused_groups(monkeypatch):
+    def run(k):
+        trainer = TrainGenerator(
+            lstm_model(), series_datagen(n=16), series_datagen(shuffle=False), epochs=2,
+            reset_statefuls=True, val_freq={"epoch": 1}, iter_verbosity=0,
+            steps_per_execution=k,
+        )  # fmt: skip
+        trainer.train()
+        return trainer
+
+    one = run(1)
+    groups = CountGroups(monkeypatch)
+    eight = run(8)
+    assert_same_run(eight, one)
+    # 3 windows per batch, reset after each batch; the very first slice is fit alone.
+    assert groups.sizes[0] == 2 and set(groups.sizes[1:]) == {3}
+
+
+def test_an_interrupt_inside_a_group_resumes_exactly(reference, monkeypatch):
+    ref, _ = reference
+    trainer = dense_run(8, callbacks=[RaiseAt(range(9, 200, 23))])
+    assert train_through_failures(trainer, expected=(RuntimeError,)) >= 4
+    assert_same_run(trainer, ref)
+
+
+def test_a_failed_fused_call_leaves_the_generator_where_the_group_began(reference, monkeypatch):
+    ref, _ = reference
+    original = steps.FusedSteps.__call__
+    calls = {"n": 0}
+
+    def flaky(fused, slices):
+        calls["n"] += 1
+        if calls["n"] in (2, 5):
+            raise RuntimeError("planned failure in a fused call")
+        return original(fused, slices)
+
+    monkeypatch.setattr(steps.FusedSteps, "__call__", flaky)
+    trainer = dense_run(8)
+    assert train_through_failures(trainer, expected=(RuntimeError,)) == 2
+    assert_same_run(trainer, ref)
+
+
+def test_checkpoint_is_refused_while_a_group_is_being_accounted(tmp_path):
+    class CheckpointMidGroup(Callback):
+        def on_train_iter_end(self, index, logs=None):
+            if self.trainer.iters_fit == 3:
+                self.trainer.checkpoint()
+
+    trainer = dense_run(8, str(tmp_path), [CheckpointMidGroup()], checkpoint_freq=None)
+    with pytest.raises(RuntimeError, match=r"fused call .*steps_per_execution=8"):
+        trainer.train()
+
+
+def test_steps_per_execution_is_checked_and_assignable():
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        dense_run(0)
+    trainer = dense_run(1)
+    trainer.steps_per_execution = 4
+    assert trainer.steps_per_execution == 4
+    trainer.train()
+    assert trainer.iters_fit == 2 * 13
+
+
+def test_slices_of_another_shape_are_not_fused(monkeypatch):
+    groups = CountGroups(monkeypatch)
+    x, y = dense_arrays(40)
+    datagen = DataGenerator(data=x[:34], labels=y[:34], batch_size=8)  # last batch: 2 rows
+    trainer = TrainGenerator(
+        dropout_model(), datagen, epochs=1, iter_verbosity=0, steps_per_execution=8,
+        checkpoint_freq=None,
+    )  # fmt: skip
+    trainer.train()
+    assert trainer.iters_fit == 5
+    assert groups.sizes == [3]  # batches 2-4; the first alone, the short last one alone
+    assert np.isfinite(trainer.history["loss"]).all()
