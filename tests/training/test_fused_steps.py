@@ -191,3 +191,32 @@ def test_slices_of_another_shape_are_not_fused(monkeypatch):
     assert trainer.iters_fit == 5
     assert groups.sizes == [3]  # batches 2-4; the first alone, the short last one alone
     assert np.isfinite(trainer.history["loss"]).all()
+
+
+def test_class_and_slice_weights_are_fused_per_slice(monkeypatch):
+    def run(k):
+        x = np.random.default_rng(4).random((24, 12, 1), dtype=np.float32)
+        y = (x.mean(axis=(1, 2)) > 0.5).astype("float32")[:, None]
+        datagen = series_datagen(n=24, batch_size=4)
+        datagen = DataGenerator(
+            data=x, labels=y, batch_size=4, shuffle=True, seed=2,
+            preprocessor=datagen.preprocessor,
+        )  # fmt: skip
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((4, 1)), keras.layers.Flatten(), keras.layers.Dense(1, "sigmoid")]
+        )
+        model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+        trainer = TrainGenerator(
+            model, datagen, epochs=2, iter_verbosity=0, checkpoint_freq=None,
+            class_weights={0: 1.0, 1: 3.0}, loss_weighted_slices_range=(0.5, 1.5),
+            steps_per_execution=k,
+        )  # fmt: skip
+        trainer.train()
+        return trainer
+
+    one = run(1)
+    groups = CountGroups(monkeypatch)
+    four = run(4)
+    assert_same_run(four, one)
+    assert max(groups.sizes) == 4
