@@ -297,8 +297,6 @@ class DataGenerator:
             self._loaded_batch()
         pre = self.preprocessor
         pre.update_state()
-        if self._head is not None:
-            self._ahead[0].consumed()
         self._slice = self._head = self._description = None
         if pre.batch_exhausted:
             pre.batch_loaded = False
@@ -418,6 +416,10 @@ class DataGenerator:
             )
             return None
         self._head = head
+        # Room for one more ahead now, not after update_state(): the thread then works
+        # while this slice's step runs in TensorFlow (which releases the GIL), rather
+        # than competing with the loop's Python bookkeeping after it.
+        self._ahead[0].taken()
         return head
 
     def _mismatch(self, head: prefetch_lib.Ahead | None) -> str | None:

@@ -133,8 +133,8 @@ class Producer:
         self._plan, self._batch_index, self._gather = plan, batch_index, gather
         self._loaded, self._pending, self._key, self._pool = loaded, pending, key, pool
         self._queue: queue.Queue[Ahead | None] = queue.Queue()
-        # Slices computed and not yet consumed: the one being served and `depth` ahead.
-        self._room = threading.Semaphore(depth + 1)
+        # Slices computed and not yet taken by the consumer (who holds one more).
+        self._room = threading.Semaphore(depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trainkit-prefetch", daemon=True)
         self._thread.start()
@@ -152,8 +152,8 @@ class Producer:
                 if not self._thread.is_alive() and self._queue.empty():
                     return END
 
-    def consumed(self) -> None:
-        """The consumer is done with one slice: make room for one more ahead."""
+    def taken(self) -> None:
+        """The consumer took one slice to serve: make room for one more ahead."""
         self._room.release()
 
     def close(self) -> None:
