@@ -52,8 +52,8 @@ def _record(dg: Any) -> tuple[Any, ...]:
     """What the generator serves at its cursor, and where it says it is."""
     if dg.all_data_exhausted:
         dg.on_epoch_end()
-    x, y = dg.get()
-    return (dg.epoch, dg.set_name, dg.slice_idx, _copy(x), _copy(y))
+    parts = dg.get()  # (x, y) or (x, y, sample_weight)
+    return (dg.epoch, dg.set_name, dg.slice_idx, *(_copy(part) for part in parts))
 
 
 def _copy(value: Any) -> Any:

@@ -42,7 +42,7 @@ BAD_CALLS = [
     ("set_nums", lambda: DataGenerator(data=X, set_nums=Y), "set_nums=ndarray"),
     ("long set_nums", lambda: DataGenerator(data=X, set_nums=list(range(60))), "list of length"),
     ("preprocessor", lambda: DataGenerator(data=X, preprocessor=X), "preprocessor=ndarray"),
-    ("data as a list", lambda: DataGenerator(data=[X, X]), "data=list of length 2"),
+    ("data as a list", lambda: DataGenerator(data=[1.0, X]), "data=list of length 2"),
     ("loader", lambda: loader_array(), "loader=ndarray"),
     ("crop size", lambda: RandomCropPreprocessor(X), "size=ndarray"),
     ("start_increments", lambda: TimeseriesPreprocessor(2, start_increments=Y), "ndarray"),

@@ -197,7 +197,20 @@ def as_tf_dataset(datagen: DataGenerator, epoch: int | None = None) -> Any:
         array = np.asarray(array)
         return tf.TensorSpec((None, *array.shape[1:]), tf.as_dtype(array.dtype))
 
-    signature = tuple(spec(a) for a in first) if isinstance(first, tuple) else spec(first)
+    def specs(value: Any) -> Any:
+        if isinstance(value, list):
+            raise TypeError(
+                "as_tf_dataset() serves dense tensors, but a slice holds a list of arrays "
+                "(ragged samples of different lengths). Pad them in the generator: "
+                "preprocessor=PadPreprocessor() makes dense arrays and sample weights."
+            )
+        if isinstance(value, dict):
+            return {key: specs(member) for key, member in value.items()}
+        if isinstance(value, tuple):
+            return tuple(specs(member) for member in value)
+        return spec(value)
+
+    signature = specs(first)  # nested like the slices: dicts and tuples of members
     dataset = tf.data.Dataset.from_generator(lambda: iter(view), output_signature=signature)
     if view.slices_per_batch is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(view)))

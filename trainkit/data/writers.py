@@ -63,6 +63,8 @@ def write_sets(
         >>> keywords = write_sets(x, y, "sets/", set_size=128, format="h5")
         >>> dg = DataGenerator(**keywords, batch_size=32)
     """
+    if isinstance(data, (dict, tuple)) or isinstance(labels, (dict, tuple)):
+        return _write_structured(data, labels, out, set_size, format, shuffle, seed, compression)
     check_choice("format", format, FORMATS)
     set_size = check_int("set_size", set_size, minimum=1)
     check_bool("shuffle", shuffle)
@@ -79,6 +81,60 @@ def write_sets(
     )
     sets = [order[start : start + set_size] for start in range(0, num_samples, set_size)]
     return _WRITERS[format](data, labels, out, sets, compression)
+
+
+def _write_structured(
+    data: Any,
+    labels: Any,
+    out: Any,
+    set_size: int,
+    format: str,
+    shuffle: bool,
+    seed: int,
+    compression: str | None,
+) -> dict[str, Any]:
+    """One set directory per member (`out/data_<name>/`, `out/labels_<name>/`), written
+    with the same permutation, returned as the same structure of paths."""
+    from trainkit.data.sources.structured import map_members, member_items
+
+    check_choice("format", format, FORMATS)
+    parts = {"data": data, "labels": labels}
+    lengths = {}
+    for role, value in parts.items():
+        if value is None:
+            continue
+        for name, member in (
+            member_items(value) if isinstance(value, (dict, tuple)) else [("", value)]
+        ):
+            if not name.isidentifier() and not name.isdigit() and name:
+                raise ValueError(
+                    f"write_sets names a folder after each member of `{role}`, and {name!r} "
+                    "is not a plain name: use keys made of letters, digits and underscores."
+                )
+            lengths[f"{role}[{name!r}]" if name else role] = len(member)
+    if len(set(lengths.values())) > 1:
+        listed = ", ".join(f"{where}: {n}" for where, n in lengths.items())
+        raise ValueError(
+            f"The members hold different numbers of samples ({listed}); every member needs "
+            "one row per sample."
+        )
+    out = _prepare_directory(out)
+
+    def written(role: str, name: str, member: Any) -> str:
+        folder = os.path.join(out, f"{role}_{name}" if name else role)
+        keywords = write_sets(member, None, folder, set_size, format, shuffle, seed, compression)
+        return keywords["data_path"]
+
+    def each(role: str, value: Any) -> Any:
+        if not isinstance(value, (dict, tuple)):
+            return written(role, "", value)
+        names = iter([name for name, _ in member_items(value)])
+        return map_members(value, lambda member: written(role, next(names), member))
+
+    keywords: dict[str, Any] = {"data_path": each("data", data)}
+    if labels is not None:
+        keywords["labels_path"] = each("labels", labels)
+    return keywords
 
 
 def _check_arrays(data: Any, labels: Any) -> int:

@@ -6,6 +6,7 @@ from typing import Any
 
 from trainkit._validation import check_bool, describe, is_int
 from trainkit.data.preprocessors.base import Preprocessor
+from trainkit.data.preprocessors.shapes import check_dense
 
 
 def _as_size(size: Any) -> tuple[int, int]:
@@ -71,6 +72,7 @@ class RandomCropPreprocessor(Preprocessor):
             )
 
     def check_sample_shape(self, sample_shape: tuple[int, ...]) -> None:
+        check_dense("RandomCropPreprocessor", sample_shape)
         if self.crop_batch:
             self._check_fits(sample_shape, "images")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from trainkit._validation import check_int, describe
 from trainkit.data.preprocessors.base import Preprocessor
+from trainkit.data.preprocessors.shapes import check_dense
 
 
 class TimeseriesPreprocessor(Preprocessor):
@@ -75,6 +76,7 @@ class TimeseriesPreprocessor(Preprocessor):
             )
 
     def check_sample_shape(self, sample_shape: tuple[int, ...]) -> None:
+        check_dense("TimeseriesPreprocessor", sample_shape)
         if len(sample_shape) < 1:
             raise ValueError(
                 "TimeseriesPreprocessor needs batches shaped (samples, timesteps, ...); the "

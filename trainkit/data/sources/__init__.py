@@ -13,14 +13,23 @@ from trainkit.data.sources.base import Source, offsets_of
 from trainkit.data.sources.labels import open_labels_path
 from trainkit.data.sources.layouts import open_data_path
 from trainkit.data.sources.sets import SetSource
+from trainkit.data.sources.structured import (
+    RaggedSource,
+    StructuredSource,
+    is_structure,
+    map_members,
+    member_items,
+)
 
 if TYPE_CHECKING:
     from trainkit.data.plan import Batch
 
 __all__ = [
     "ArraySource",
+    "RaggedSource",
     "SetSource",
     "Source",
+    "StructuredSource",
     "gather",
     "in_memory",
     "offsets_of",
@@ -62,6 +71,12 @@ def open_sources(
         loader, labels_loader: `loader(path, set_num) -> array` for other formats.
         data_key, labels_key: the dataset to read in an HDF5 file holding several.
     """
+    if any(is_structure(value) for value in (data_path, labels_path, data, labels)):
+        return _open_structured(
+            data_path, labels_path, data=data, labels=labels, set_size=set_size,
+            loader=loader, labels_loader=labels_loader, data_key=data_key,
+            labels_key=labels_key,
+        )  # fmt: skip
     for name, key in (("data_key", data_key), ("labels_key", labels_key)):
         if key is not None and not isinstance(key, str):
             raise TypeError(
@@ -80,7 +95,7 @@ def open_sources(
         return source, paired
     _check_both("labels", labels_path, labels)
     if labels is not None:
-        return source, _array_source("labels", labels, set_size)
+        return source, _array_or_ragged("labels", labels, set_size)
     if labels_path is None:
         return source, None
     path = _existing_path("labels_path", labels_path)
@@ -89,12 +104,92 @@ def open_sources(
     )
 
 
+def _open_structured(
+    data_path: Any,
+    labels_path: Any,
+    *,
+    data: Any,
+    labels: Any,
+    set_size: int,
+    loader: Any,
+    labels_loader: Any,
+    data_key: str | None,
+    labels_key: str | None,
+) -> tuple[Source | None, Source | None]:
+    """Sources when data or labels are a dict or tuple of members (each any source)."""
+    _check_both("data", data_path, data)
+    _check_both("labels", labels_path, labels)
+    data_given = data if data is not None else data_path
+    keyword = "data" if data is not None else "data_path"
+    if data_given is None:
+        return None, None
+
+    def one_data(value: Any) -> Source:
+        # Members may mix layouts: a path is read as a file or folder, else an array.
+        as_path = isinstance(value, (str, os.PathLike))
+        kwargs = {"data_path": value} if as_path else {"data": value}
+        source, paired = open_sources(**kwargs, set_size=set_size, loader=loader, data_key=data_key)
+        assert source is not None
+        if paired is not None:
+            raise ValueError(
+                f"{source.description} carries labels (members x/y or data/labels), but it "
+                f"is a member of structured `{keyword}`: give members without labels and "
+                "pass the labels as `labels_path`/`labels=`."
+            )
+        return source
+
+    if is_structure(data_given):
+        _check_member_names(keyword, data_given)
+        source: Source = StructuredSource(map_members(data_given, one_data), "data")
+    else:
+        source = one_data(data_given)
+    labels_given = labels if labels is not None else labels_path
+    if labels_given is None:
+        return source, None
+    reference = _first_member(source)
+
+    def one_labels(value: Any) -> Source:
+        if not isinstance(value, (str, os.PathLike)):
+            return _array_or_ragged("labels", value, set_size)
+        path = _existing_path("labels_path", value)
+        return open_labels_path(
+            path, reference, set_size=set_size, loader=labels_loader, key=labels_key
+        )
+
+    if is_structure(labels_given):
+        _check_member_names("labels" if labels is not None else "labels_path", labels_given)
+        return source, StructuredSource(map_members(labels_given, one_labels), "labels")
+    return source, one_labels(labels_given)
+
+
+def _first_member(source: Source) -> Source:
+    while isinstance(source, StructuredSource):
+        source = next(source.items())[1]
+    return source
+
+
+def _check_member_names(argument: str, structure: Any) -> None:
+    if isinstance(structure, dict):
+        odd = [key for key in structure if not isinstance(key, str)]
+        if odd:
+            raise TypeError(
+                f"The keys of `{argument}` name the members (the model's input or output "
+                f"names) and must be str. Received keys: {odd!r}"
+            )
+    for name, value in member_items(structure):
+        if is_structure(value):
+            raise TypeError(
+                f"Member {name!r} of `{argument}` is itself a {type(value).__name__}: "
+                "structures are one level deep (a dict or tuple of arrays or paths)."
+            )
+
+
 def _open_data(
     path: Any, array: Any, set_size: int, loader: Any, key: str | None, labels_path: Any
 ) -> tuple[Source | None, Source | None]:
     _check_both("data", path, array)
     if array is not None:
-        return _array_source("data", array, set_size), None
+        return _array_or_ragged("data", array, set_size), None
     if path is None:
         return None, None
     path = _existing_path("data_path", path)
@@ -110,11 +205,19 @@ def _check_both(role: str, path: Any, array: Any) -> None:
         )
 
 
+def _array_or_ragged(role: str, value: Any, set_size: int) -> Source:
+    """An array source, or a ragged one for a list of per-sample arrays."""
+    if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+        return RaggedSource(value, set_size, description=f"`{role}=` list")
+    return _array_source(role, value, set_size)
+
+
 def _array_source(role: str, array: Any, set_size: int) -> ArraySource:
     if not _is_array_like(array):
         length = f" of length {len(array)}" if isinstance(array, (list, tuple)) else ""
         raise TypeError(
-            f"`{role}=` must be a {_ARRAY_TYPES}: convert it with np.asarray({role}). "
+            f"`{role}=` must be a {_ARRAY_TYPES}: convert it with np.asarray({role}); a "
+            "list of NumPy arrays is read as ragged samples, a dict or tuple as members. "
             f"Received: {role}={type(array).__name__}{length}"
         )
     return rows_source(array, set_size, description=f"`{role}=` array")
@@ -142,8 +245,12 @@ def _not_a_path(arg: str, value: Any) -> str:
     return f"`{arg}` must be a path (str or os.PathLike). " + received
 
 
-def in_memory(source: Source) -> ArraySource:
+def in_memory(source: Source) -> Source:
     """Every set of `source` read into one in-memory array (for `superbatch=True`)."""
+    if isinstance(source, StructuredSource):
+        return StructuredSource(source.map(in_memory), source.role)
+    if isinstance(source, RaggedSource):
+        return source  # already in memory
     array = np.ascontiguousarray(source.read(0, len(source)))
     return ArraySource(
         array,
@@ -157,10 +264,15 @@ def gather(source: Source | None, batch: Batch) -> Any:
     """The rows of `batch` from `source`, in serving order (None without a source)."""
     if source is None:
         return None
+    if isinstance(source, StructuredSource):
+        return source.map(lambda member: gather(member, batch))
     if batch.indices is not None:
         return source.take(batch.indices)
     if len(batch.ranges) == 1:
         return source.read(*batch.ranges[0])
     if not batch.ranges:
         return source.take(np.empty(0, dtype=np.int64))
-    return np.concatenate([source.read(start, stop) for start, stop in batch.ranges])
+    parts = [source.read(start, stop) for start, stop in batch.ranges]
+    if isinstance(source, RaggedSource):
+        return [sample for part in parts for sample in part]
+    return np.concatenate(parts)

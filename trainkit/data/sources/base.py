@@ -33,12 +33,13 @@ class Source(Protocol):
         """Total number of samples."""
         ...
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows `[start, stop)`, contiguous in global numbering."""
+    def read(self, start: int, stop: int) -> Any:
+        """Rows `[start, stop)`, contiguous in global numbering (an array; a list of arrays
+        for ragged samples; a dict or tuple of those for structured sources)."""
         ...
 
-    def take(self, indices: np.ndarray) -> np.ndarray:
-        """Rows at `indices` (global, unique), in the given order."""
+    def take(self, indices: np.ndarray) -> Any:
+        """Rows at `indices` (global, unique), in the given order (as `read`)."""
         ...
 
     def fingerprint(self) -> dict[str, Any]:
