@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any
 from trainkit.data import DataGenerator, write_sets
 from trainkit.data.preprocessors import (
     Chain,
+    JitterPreprocessor,
+    PadPreprocessor,
     Preprocessor,
     RandomCropPreprocessor,
+    RandomRotationPreprocessor,
+    RandomScalePreprocessor,
     TimeseriesPreprocessor,
 )
 
@@ -29,8 +33,12 @@ _LAZY = {"TrainGenerator": "trainkit.training"}
 __all__ = [
     "Chain",
     "DataGenerator",
+    "JitterPreprocessor",
+    "PadPreprocessor",
     "Preprocessor",
     "RandomCropPreprocessor",
+    "RandomRotationPreprocessor",
+    "RandomScalePreprocessor",
     "TimeseriesPreprocessor",
     "TrainGenerator",
     "write_sets",

@@ -2,9 +2,22 @@
 
 from trainkit.data.preprocessors import (
     Chain,
+    JitterPreprocessor,
+    PadPreprocessor,
     Preprocessor,
     RandomCropPreprocessor,
+    RandomRotationPreprocessor,
+    RandomScalePreprocessor,
     TimeseriesPreprocessor,
 )
 
-__all__ = ["Chain", "Preprocessor", "RandomCropPreprocessor", "TimeseriesPreprocessor"]
+__all__ = [
+    "Chain",
+    "JitterPreprocessor",
+    "PadPreprocessor",
+    "Preprocessor",
+    "RandomCropPreprocessor",
+    "RandomRotationPreprocessor",
+    "RandomScalePreprocessor",
+    "TimeseriesPreprocessor",
+]

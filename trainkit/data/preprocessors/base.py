@@ -131,6 +131,21 @@ class Preprocessor:
         """
         return {}
 
+    def post_process(self, predictions: Any, description: dict[str, Any] | None = None) -> Any:
+        """Turn a slice's predictions back into the form of the data (default: unchanged).
+
+        Override it when `process()` changes what a prediction lines up with, e.g.
+        `PadPreprocessor` cuts padded predictions back to each sample's length.
+
+        Args:
+            predictions: the model's output for one served slice.
+            description: that slice's `describe_slice()` (pass
+                `datagen.describe_slice()` right after `datagen.get()`: it is also right
+                with prefetch, where a background copy computes the slices); None means
+                this instance's own last slice.
+        """
+        return predictions
+
     def get_config(self) -> dict[str, Any]:
         """Settings that change what is served (part of the generator's fingerprint)."""
         return {"class": type(self).__qualname__}
@@ -223,10 +238,23 @@ def check_initialized(preprocessor: Any) -> None:
 
 def _builtin_names() -> dict[str, type[Preprocessor]]:
     """Built-in preprocessors by their DeepTrain-style short names ('timeseries', ...)."""
+    from trainkit.data.preprocessors.augment import (
+        JitterPreprocessor,
+        RandomRotationPreprocessor,
+        RandomScalePreprocessor,
+    )
+    from trainkit.data.preprocessors.pad import PadPreprocessor
     from trainkit.data.preprocessors.random_crop import RandomCropPreprocessor
     from trainkit.data.preprocessors.timeseries import TimeseriesPreprocessor
 
-    return {"timeseries": TimeseriesPreprocessor, "randomcrop": RandomCropPreprocessor}
+    return {
+        "timeseries": TimeseriesPreprocessor,
+        "randomcrop": RandomCropPreprocessor,
+        "pad": PadPreprocessor,
+        "randomrotation": RandomRotationPreprocessor,
+        "jitter": JitterPreprocessor,
+        "randomscale": RandomScalePreprocessor,
+    }
 
 
 def _not_a_preprocessor(value: Any) -> str:

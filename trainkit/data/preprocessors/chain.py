@@ -84,6 +84,17 @@ class Chain(Preprocessor):
         for member in self.members:
             member.on_epoch_end(epoch)
 
+    def post_process(self, predictions: Any, description: dict[str, Any] | None = None) -> Any:
+        """Each member's `post_process()`, last member first (undoing `process()` in reverse).
+
+        `description` is the chain's `describe_slice()` (every member's entries merged);
+        each member reads its own entries from it. None lets each member use its own last
+        slice.
+        """
+        for member in reversed(self.members):
+            predictions = member.post_process(predictions, description)
+        return predictions
+
     def describe_slice(self) -> dict[str, Any]:
         described: dict[str, Any] = {}
         for member in self.members:
