@@ -18,7 +18,8 @@ Runners, interleaved round by round, each one's best round (one epoch) reported:
 
 The baseline is the fastest of the three `model.fit` runners in the same run.
 TensorFlow's threads are the same for every runner (default: TensorFlow's own choice,
-one per core; `--intra`/`--inter` set them). Target: TrainGenerator >= 1.2x the baseline.
+one per core; `--intra`/`--inter` set them; `run_all.py` runs both the default and 1 + 1).
+Target: TrainGenerator >= 1.2x the baseline.
 
 Run: python benchmarks/bench_end_to_end.py [--quick] [--intra N --inter N]
 """

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import Row, table
 
@@ -34,22 +35,34 @@ HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
 BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 
-# In table order: the issue's measurement list.
-BENCHES = ["bench_loader", "bench_overlap", "bench_end_to_end", "bench_memory", "bench_train_loop"]
+# In table order: the issue's measurement list; each module with the keyword arguments its
+# `rows(quick, **options)` takes. End to end runs twice: TensorFlow's default threads (one
+# per core), and one intra-op + one inter-op thread, which decides who keeps a core free.
+BENCHES: list[tuple[str, dict[str, Any]]] = [
+    ("bench_loader", {}),
+    ("bench_overlap", {}),
+    ("bench_end_to_end", {}),
+    ("bench_end_to_end", {"intra": 1, "inter": 1}),
+    ("bench_memory", {}),
+    ("bench_train_loop", {}),
+]
 CHILD_TIMEOUT_S = 3600
 
 
-def run_child(module: str, quick: bool, out: str) -> None:
-    """In the child process: `module.rows(quick)` as JSON in `out`."""
-    rows = importlib.import_module(module).rows(quick)
+def run_child(module: str, quick: bool, options: dict[str, Any], out: str) -> None:
+    """In the child process: `module.rows(quick, **options)` as JSON in `out`."""
+    rows = importlib.import_module(module).rows(quick, **options)
     Path(out).write_text(json.dumps([dataclasses.asdict(row) for row in rows]))
 
 
-def run_bench(module: str, quick: bool) -> tuple[list[Row], str | None]:
+def run_bench(module: str, quick: bool, options: dict[str, Any]) -> tuple[list[Row], str | None]:
     """`module`'s rows from a subprocess, and None; or no rows and what went wrong."""
     with tempfile.TemporaryDirectory(prefix="trainkit-run-all-") as folder:
         out = os.path.join(folder, "rows.json")
-        command = [sys.executable, str(HERE / "run_all.py"), "--child", module, "--out", out]
+        command = [
+            sys.executable, str(HERE / "run_all.py"), "--child", module,
+            "--options", json.dumps(options), "--out", out,
+        ]  # fmt: skip
         if quick:
             command.append("--quick")
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -66,20 +79,22 @@ def run_bench(module: str, quick: bool) -> tuple[list[Row], str | None]:
         return [Row(**row) for row in json.loads(Path(out).read_text())], None
 
 
-def selected(only: list[str] | None) -> tuple[list[str], list[str]]:
-    """The benches to run (their modules exist) and the ones skipped because they do not."""
+def selected(only: list[str] | None) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """The benches to run (their modules exist) and the modules skipped because they do not."""
     wanted = BENCHES
     if only:
         names = {name if name.startswith("bench_") else f"bench_{name}" for name in only}
-        unknown = sorted(names - set(BENCHES))
+        known = dict.fromkeys(module for module, _ in BENCHES)
+        unknown = sorted(names - set(known))
         if unknown:
             raise SystemExit(
                 f"Unknown benchmark(s) {unknown}; choose from "
-                f"{[name.removeprefix('bench_') for name in BENCHES]}."
+                f"{[name.removeprefix('bench_') for name in known]}."
             )
-        wanted = [name for name in BENCHES if name in names]
-    present = [name for name in wanted if (HERE / f"{name}.py").exists()]
-    return present, [name for name in wanted if name not in present]
+        wanted = [bench for bench in BENCHES if bench[0] in names]
+    exists = {module: (HERE / f"{module}.py").exists() for module, _ in wanted}
+    present = [bench for bench in wanted if exists[bench[0]]]
+    return present, [module for module, found in exists.items() if not found]
 
 
 def machine() -> str:
@@ -143,11 +158,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="e.g. overlap train_loop")
     parser.add_argument("--write", action="store_true", help=f"record the table in {README}")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return run_child(args.child, args.quick, args.out)
+        return run_child(args.child, args.quick, json.loads(args.options), args.out)
 
     if args.write and args.only:
         parser.error("--write records the whole suite's table: drop --only to write it")
@@ -156,10 +172,10 @@ def main() -> None:
     notes = [f"Not run: {name}.py does not exist yet." for name in missing]
     rows: list[Row] = []
     start, load_before = time.perf_counter(), load_average()
-    for module in benches:
+    for module, options in benches:
         began = time.perf_counter()
-        print(f"{module} ...", end=" ", flush=True, file=sys.stderr)
-        bench_rows, failure = run_bench(module, quick)
+        print(f"{module} {options or ''} ...", end=" ", flush=True, file=sys.stderr)
+        bench_rows, failure = run_bench(module, quick, options)
         print(f"{time.perf_counter() - began:.0f} s", file=sys.stderr)
         rows += bench_rows
         if failure:
