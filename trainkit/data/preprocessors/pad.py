@@ -261,6 +261,8 @@ class PadPreprocessor(Preprocessor):
     def describe_slice(self) -> dict[str, Any]:
         if not self._described:
             return {}
+        if self.last_lengths is None:  # the slice was dense and passed through
+            return {"lengths": None}
         return {"lengths": self.last_lengths, "padded_length": self.last_padded_length}
 
     def get_config(self) -> dict[str, Any]:
