@@ -210,6 +210,7 @@ def test_a_chain_of_augmenters_and_padding_serves_weights_and_undoes_padding_in_
         (lambda: RandomRotationPreprocessor(max_angle=180), r"radians.*np\.pi.*max_angle=180"),
         (lambda: RandomRotationPreprocessor(center="middle"), r"'centroid'.*center='middle'"),
         (lambda: JitterPreprocessor(sigma=0), r"`sigma` must be .*> 0.*Received: sigma=0"),
+        (lambda: JitterPreprocessor(sigma="0.1"), r"`sigma` must be .*Received: sigma='0\.1'"),
         (lambda: JitterPreprocessor(clip=-1.0), r"`clip` .*or None.*Received: clip=-1\.0"),
         (lambda: RandomScalePreprocessor(low=0), r"`low` .*Received: low=0"),
         (lambda: RandomScalePreprocessor(1.2, 1.1), r"at most `high`.*low=1\.2, high=1\.1"),

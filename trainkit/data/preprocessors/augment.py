@@ -49,11 +49,14 @@ def _shape_fits(shape: tuple[Any, ...]) -> bool:
 
 
 def _check_real(name: str, value: Any, *, minimum: float, strict: bool, fix: str) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and math.isfinite(value) and (value > minimum if strict else value >= minimum):
-        return float(value)
     kind = f"> {minimum:g}" if strict else f">= {minimum:g}"
-    raise ValueError(f"`{name}` must be a finite number {kind}{fix}. Received: {name}={value!r}")
+    message = f"`{name}` must be a finite number {kind}{fix}. Received: {name}={describe(value)}"
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(message)
+    number = float(value)
+    if math.isfinite(number) and (number > minimum if strict else number >= minimum):
+        return number
+    raise ValueError(message)
 
 
 class _PointAugmenter(Preprocessor):
