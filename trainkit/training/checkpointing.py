@@ -241,7 +241,7 @@ class Checkpoints:
         for datagen in (tg.datagen, tg.val_datagen):
             if datagen is not None and not datagen.all_data_exhausted:
                 state = datagen.state_dict()
-                x, y = datagen.get()
+                x, y, *_ = datagen.get()  # (x, y) or (x, y, sample_weight)
                 datagen.load_state_dict(state)  # get() marks the batch loaded; undo that too
                 return x, x if self.settings.input_as_labels else y
         return None

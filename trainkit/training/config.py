@@ -8,6 +8,7 @@ with `NotImplementedError` when set, rather than silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import numbers
@@ -23,7 +24,7 @@ from trainkit._validation import (
     describe,
 )
 from trainkit.training.sample_weights import check_class_weights, check_weight_range
-from trainkit.training.scoring import ValidationSettings, loss_name, resolve_val_metrics
+from trainkit.training.scoring import ValidationSettings, resolve_model_val_metrics
 
 # Rare options and their defaults: `TrainGenerator(..., progress_every=10)`.
 RARE_OPTIONS: dict[str, Any] = {
@@ -116,8 +117,22 @@ _NOT_YET = (
 
 
 def metric_direction(name: str) -> bool | None:
-    """True if a higher `name` is better, False if lower is, None if unknown."""
+    """True if a higher `name` is better, False if lower is, None if unknown.
+
+    A per-output name (`'out1_f1'`, as Keras and predict mode name the metrics of a
+    model with several outputs) takes the direction of the metric after the prefix.
+    """
     name = name.lower().removeprefix("val_")
+    direction = _direction(name)
+    parts = name.split("_")
+    for start in range(1, len(parts)):
+        if direction is not None:
+            break
+        direction = _direction("_".join(parts[start:]))
+    return direction
+
+
+def _direction(name: str) -> bool | None:
     if name in _MIN_IS_BEST_NAMES or name.endswith(_MIN_IS_BEST_SUFFIXES):
         return False
     if (
@@ -388,7 +403,8 @@ def check_validation_args(
     )
     if eval_fn == "predict":
         entries = args["val_metrics"] if args["val_metrics"] is not None else names
-        settings.val_metrics = resolve_val_metrics(entries or [], loss_name(model))
+        settings.val_metrics = resolve_model_val_metrics(entries or [], model)
+        _check_key_in_val_metrics(args["key_metric"], [m.name for m in settings.val_metrics])
     elif settings.dynamic_predict_threshold:
         raise ValueError(
             "dynamic_predict_threshold=True tunes the threshold on validation predictions; "
@@ -424,12 +440,21 @@ def _check_val_metrics(val_metrics: Any, eval_fn: str, key_metric: str) -> list[
         raise ValueError(
             f"`val_metrics` must be non-empty, without repeats. Received: val_metrics={names!r}"
         )
+    if eval_fn == "evaluate":
+        _check_key_in_val_metrics(key_metric, names)
+    return names  # predict mode: checked once resolved (per output for several outputs)
+
+
+def _check_key_in_val_metrics(key_metric: str, names: list[str]) -> None:
     if key_metric not in names:
+        close = difflib.get_close_matches(key_metric, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"key_metric={key_metric!r} must be one of `val_metrics` {names}: add it to "
-            f"`val_metrics` or pick another `key_metric`. Received: key_metric={key_metric!r}"
+            f"`val_metrics` or pick another `key_metric` (with several outputs, a metric is "
+            f"recorded per output as '<output>_<metric>').{hint} "
+            f"Received: key_metric={key_metric!r}"
         )
-    return names
 
 
 def _check_best_subset_size(size: Any, val_datagen: Any) -> int | None:

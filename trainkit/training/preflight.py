@@ -7,7 +7,11 @@ of training, or deep inside TensorFlow, is reported first, naming the argument a
 the fix:
 
 * `x` against the model's inputs (structure, rank and every known dimension; the
-  batch dimension too where the model fixes it, as stateful models do);
+  batch dimension too where the model fixes it, as stateful models do): a dict keyed
+  by anything but the input names, or a tuple of another length, is refused naming
+  the keys or lengths and the model's inputs;
+* `y` (and served sample weights) against the model's outputs, alike; per-output
+  `class_weights` against the output names;
 * labels: missing (`y` is None) while the compiled loss or validation needs them;
   out of range for sparse categorical cross-entropy;
 * predict-mode `val_metrics` that are binary (`'f1'`, `'precision'`, ...) on a
@@ -16,7 +20,7 @@ the fix:
   `test_step` will log, found from its compile arguments without running a step.
 
 What cannot be known in advance (a subclassed model without known inputs, a custom
-`train_step`/`test_step`, several outputs) is skipped; the checks made later still run.
+`train_step`/`test_step`) is skipped; the checks made later still run.
 Nothing here changes a model, a generator or a random state.
 """
 
@@ -31,8 +35,10 @@ from trainkit import metrics
 from trainkit.training import padding
 from trainkit.training.logged_names import logged_names
 from trainkit.training.padding import fixed_batch_size
+from trainkit.training.sample_weights import is_per_output
 from trainkit.training.scoring import ValidationSettings, loss_name
 from trainkit.training.steps import stateful_layers
+from trainkit.training.structure import is_structured, output_names, unpack_slice
 
 _SHAPE_MISMATCH = (
     "`{name}` serves x{where} of shape {shape} ({dtype}), but the model's input "
@@ -92,6 +98,7 @@ def check_before_training(
         ValueError: a mistake the first slice shows (see the module docstring); the
             message names the setting and the fix.
     """
+    _check_class_weight_outputs(model, validation)
     train, val = peek(datagen), peek(val_datagen)
     if train is not None:
         needs = _labels_needed("datagen", model, validation)
@@ -109,8 +116,10 @@ def check_before_training(
         check_logged_names(model, validation, key_metric)
 
 
-def peek(datagen: Any) -> tuple[Any, Any] | None:
-    """The generator's current slice `(x, y)`, its cursor left exactly as it was.
+def peek(datagen: Any) -> tuple[Any, Any, Any] | None:
+    """The current slice `(x, y, sample_weight)`, the generator's cursor left as it was.
+
+    `sample_weight` is None when the preprocessor serves none.
 
     None for no generator, an exhausted one, or one that cannot restore its state.
     """
@@ -119,9 +128,9 @@ def peek(datagen: Any) -> tuple[Any, Any] | None:
     if not callable(getattr(datagen, "load_state_dict", None)):
         return None
     state = datagen.state_dict()
-    x, y = datagen.get()
+    x, y, served = unpack_slice(datagen.get())
     datagen.load_state_dict(state)  # get() marks the batch loaded; undo that too
-    return x, y
+    return x, y, served
 
 
 # ------------------------------------------------------------------ one slice
@@ -130,19 +139,23 @@ def peek(datagen: Any) -> tuple[Any, Any] | None:
 def _check_slice(
     name: str,
     datagen: Any,
-    pair: tuple[Any, Any],
+    pair: tuple[Any, Any, Any],
     model: Any,
     input_as_labels: bool,
     labels_needed: str | None,
     pad: bool,
 ) -> None:
-    x, y = pair
+    x, y, served = pair
     inputs = _known_inputs(model)
     if inputs is not None:
         _check_inputs(name, datagen, x, inputs, model, pad)
     if y is None and not input_as_labels and labels_needed is not None:
         raise ValueError(_NO_LABELS.format(name=name, needs=labels_needed))
     labels = x if input_as_labels else y
+    if labels is not None and not input_as_labels:
+        _check_labels_structure(name, labels, model, "y")
+    if served is not None and is_structured(served):
+        _check_labels_structure(name, served, model, "sample_weight")
     if labels is not None:
         _check_sparse_labels(name, labels, model)
 
@@ -168,9 +181,7 @@ def _known_inputs(model: Any) -> list[Any] | None:
 def _check_inputs(
     name: str, datagen: Any, x: Any, inputs: list[Any], model: Any, pad: bool
 ) -> None:
-    arrays = _match_structure(name, x, inputs)
-    if arrays is None:
-        return
+    arrays = _match_structure(name, x, inputs, model)
     for (where, array), tensor in zip(arrays, inputs):
         shape, expected = tuple(np.shape(array)), tuple(tensor.shape)
         if not _shapes_match(shape, expected):
@@ -195,24 +206,96 @@ def _shapes_match(shape: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
     return all(want is None or got == want for got, want in zip(shape[1:], expected[1:]))
 
 
-def _match_structure(name: str, x: Any, inputs: list[Any]) -> list[tuple[str, Any]] | None:
-    """`x` as `(where, array)` pairs in the order of `inputs`; None when unknowable."""
+def _match_structure(name: str, x: Any, inputs: list[Any], model: Any) -> list[tuple[str, Any]]:
+    """`x` as `(where, array)` pairs in the order of `inputs`.
+
+    Raises:
+        ValueError: a dict whose keys are not the model's input names, or a tuple/list
+            of another length than the model's inputs.
+    """
+    names = input_names(model, inputs)
     if isinstance(x, dict):
-        names = [_input_name(tensor) for tensor in inputs]
-        if set(x) != set(names):
-            return None  # Keras may map dict keys in other ways; leave it to Keras
+        _check_keys(f"`{name}` serves x", x, names, "input", f"{name}.get() x")
         return [(f"[{key!r}]", x[key]) for key in names]
     parts = list(x) if isinstance(x, (list, tuple)) else [x]
     if len(parts) != len(inputs):
         served = f"{len(parts)} arrays" if len(parts) != 1 else "one array"
         raise ValueError(
             f"`{name}` serves {served} as x, but the model has {len(inputs)} inputs "
-            f"({', '.join(repr(_input_name(t)) for t in inputs)}). Serve one array per "
+            f"({', '.join(map(repr, names))}). Serve one array per "
             "input (a list in the inputs' order, or a dict by input name). Received: "
             f"{name}.get() x={_describe(x)}"
         )
     where = [f"[{i}]" for i in range(len(parts))] if isinstance(x, (list, tuple)) else [""]
     return list(zip(where, parts))
+
+
+def input_names(model: Any, inputs: list[Any]) -> list[str]:
+    """The names a dict `x` is keyed by: the model's input dict's keys, else input names."""
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(struct, dict) and len(struct) == len(inputs):
+        return [str(key) for key in struct]
+    return [_input_name(tensor) for tensor in inputs]
+
+
+def _check_keys(what: str, served: dict, names: list[str], kind: str, received: str) -> None:
+    """A dict's keys must be exactly the model's input (or output) names."""
+    unknown = [key for key in served if key not in names]
+    missing = [key for key in names if key not in served]
+    if not unknown and not missing:
+        return
+    problems = []
+    if unknown:
+        close = [difflib.get_close_matches(str(key), names, n=1) for key in unknown]
+        hints = [
+            f"{key!r} (did you mean {c[0]!r}?)" if c else repr(key)
+            for key, c in zip(unknown, close)
+        ]
+        problems.append(f"keys that are not {kind} names: {', '.join(hints)}")
+    if missing:
+        problems.append(f"no member for the {kind}s {missing}")
+    raise ValueError(
+        f"{what} as a dict with keys {list(served)}, but the model's {kind}s are "
+        f"{names}: {'; '.join(problems)}. Key the dict by the model's {kind} names (as "
+        f"`model.fit` takes them). Received: {received} keys={list(served)}"
+    )
+
+
+def _check_labels_structure(name: str, labels: Any, model: Any, what: str) -> None:
+    """Labels (or served sample weights) against the model's outputs.
+
+    Only for models whose outputs are known and whose loss is Keras' own (a custom
+    `train_step` or `compute_loss` may take labels of any structure).
+    """
+    if not _keras_reads_labels(model):
+        return
+    names = output_names(model)
+    if names is None:
+        if isinstance(labels, dict) or (isinstance(labels, tuple) and len(labels) != 1):
+            shape = _describe(labels)
+            raise ValueError(
+                f"`{name}` serves {what} as {shape}, but the model has a single output. "
+                f"Serve one array, or give the model one output per member. "
+                f"Received: {name}.get() {what}={shape}"
+            )
+        return
+    if isinstance(labels, dict):
+        _check_keys(f"`{name}` serves {what}", labels, names, "output", f"{name}.get() {what}")
+    elif isinstance(labels, (list, tuple)):
+        if len(labels) != len(names):
+            raise ValueError(
+                f"`{name}` serves {what} as a {type(labels).__name__} of {len(labels)} "
+                f"members, but the model has {len(names)} outputs ({', '.join(map(repr, names))})."
+                f" Serve one member per output (a tuple in the outputs' order, or a dict by "
+                f"output name). Received: {name}.get() {what}={_describe(labels)}"
+            )
+    elif what == "y":
+        raise ValueError(
+            f"`{name}` serves one array as y, but the model has {len(names)} outputs "
+            f"({', '.join(map(repr, names))}). Serve one member per output (a tuple in the "
+            f"outputs' order, or a dict by output name). Received: {name}.get() "
+            f"y={_describe(labels)}"
+        )
 
 
 def _check_batch_size(name: str, datagen: Any, array: Any, model: Any, pad: bool) -> None:
@@ -232,6 +315,19 @@ def _check_batch_size(name: str, datagen: Any, array: Any, model: Any, pad: bool
             batch_size=getattr(datagen, "batch_size", served),
         )
     )  # fmt: skip
+
+
+def _keras_reads_labels(model: Any) -> bool:
+    """Keras' own steps and loss read the labels, and the model's outputs are known."""
+    import keras
+
+    for method in ("train_step", "test_step", "compute_loss"):
+        if getattr(type(model), method, None) is not getattr(keras.Model, method, None):
+            return False
+    try:
+        return bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
 
 
 def _needs_labels(model: Any, step: str) -> bool:
@@ -281,6 +377,24 @@ def _output_units(model: Any) -> int | None:
         return None
     units = outputs[0].shape[-1] if len(outputs[0].shape) else None
     return None if units is None else int(units)
+
+
+def _check_class_weight_outputs(model: Any, validation: ValidationSettings) -> None:
+    """`{output_name: {class: weight}}` must name the model's outputs."""
+    for argument in ("class_weights", "val_class_weights"):
+        value = getattr(validation, argument)
+        if not is_per_output(value):
+            continue
+        names = output_names(model)
+        unknown = [key for key in value if names is None or key not in names]
+        if unknown:
+            outputs = names if names is not None else "a single output"
+            raise ValueError(
+                f"`{argument}` has per-output tables for {unknown}, which are not among the "
+                f"model's outputs ({outputs}). Key it by output name, or give one "
+                f"`{{class: weight}}` dict for every output. Received: {argument} keys="
+                f"{sorted(value)}"
+            )
 
 
 # ------------------------------------------------------------------ metrics

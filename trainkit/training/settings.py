@@ -264,6 +264,8 @@ def _json(value: Any) -> Any:
 def _from_saved(name: str, value: Any) -> Any:
     """A recorded setting back in the form the argument takes."""
     if name in ("class_weights", "val_class_weights") and isinstance(value, dict):
+        if all(isinstance(table, dict) for table in value.values()):  # one per output
+            return {key: {int(c): w for c, w in table.items()} for key, table in value.items()}
         return {int(key): weight for key, weight in value.items()}
     if name == "val_metrics" and isinstance(value, list):
         return [_callable(entry) if isinstance(entry, dict) else entry for entry in value]

@@ -43,6 +43,7 @@ from trainkit.training.steps import (
     signature_key,
     stateful_layers,
 )
+from trainkit.training.structure import output_names, unpack_slice
 from trainkit.training.validation import (
     Validation,
     ValidationParts,
@@ -90,7 +91,10 @@ class TrainGenerator(SettingsView, LoopStateView):
             `'accuracy'` picks binary/categorical/sparse by the loss. Evaluate mode:
             the compiled metric names to keep. `key_metric` must be among them.
         class_weights: `{class: weight}` for training, e.g. `{0: 1.0, 1: 4.0}`;
-            sparse, binary or one-hot labels; classes left out weigh 1.0.
+            sparse, binary or one-hot labels; classes left out weigh 1.0. With several
+            outputs, one dict applies to every output, `{'out1': {0: 1.0, 1: 4.0}}`
+            to the outputs named. They multiply the weights a preprocessor serves
+            (`(x, y, sample_weight)`, per sample or per timestep).
         val_class_weights: the same for validation, `tg.evaluate` and predict-mode
             metrics.
         logs_dir: a folder for run folders (`M{n}__{model_base_name}-{model_configs}`)
@@ -237,6 +241,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         self.predict_threshold = self._val.predict_threshold  # tuned per validation if dynamic
         self.best_subset_names = []  # set_names of the last best subset
         self._stateful_layers = stateful_layers(model)
+        self._output_names = output_names(model)  # None for a single output
         config.check_stateful_data(
             self._stateful_layers, datagen, val_datagen, self.reset_statefuls,
             self._val.pad_val_batches,
@@ -389,11 +394,12 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _take_slice(self) -> tuple[tuple[Any, ...], SliceRecord]:
         """The current slice as the step's arguments, and its record (not yet advanced)."""
         datagen = self.datagen
-        x, y = datagen.get()
+        x, y, served = unpack_slice(datagen.get())
         labels = self._labels(x, y)
         weights = slice_sample_weights(
-            datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range
-        )
+            datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range,
+            served, self._output_names,
+        )  # fmt: skip
         args = (x, labels) if weights is None else (x, labels, weights)
         describe = self.run_dir is not None and getattr(datagen, "describe_slice", None)
         record = SliceRecord(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from trainkit.training.loop_state import WeightedMean, append_logs
 from trainkit.training.prediction import (
     PredictionCollector,
     Predictions,
+    post_processor,
     predict_pass,
     predict_slice,
 )
@@ -43,6 +45,7 @@ from trainkit.training.scoring import (
     tune_threshold,
 )
 from trainkit.training.steps import reset_states, restore_states, snapshot_states
+from trainkit.training.structure import output_names, take_rows, unpack_slice
 
 if TYPE_CHECKING:
     from trainkit.training.loop_state import LoopState
@@ -74,6 +77,19 @@ class ValidationParts:
 
     def labels(self, x: Any, y: Any) -> Any:
         return x if self.settings.input_as_labels else y
+
+    @cached_property
+    def output_names(self) -> list[str] | None:
+        """The model's output names when it has several (per-output weights, metrics)."""
+        return output_names(self.trainer.model)
+
+    def weights(self, datagen: Any, x: Any, labels: Any, served: Any) -> Any:
+        """The slice's validation sample weights: served x class x slice weights."""
+        settings = self.options
+        return slice_sample_weights(
+            datagen, x, labels, settings.val_class_weights,
+            settings.loss_weighted_slices_range, served, self.output_names,
+        )  # fmt: skip
 
 
 class Validation:
@@ -121,8 +137,9 @@ class Validation:
         self._active = True
         self._batch_logs = []
         self._collector = PredictionCollector(
-            settings.val_class_weights, settings.loss_weighted_slices_range
-        )
+            settings.val_class_weights, settings.loss_weighted_slices_range,
+            self.parts.output_names,
+        )  # fmt: skip
         # Validation starts from clean RNN states; training's come back after it.
         self._saved_states = snapshot_states(self.parts.stateful_layers)
         reset_states(self.parts.stateful_layers)
@@ -140,16 +157,16 @@ class Validation:
             if not s.val_batch_begun:
                 s.val_batch_begun = True
                 self.parts.callbacks.call("on_val_batch_begin", s.val_batch_index, {})
-            x, y = datagen.get()
+            x, y, served = unpack_slice(datagen.get())
             labels = self.parts.labels(x, y)
             if self.parts.options.eval_fn == "predict":
                 assert self._collector is not None
                 outputs = padding.predict_slice(
                     predict_slice, t.model, x, self.parts.options.pad_val_batches
                 )
-                self._collector.add(datagen, outputs, labels, s.val_batch_index)
+                self._collector.add(datagen, outputs, labels, s.val_batch_index, served)
             else:
-                weights = self._weights(x, labels)
+                weights = self.parts.weights(datagen, x, labels, served)
                 pad = self.parts.options.pad_val_batches
                 step = self.parts.test_step
                 s.val_batch_means.add(
@@ -158,13 +175,6 @@ class Validation:
             s.iters_validated += 1
             datagen.update_state()
             s.val_batch_end_pending = datagen.batch_exhausted
-
-    def _weights(self, x: Any, labels: Any) -> Any:
-        settings = self.parts.options
-        return slice_sample_weights(
-            self.trainer.val_datagen, x, labels,
-            settings.val_class_weights, settings.loss_weighted_slices_range,
-        )  # fmt: skip
 
     def _end_batch(self) -> None:
         t, s, parts = self.trainer, self.parts.state, self.parts
@@ -261,11 +271,12 @@ def score_predictions(
     assert settings.val_metrics is not None
     y, p, w = predictions.labels, predictions.predictions, predictions.sample_weights
     if tune and settings.dynamic_predict_threshold:
-        t.predict_threshold = tune_threshold(settings.key(t.key_metric), t.max_is_best, y, p, w)
+        key = settings.key(t.key_metric)
+        t.predict_threshold = tune_threshold(key, t.max_is_best, y, p, w, parts.output_names)
     if subset and settings.best_subset_size is not None:
         mask = _best_predict_subset(parts, predictions)
-        y, p = y[mask], p[mask]
-        w = None if w is None else w[mask]
+        y, p = take_rows(y, mask), take_rows(p, mask)
+        w = None if w is None else take_rows(w, mask)
     logs = compute_metrics(settings.val_metrics, t.model, y, p, w, t.predict_threshold)
     if settings.dynamic_predict_threshold:
         logs["predict_threshold"] = t.predict_threshold
@@ -286,11 +297,12 @@ def _best_predict_subset(parts: ValidationParts, predictions: Predictions) -> np
     values = []
     for batch in batch_ids:
         rows = predictions.batch_indices == batch
-        w = None if predictions.sample_weights is None else predictions.sample_weights[rows]
+        weights = predictions.sample_weights
+        w = None if weights is None else take_rows(weights, rows)
         assert predictions.labels is not None
         value = compute_metrics(
-            [key], t.model, predictions.labels[rows], predictions.predictions[rows], w,
-            t.predict_threshold,
+            [key], t.model, take_rows(predictions.labels, rows),
+            take_rows(predictions.predictions, rows), w, t.predict_threshold,
         )[key.name]  # fmt: skip
         worst = -np.inf if t.max_is_best else np.inf
         values.append(worst if np.isnan(value) else value)
@@ -322,11 +334,9 @@ def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
     if datagen.all_data_exhausted:
         datagen.on_epoch_end()
     while not datagen.all_data_exhausted:
-        x, y = datagen.get()
+        x, y, served = unpack_slice(datagen.get())
         labels = parts.labels(x, y)
-        weights = slice_sample_weights(
-            datagen, x, labels, settings.val_class_weights, settings.loss_weighted_slices_range
-        )
+        weights = parts.weights(datagen, x, labels, served)
         batch.add(*padding.evaluate_slice(
             parts.test_step, model, x, labels, weights, settings.pad_val_batches
         ))  # fmt: skip
@@ -342,7 +352,11 @@ def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
 
 
 def predict_datagen(parts: ValidationParts, datagen: Any) -> Predictions:
-    """`tg.predict`: one pass, predictions in data order (see `prediction.Predictions`)."""
+    """`tg.predict`: one pass, predictions in data order (see `prediction.Predictions`).
+
+    Each slice's outputs pass through the generator's preprocessor's `post_process`.
+    """
     settings = parts.options
-    collector = predict_pass(parts, datagen, settings.val_class_weights)
+    post_process = post_processor(datagen)
+    collector = predict_pass(parts, datagen, settings.val_class_weights, post_process)
     return collector.result(settings.pred_weighted_slices_range)
