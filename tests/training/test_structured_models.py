@@ -212,3 +212,19 @@ def test_served_weights_alone_pass_unchanged_and_with_slice_weights_scaled():
     served = np.array([0.5, 2.0], np.float32)
     assert sample_weights(None, 2, None, None, 0, 1, served) is served
     np.testing.assert_array_equal(sample_weights(None, 2, None, (1, 3), 1, 2, served), [1.5, 6])
+
+
+def test_a_structured_datagen_trains_as_the_same_data_through_a_preprocessor():
+    pytest.importorskip("trainkit.data.sources.structured")  # DataGenerator(data={...})
+    x = {"a": X[:, :4], "b": X[:, 4:]}
+    y = {"out1": Y, "out2": X[:, :3].sum(axis=1, keepdims=True)}
+    direct = TrainGenerator(
+        two_by_two_model(), DataGenerator(data=x, labels=y, batch_size=8, shuffle=True, seed=1),
+        epochs=2, iter_verbosity=0,
+    )  # fmt: skip
+    direct.train()
+    through = TrainGenerator(two_by_two_model(), datagens(weights=False)[0], epochs=2,
+                             iter_verbosity=0)  # fmt: skip
+    through.train()
+    assert weights_equal(direct.model, through.model)
+    assert direct.history == through.history
