@@ -282,3 +282,33 @@ def test_a_structured_datagen_predicts_in_the_model_structure(outputs_as):
     for member, want in zip(got, expected if outputs_as == "list" else expected.values()):
         np.testing.assert_allclose(member, want, rtol=1e-5, atol=1e-6)
     assert type(ordered.labels) is type(labels)
+
+
+# ------------------------------------------------------------------ names known at construction
+
+
+@pytest.mark.parametrize(
+    "outputs_as, compiled, weighted",
+    [
+        ("dict", {"out1": ["accuracy", "accuracy"], "out2": ["mae"]}, {"out1": ["accuracy"]}),
+        ("list", [["accuracy"], None], [None, ["mae"]]),
+        ("dict", {"out2": [keras.metrics.MeanSquaredError()]}, None),
+        ("dict", None, None),
+    ],
+)
+def test_the_names_known_before_a_step_are_those_keras_logs(outputs_as, compiled, weighted):
+    from trainkit.training.logged_names import logged_names
+
+    model = model_of(outputs_as)
+    model.compile("sgd", loss=model.loss, metrics=compiled, weighted_metrics=weighted)
+    before = logged_names(model)
+    x, y = arrays()
+    if outputs_as == "list":
+        x, y = [x["a"], x["b"]], [y["out1"], y["out2"]]
+    logged = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert sorted(before) == sorted(logged) == sorted(logged_names(model))
+
+
+def test_an_evaluate_mode_key_metric_typo_is_refused_at_construction_with_a_hint():
+    with pytest.raises(ValueError, match="Did you mean 'out1_accuracy'"):
+        trainer(model_of(), key_metric="out1_acuracy", max_is_best=True)

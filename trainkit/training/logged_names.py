@@ -14,27 +14,31 @@ from typing import Any
 
 
 def logged_names(model: Any) -> list[str] | None:
-    """The names Keras' `test_step` will log for a compiled single-output model.
+    """The names Keras' `test_step` will log for a compiled model.
 
     Worked out from the compile arguments alone (no step, no new metric objects):
     `'loss'`, then `metrics`, then `weighted_metrics`, named as Keras names them (a
     string as given, an object by its `name`, a function by its snake-case name;
     repeats get `_1`, `_2`; a weighted metric repeating a name gets `weighted_`).
-    None when the names cannot be known in advance: several outputs, a custom
-    `test_step`/`compute_metrics`/`metrics`, metrics outside `compile()`, or entries
-    Keras would resolve in other ways.
+    Several outputs: `'loss'`, `'<output>_loss'` per output, then each output's metrics
+    as `'<output>_<name>'` (metrics given per output: a dict or one list per output).
+    None when the names cannot be known in advance: a custom
+    `test_step`/`compute_metrics`/`metrics`, metrics outside `compile()`, one metrics
+    list for several outputs, or entries Keras would resolve in other ways.
     """
     import keras
 
     for method in ("test_step", "compute_metrics", "get_metrics_result", "metrics"):
         if getattr(type(model), method, None) is not getattr(keras.Model, method, None):
             return None
-    if not _single_output(model):
-        return None
     compiled = getattr(model, "_compile_metrics", None)
     known = {id(getattr(model, "_loss_tracker", None)), id(compiled)}
+    compile_loss = getattr(model, "_compile_loss", None)  # per-output loss trackers
+    known.update(id(metric) for metric in getattr(compile_loss, "metrics", None) or [])
     if any(id(metric) not in known for metric in model.metrics):
-        return None  # metrics outside compile(), or per-output loss trackers
+        return None  # metrics outside compile()
+    if not _single_output(model):
+        return _multi_output_names(model, compiled)
     if compiled is None:
         return ["loss"]
     plain = _metric_names(getattr(compiled, "_user_metrics", None))
@@ -42,6 +46,46 @@ def logged_names(model: Any) -> list[str] | None:
     if plain is None or weighted is None:
         return None
     return ["loss", *_unique_names(plain, weighted)]
+
+
+def _multi_output_names(model: Any, compiled: Any) -> list[str] | None:
+    """Several outputs: `'loss'`, `'<output>_loss'` each, then `'<output>_<metric>'`.
+
+    Known only for metrics given per output (a dict by output name or one list per
+    output); None otherwise.
+    """
+    from trainkit.training.structure import output_names
+
+    names = output_names(model)
+    if names is None:
+        return None
+    logged = ["loss", *(f"{name}_loss" for name in names)]
+    if compiled is None:
+        return logged
+    plain = _per_output(getattr(compiled, "_user_metrics", None), names)
+    weighted = _per_output(getattr(compiled, "_user_weighted_metrics", None), names)
+    if plain is None or weighted is None:
+        return None
+    for name in names:
+        own_plain, own_weighted = _metric_names(plain[name]), _metric_names(weighted[name])
+        if own_plain is None or own_weighted is None:
+            return None
+        logged.extend(f"{name}_{metric}" for metric in _unique_names(own_plain, own_weighted))
+    return logged
+
+
+def _per_output(entries: Any, names: list[str]) -> dict[str, Any] | None:
+    """Compile metrics per output name; None when not given per output."""
+    if entries is None:
+        return {name: [] for name in names}
+    if isinstance(entries, dict):
+        if not set(entries) <= set(names):
+            return None
+        return {name: entries.get(name) or [] for name in names}
+    per_output = isinstance(entries, (list, tuple)) and len(entries) == len(names)
+    if per_output and all(item is None or isinstance(item, (list, tuple)) for item in entries):
+        return {name: item or [] for name, item in zip(names, entries)}
+    return None
 
 
 def _single_output(model: Any) -> bool:
