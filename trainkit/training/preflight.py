@@ -234,7 +234,11 @@ def input_names(model: Any, inputs: list[Any]) -> list[str]:
     """The names a dict `x` is keyed by: the model's input dict's keys, else input names."""
     struct = getattr(model, "_inputs_struct", None)
     if isinstance(struct, dict) and len(struct) == len(inputs):
-        return [str(key) for key in struct]
+        # `inputs` is flattened in sorted key order, not the dict's order: pair by tensor.
+        by_tensor = {id(tensor): str(key) for key, tensor in struct.items()}
+        if all(id(tensor) in by_tensor for tensor in inputs):
+            return [by_tensor[id(tensor)] for tensor in inputs]
+        return sorted(str(key) for key in struct)
     return [_input_name(tensor) for tensor in inputs]
 
 
