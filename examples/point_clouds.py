@@ -2,14 +2,18 @@
 
 Run: `python examples/point_clouds.py [--small]` (no network needed; `--small` trains
 a few seconds on fewer clouds). Each cloud has 40 to 120 points and two inputs,
-`{'points': (n, 3) coordinates, 'features': (n, 1) intensity}`. A point's class is
-whether it lies above the z=0 plane; its intensity hints at it, noisily.
+`{'points': (n, 3) coordinates, 'features': (n, 1) intensity}`. Each point belongs to
+one of three parts: the cone above the origin around the z axis (`z > r`, with `r` the
+distance to the axis), the cone below it (`z < -r`) or the rest (`|z| < r`). Its
+intensity hints at the part, noisily.
 
 Training augments the coordinates with a rotation about the z axis, jitter and a
 scale about the origin. None of them can change a label: the rotation keeps every
-point's z, a positive scale keeps its sign, and the clouds leave a gap of 0.05 around
-the plane that the jitter (clipped to 0.02) cannot cross. `PadPreprocessor` then pads
-the clouds to one length, with sample weights that are 0 on the padding.
+point's `z` and `r`, a positive scale keeps the sign of `|z| - r`, and no point lies
+within 0.05 of a cone's surface (`||z| - r| >= 0.05`), which jitter clipped to 0.02 per
+coordinate cannot cross (it moves `|z| - r` by at most 0.02 * (1 + sqrt(2)) < 0.05).
+`PadPreprocessor` then pads the clouds to one length, with sample weights that are 0 on
+the padding.
 
 The model is applied to each point on its own (no pooling over points), so a point's
 prediction does not depend on the padding or on the other clouds in its batch:
@@ -40,21 +44,24 @@ from trainkit import (
 )
 
 MAX_POINTS = 120  # clouds have 40..MAX_POINTS points; also the pad length
-GAP = 0.05  # no point has |z| < GAP, so jitter clipped below it keeps every label
+MARGIN = 0.05  # no point lies closer to a cone's surface: jitter cannot change a label
+PARTS = 3  # 0: outside the cones, 1: the cone above the origin, 2: the cone below
 
 
 def make_clouds(count: int, rng: np.random.Generator) -> tuple[list, list, list]:
-    """`count` clouds: coordinates (n, 3), intensities (n, 1), labels (n,) (1 = above)."""
+    """`count` clouds: coordinates (n, 3), intensities (n, 1), part labels (n,)."""
     points, features, labels = [], [], []
     for _ in range(count):
         n = int(rng.integers(40, MAX_POINTS + 1))
-        xyz = rng.uniform(-1.0, 1.0, (n, 3))
-        above = xyz[:, 2] > 0
-        xyz[:, 2] = np.where(above, 1, -1) * (GAP + np.abs(xyz[:, 2]) * (1 - GAP))
-        intensity = np.where(above, 0.65, 0.35) + rng.normal(0.0, 0.2, n)
+        xyz = rng.uniform(-1.0, 1.0, (4 * n, 3))
+        z, r = xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])
+        xyz = xyz[np.abs(np.abs(z) - r) >= MARGIN][:n]
+        z, r = xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])
+        part = np.select([z > r, z < -r], [1, 2], 0)
+        intensity = np.array([0.5, 0.8, 0.2])[part] + rng.normal(0.0, 0.3, n)
         points.append(xyz.astype("float32"))
         features.append(intensity[:, None].astype("float32"))
-        labels.append(above.astype("int64"))
+        labels.append(part.astype("int64"))
     return points, features, labels
 
 
@@ -65,10 +72,8 @@ def build_model() -> keras.Model:
     h = keras.layers.Concatenate()([points, features])
     h = keras.layers.Dense(32, activation="relu")(h)  # Dense acts on the last axis: per point
     h = keras.layers.Dense(32, activation="relu")(h)
-    outputs = keras.layers.Dense(2, activation="softmax")(h)  # (clouds, points, 2)
-    # Input dict in sorted key order: trainkit's pre-training check pairs the dict's keys
-    # with `model.inputs` (which Keras sorts by key) and refuses another order.
-    model = keras.Model({"features": features, "points": points}, outputs)
+    outputs = keras.layers.Dense(PARTS, activation="softmax")(h)  # (clouds, points, 3)
+    model = keras.Model({"points": points, "features": features}, outputs)
     # weighted_metrics: Keras passes the sample weights (0 on padding) to these only.
     model.compile(
         keras.optimizers.Adam(1e-2),
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description="Segment generated point clouds per point.")
     parser.add_argument("--small", action="store_true", help="few clouds, a few seconds")
     args = parser.parse_args(argv)
-    counts, epochs = ((48, 16, 12), 4) if args.small else ((480, 96, 96), 10)
+    counts, epochs = ((48, 16, 12), 8) if args.small else ((480, 96, 96), 10)
 
     rng = np.random.default_rng(0)
     train, val, test = (make_clouds(count, rng) for count in counts)
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Test clouds are padded but not augmented; post_process cuts the padding off.
     # Not shuffled, so the rows come in the clouds' order (else: result.in_sample_order()).
     result = tg.predict(datagen(test, pad(), batch_size=5))
-    per_cloud = result.predictions  # a list: one (n_i, 2) array per cloud
+    per_cloud = result.predictions  # a list: one (n_i, 3) array per cloud
     points, features, labels = test
     lengths_match = [len(p) for p in per_cloud] == [len(c) for c in points]
     print(f"tg.predict: {len(per_cloud)} clouds, lengths {[len(p) for p in per_cloud][:6]} ...")

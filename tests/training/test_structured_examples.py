@@ -22,7 +22,7 @@ def test_the_point_cloud_example_trains_and_predicts_each_cloud_at_its_own_lengt
     assert tg.val_history["accuracy"][-1] > 0.9
     points, _, labels = result["test"]
     predictions = result["predictions"]
-    assert [p.shape for p in predictions] == [(len(c), 2) for c in points]
+    assert [p.shape for p in predictions] == [(len(c), 3) for c in points]
     np.testing.assert_allclose(np.concatenate(predictions).sum(axis=-1), 1.0, rtol=1e-5)
     for predicted, alone in zip(predictions, result["alone"]):
         np.testing.assert_allclose(predicted, alone, atol=1e-5)
