@@ -312,3 +312,32 @@ def test_the_names_known_before_a_step_are_those_keras_logs(outputs_as, compiled
 def test_an_evaluate_mode_key_metric_typo_is_refused_at_construction_with_a_hint():
     with pytest.raises(ValueError, match="Did you mean 'out1_accuracy'"):
         trainer(model_of(), key_metric="out1_acuracy", max_is_best=True)
+
+
+# ------------------------------------------------------------------ ragged data, padded
+
+
+def test_padded_ragged_batches_score_only_real_steps_and_predict_per_sample_arrays():
+    pad_module = pytest.importorskip("trainkit.data.preprocessors.pad")
+    lengths = [6, 2, 5, 3, 4, 6, 2, 3, 5, 4]
+    data = [RNG.normal(size=(n, 3)).astype("float32") for n in lengths]
+    labels = [(d[:, :1] > 0).astype("float32") for d in data]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, 3)), keras.layers.Dense(1, "sigmoid")])
+    model.compile("sgd", "binary_crossentropy")
+
+    def make(shuffle):
+        return DataGenerator(data=data, labels=labels, batch_size=4, shuffle=shuffle, seed=3,
+                             preprocessor=pad_module.PadPreprocessor())  # fmt: skip
+
+    tg = TrainGenerator(model, make(True), make(False), iter_verbosity=0, eval_fn="predict",
+                        val_metrics=["binary_accuracy", "f1"], key_metric="f1")  # fmt: skip
+    logs = tg.evaluate(make(False))
+    per_sample = [model.predict(d[None], verbose=0)[0] for d in data]
+    flat_labels, flat_scores = np.concatenate(labels), np.concatenate(per_sample)
+    assert logs["binary_accuracy"] == metrics.binary_accuracy(flat_labels, flat_scores)
+    assert logs["f1"] == metrics.f1(flat_labels, flat_scores)
+    ordered = tg.predict(make(True)).in_sample_order()
+    assert [len(p) for p in ordered.predictions] == lengths
+    for got, want in zip(ordered.predictions, per_sample):
+        np.testing.assert_allclose(got, want, atol=1e-6)

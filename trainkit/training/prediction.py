@@ -169,6 +169,7 @@ class PredictionCollector:
         count = len(first_member(predictions))
         if self.template is None:
             self.template = predictions
+        outputs_before = predictions
         if self.post_process is not None:
             predictions = self.post_process(predictions, description)
         slice_idx, slices = int(datagen.slice_idx), int(datagen.slices_per_batch)
@@ -180,6 +181,7 @@ class PredictionCollector:
             "combined_weights": self._weights(labels, served, count, slice_idx, slices, None),
             "set_name": str(getattr(datagen, "set_name", "")),
             "rows": _rows(datagen, count),
+            "length": _length(self.template, outputs_before),
             "slice_idx": slice_idx,
             "batch_index": batch_index,
         })  # fmt: skip
@@ -215,7 +217,56 @@ def _rows(datagen: Any, count: int) -> np.ndarray:
     return np.asarray(rows, np.int64)
 
 
+def _length(template: Any, outputs: Any) -> int | None:
+    """The timesteps (axis 1) of a slice's first output, if it has them."""
+    first = first_member(outputs)
+    return int(first.shape[1]) if np.ndim(first) >= 2 else None
+
+
+def _pad_to_longest(slices: list[dict[str, Any]], weights_key: str) -> list[dict[str, Any]]:
+    """Slices of different lengths (padded batches): pad to the longest, weighing 0.
+
+    Members with the slice's timesteps on axis 1 (outputs, per-timestep labels) get
+    zeros at the end of axis 1; the weights become per timestep (1, or as served, on
+    the slice's own steps; 0 on the added ones), so predict-mode metrics count only the
+    served steps. Members made ragged by `post_process` are left as they are.
+    """
+    lengths = [item["length"] for item in slices]
+    if None in lengths or len(set(lengths)) <= 1:
+        return slices
+    longest = max(lengths)
+    padded = []
+    for item in slices:
+        steps, rows = item["length"], len(item["rows"])
+
+        def pad(array: Any, steps: int = steps) -> Any:
+            if isinstance(array, list) or np.ndim(array) < 2 or np.shape(array)[1] != steps:
+                return array
+            extra = [(0, 0)] * np.ndim(array)
+            extra[1] = (0, longest - steps)
+            return np.pad(np.asarray(array), extra)
+
+        def per_step(weights: Any, steps: int = steps, rows: int = rows) -> Any:
+            weights = np.ones(rows, np.float32) if weights is None else np.asarray(weights)
+            if weights.ndim == 1:
+                weights = np.repeat(weights[:, None], steps, axis=1)
+            return pad(weights)
+
+        weights = item[weights_key]
+        padded.append({
+            **item,
+            "predictions": map_structure(pad, item["predictions"]),
+            "labels": None if item["labels"] is None else map_structure(pad, item["labels"]),
+            weights_key: (
+                map_structure(per_step, weights) if isinstance(weights, (dict, tuple))
+                else per_step(weights)
+            ),
+        })  # fmt: skip
+    return padded
+
+
 def _stack(slices: list[dict[str, Any]], weights_key: str, template: Any) -> Predictions:
+    slices = _pad_to_longest(slices, weights_key)
     has_labels = all(item["labels"] is not None for item in slices)
     weighted = all(item[weights_key] is not None for item in slices)
     sizes = [len(item["rows"]) for item in slices]
