@@ -46,7 +46,7 @@ from bench_overlap import (
     make_model,
     set_tf_threads,
 )
-from common import Row, interleaved_best, ratio_rows, table
+from common import Row, interleaved_best, one_more_epoch, ratio_rows, table
 
 from trainkit import DataGenerator, TrainGenerator, write_sets
 
@@ -82,14 +82,7 @@ def train_generator(keywords: dict[str, str], files: SetFiles):
         preprocessor=SpectrumPreprocessor(), prefetch=PREFETCH,
     )  # fmt: skip
     trainer = TrainGenerator(make_model(), datagen, epochs=0, iter_verbosity=0)
-
-    def run_epoch() -> int:
-        before = trainer.iters_fit
-        trainer.epochs += 1
-        trainer.train()
-        return trainer.iters_fit - before
-
-    return run_epoch
+    return one_more_epoch(trainer)
 
 
 def keras_fit(dataset: Any, steps: int):

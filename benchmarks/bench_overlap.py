@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
-from common import Row, interleaved_best, ratio_rows, table
+from common import Row, interleaved_best, one_more_epoch, ratio_rows, table
 
 from trainkit import DataGenerator, Preprocessor, TrainGenerator
 from trainkit.training.steps import CompiledStep
@@ -117,14 +117,7 @@ def train_generator(x: np.ndarray, y: np.ndarray, prefetch: int):
         prefetch=prefetch,
     )  # fmt: skip
     trainer = TrainGenerator(make_model(), datagen, epochs=0, iter_verbosity=0)
-
-    def run_epoch() -> int:
-        before = trainer.iters_fit
-        trainer.epochs += 1
-        trainer.train()
-        return trainer.iters_fit - before
-
-    return run_epoch
+    return one_more_epoch(trainer)
 
 
 def preprocessing_alone(x: np.ndarray, y: np.ndarray):

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-from common import Row, interleaved_best, ratio_rows, table
+from common import Row, interleaved_best, one_more_epoch, ratio_rows, table
 
 from trainkit import DataGenerator, TrainGenerator
 
@@ -112,14 +112,7 @@ def train_generator(
     trainer = TrainGenerator(
         model, datagen, epochs=0, iter_verbosity=0, steps_per_execution=steps_per_execution
     )
-
-    def run_epoch() -> int:
-        before = trainer.iters_fit
-        trainer.epochs += 1
-        trainer.train()
-        return trainer.iters_fit - before
-
-    return run_epoch
+    return one_more_epoch(trainer)
 
 
 def train_generator_synchronous(x: np.ndarray, y: np.ndarray):

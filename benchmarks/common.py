@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -83,6 +84,18 @@ def ratio_rows(
             )
         )
     return out
+
+
+def one_more_epoch(trainer: Any) -> Callable[[], float]:
+    """A runner that trains `trainer` one epoch further and returns the slices it fit."""
+
+    def run_epoch() -> float:
+        before = trainer.iters_fit
+        trainer.epochs += 1
+        trainer.train()
+        return trainer.iters_fit - before
+
+    return run_epoch
 
 
 def table(rows: list[Row]) -> str:
