@@ -177,6 +177,10 @@ def test_views_carry_structures_and_refuse_ragged_lists():
     first_x, first_y = next(iter(dataset))
     assert set(first_x) == {"points", "features"} and len(first_y) == 2
     assert first_x["features"].dtype == tf.float64
+    view = DataGenerator(data=x, labels=y, batch_size=8, shuffle="samples").as_py_dataset()
+    view_x, view_y = view[1]
+    assert set(view_x) == {"points", "features"} and isinstance(view_y, tuple)
+    sample_of(view_x, view_y)  # members aligned in the Keras view too
     points, _ = clouds()
     with pytest.raises(TypeError, match="PadPreprocessor"):
         DataGenerator(data=points, batch_size=4).as_tf_dataset()
