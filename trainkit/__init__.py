@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from trainkit.data import DataGenerator, write_sets
+from trainkit.data import DataGenerator, write_sets, write_store
 from trainkit.data.preprocessors import (
     Chain,
     JitterPreprocessor,
@@ -42,6 +42,7 @@ __all__ = [
     "TimeseriesPreprocessor",
     "TrainGenerator",
     "write_sets",
+    "write_store",
 ]
 
 

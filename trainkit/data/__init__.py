@@ -12,6 +12,7 @@ from trainkit.data.preprocessors import (
     RandomCropPreprocessor,
     TimeseriesPreprocessor,
 )
+from trainkit.data.store import write_store
 from trainkit.data.writers import write_sets
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "RandomCropPreprocessor",
     "TimeseriesPreprocessor",
     "write_sets",
+    "write_store",
 ]

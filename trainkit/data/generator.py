@@ -18,7 +18,7 @@ from trainkit.data.arguments import (
     check_shuffle,
     select_sets,
 )
-from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, epoch_plan
+from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, epoch_plan, store_plan
 from trainkit.data.preprocessors.base import (
     IdentityPreprocessor,
     Preprocessor,
@@ -26,6 +26,12 @@ from trainkit.data.preprocessors.base import (
     check_slice,
 )
 from trainkit.data.sources import gather, in_memory, open_sources
+from trainkit.data.sources.store import (
+    StorePreprocessor,
+    StoreSource,
+    check_store_arguments,
+    is_store,
+)
 
 # Keyword arguments beyond the documented signature, with their defaults.
 RARE_OPTIONS: dict[str, Any] = {
@@ -52,8 +58,10 @@ class DataGenerator:
         data_path: a directory of numbered set files (`.npy`, `.npz`, `.h5/.hdf5`, `.csv`;
             set_nums are the number that varies across the names, in numeric order;
             `labels*` files are skipped), or one file holding every sample (`.npy` read
-            by rows, `.h5` with one dataset or one key per set, `.npz`, `.csv`). See
-            docs/data_sources.md.
+            by rows, `.h5` with one dataset or one key per set, `.npz`, `.csv`), or an
+            offline store written by `write_store` (served as stored: its batch size,
+            slices and sample weights; `shuffle` shuffles chunks and the batches inside
+            them; `batch_size` is ignored). See docs/data_sources.md and docs/store.md.
         labels_path: labels aligned with the samples (one row per sample, in set order),
             or keyed by set (a directory of numbered files, an HDF5/`.npz` file with one
             key per set, a CSV with one column per set): keyed iff the keys or header
@@ -136,11 +144,28 @@ class DataGenerator:
         self.shard = check_shard(shard, self.batch_size)
         self.options = {**RARE_OPTIONS, **rare_options}
 
-        source, labels_source = open_sources(
-            data_path, labels_path, data=data, labels=labels, set_size=self.batch_size,
-            loader=loader, labels_loader=labels_loader,
-            data_key=self.options["data_key"], labels_key=self.options["labels_key"],
-        )  # fmt: skip
+        self._store: StoreSource | None = None
+        source: Any
+        labels_source: Any
+        if is_store(data_path):  # slices written by write_store, served as stored
+            check_store_arguments(
+                data_path, self.shuffle, labels_path=labels_path, data=data, labels=labels,
+                preprocessor=preprocessor, superbatch=superbatch, drop_remainder=drop_remainder,
+                shuffle_group_batches=shuffle_group_batches, loader=loader,
+                shuffle_group_samples=shuffle_group_samples, labels_loader=labels_loader,
+                shard=shard, data_key=self.options["data_key"],
+                labels_key=self.options["labels_key"],
+            )  # fmt: skip
+            self._store = StoreSource(data_path)
+            self.batch_size = self._store.batch_size
+            preprocessor = StorePreprocessor(self._store.manifest["slices_per_batch"])
+            source, labels_source = self._store, None
+        else:
+            source, labels_source = open_sources(
+                data_path, labels_path, data=data, labels=labels, set_size=self.batch_size,
+                loader=loader, labels_loader=labels_loader,
+                data_key=self.options["data_key"], labels_key=self.options["labels_key"],
+            )  # fmt: skip
         if source is None:
             raise ValueError(
                 "DataGenerator needs data: pass `data_path` (a file) or `data=` (an array). "
@@ -256,7 +281,12 @@ class DataGenerator:
     # ------------------------------------------------------------------ the protocol
     def plan(self, epoch: int) -> list[Batch]:
         """The ordered batches of `epoch` (set names and sample ranges); loads nothing."""
-        return epoch_plan(self._sets, self._settings, check_int("epoch", epoch))
+        epoch = check_int("epoch", epoch)
+        if self._store is not None:
+            return store_plan(
+                self._sets, self.seed, self.shuffle is not None, epoch, self._store.names
+            )
+        return epoch_plan(self._sets, self._settings, epoch)
 
     def __len__(self) -> int:
         """Number of batches per epoch."""

@@ -286,3 +286,26 @@ def shard_batch(batch: Batch, index: int, count: int) -> Batch:
             ranges.append((a, b))
         position += stop - start
     return Batch(batch.set_name, tuple(ranges), None, batch._pieces, batch._sets)
+
+
+def store_plan(
+    chunks: list[SetInfo], seed: int, shuffle: bool, epoch: int, names: list[tuple[str, Pieces]]
+) -> list[Batch]:
+    """The ordered batches of an offline store for `epoch`: one per stored batch.
+
+    Chunks are the sets (one row per stored batch); with `shuffle`, the chunk order and
+    the batch order inside each chunk are drawn from `(seed, epoch)`, so a chunk is read
+    once per epoch. Each batch keeps the name and pieces it had when it was stored.
+    """
+    settings = PlanSettings(
+        batch_size=1,
+        seed=seed,
+        shuffle="sets" if shuffle else None,
+        shuffle_group_batches=shuffle,
+    )
+    out = []
+    for batch in epoch_plan(chunks, settings, epoch):
+        row = batch.ranges[0][0]
+        set_name, pieces = names[row]
+        out.append(Batch(set_name, batch.ranges, None, pieces))
+    return out
