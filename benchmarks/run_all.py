@@ -45,6 +45,7 @@ BENCHES: list[tuple[str, dict[str, Any]]] = [
     ("bench_end_to_end", {"intra": 1, "inter": 1}),
     ("bench_memory", {}),
     ("bench_train_loop", {}),
+    ("bench_store", {}),
 ]
 CHILD_TIMEOUT_S = 3600
 
