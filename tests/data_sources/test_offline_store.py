@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +39,15 @@ class Counting(Preprocessor):
 
     calls = 0
     fail_at: int | None = None
+    kill = False  # SIGKILL this process instead of raising
 
     def on_batch_load(self, batch, labels):
         self.slices_per_batch = 2
 
     def process(self, batch, labels):
         if self.fail_at is not None and int(labels[0]) // 4 == self.fail_at:
+            if self.kill:
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("killed")
         Counting.calls += 1
         return batch[:, self.slice_idx :] + self.rng.normal(), labels
@@ -224,3 +230,50 @@ def test_serving_a_store_much_larger_than_a_chunk_keeps_memory_flat(tmp_path):
         peak = max(peak, rss_mb())
     assert sorted(np.concatenate(firsts).tolist()) == list(range(rows))
     assert peak - start < 32, f"RSS grew by {peak - start:.0f} MB serving a 96 MB store"
+
+
+def test_a_state_taken_on_one_store_is_refused_by_another(tmp_path):
+    one = write_store(DataGenerator(data=X, batch_size=4), tmp_path / "one", chunk_size=2,
+                      progress=False)  # fmt: skip
+    two = write_store(DataGenerator(data=X, batch_size=8), tmp_path / "two", chunk_size=2,
+                      progress=False)  # fmt: skip
+    dg = DataGenerator(one)
+    dg.get()
+    with pytest.raises(ValueError, match=r"other data or settings.*store"):
+        DataGenerator(two).load_state_dict(dg.state_dict())
+
+
+def test_worker_processes_serve_a_store_unchanged(tmp_path):
+    pre = TimeseriesPreprocessor(window_size=4)
+    out = write_store(DataGenerator(data=X, labels=Y, batch_size=4, preprocessor=pre),
+                      tmp_path / "store", chunk_size=3, progress=False)  # fmt: skip
+    expected = slices(DataGenerator(out, prefetch=0))
+    assert_same(expected, slices(DataGenerator(out, prefetch=2, prefetch_workers=2)))
+
+
+KILLED_WRITER = """
+from tests.data_sources.test_offline_store import Counting, X, Y
+from trainkit import DataGenerator, write_store
+Counting.fail_at, Counting.kill = 7, True
+write_store(DataGenerator(data=X, labels=Y, batch_size=4, preprocessor=Counting()),
+            {out!r}, chunk_size=2, progress=False)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_writer_killed_by_sigkill_leaves_no_store_and_is_finished_identically(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "killed"
+    code = KILLED_WRITER.format(out=str(out))
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
+    assert not (out / "manifest.json").exists()
+    assert sorted(p.name for p in out.glob("chunk-*.bin")) == [
+        "chunk-00000.bin", "chunk-00001.bin", "chunk-00002.bin"
+    ]  # fmt: skip
+    make = lambda: DataGenerator(data=X, labels=Y, batch_size=4, preprocessor=Counting())  # noqa: E731
+    Counting.calls, Counting.fail_at = 0, None
+    write_store(make(), out, chunk_size=2, progress=False)
+    assert Counting.calls == 8  # batches 6-9
+    write_store(make(), tmp_path / "whole", chunk_size=2, progress=False)
+    assert folder_bytes(tmp_path / "whole") == folder_bytes(out)
