@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
 
 from trainkit.checkpoints.atomic import atomic_file
+from trainkit.reports.gradient_plot import draw_gradient_norms
 
 _LOSS_WORDS = ("loss", "error", "crossentropy", "mae", "mse")
 _COLORS = [matplotlib.colormaps["tab10"](k) for k in range(10)]
@@ -38,6 +40,7 @@ def plot_history(
     key_metric: str,
     best_index: int | None,
     title: str = "",
+    introspection: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """Draw the run's histories against batches fit and save a PNG at `path`.
 
@@ -50,6 +53,8 @@ def plot_history(
         key_metric: the validation metric that picks the best model.
         best_index: index into `val_history[key_metric]` of the best value, or None.
         title: the figure title (the run name).
+        introspection: records of `introspection.jsonl`; when any has gradient norms, a
+            last pane shows them against iters fit (`draw_gradient_norms`).
 
     Returns:
         `path`.
@@ -59,8 +64,12 @@ def plot_history(
     """
     names = list(dict.fromkeys([*history, *val_history]))
     panes = _panes(names) if names else [[]]
-    fig = Figure(figsize=(10, 3.6 * len(panes)))
-    axes = fig.subplots(len(panes), 1, squeeze=False)
+    gradients = [record for record in introspection if record.get("gradient_norms")]
+    rows = len(panes) + (1 if gradients else 0)
+    fig = Figure(figsize=(10, 3.6 * rows))
+    axes = fig.subplots(rows, 1, squeeze=False)
+    if gradients:
+        draw_gradient_norms(axes[-1, 0], gradients)
     for ax, pane in zip(axes[:, 0], panes):
         for name in pane:
             color = _COLORS[names.index(name) % len(_COLORS)]
