@@ -24,16 +24,18 @@ from trainkit.data.preprocessors import (
 
 if TYPE_CHECKING:
     from trainkit.training import TrainGenerator
+    from trainkit.training.health import NonFiniteLossError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
-_LAZY = {"TrainGenerator": "trainkit.training"}
+_LAZY = {"TrainGenerator": "trainkit.training", "NonFiniteLossError": "trainkit.training.health"}
 
 __all__ = [
     "Chain",
     "DataGenerator",
     "JitterPreprocessor",
+    "NonFiniteLossError",
     "PadPreprocessor",
     "Preprocessor",
     "RandomCropPreprocessor",

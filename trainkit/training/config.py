@@ -38,6 +38,9 @@ RARE_OPTIONS: dict[str, Any] = {
     # With tensorboard=True, train scalars every this many batches (each write costs
     # about 1 ms per metric in TensorFlow's eager summaries; metrics.csv has every batch).
     "tensorboard_every": 10,
+    # Log gradient norms and weight health to <run folder>/introspection.jsonl this often
+    # (a frequency like checkpoint_freq: 'iter', 'batch' or 'epoch'); None: never.
+    "introspect_freq": None,
     # Validation and prediction (docs/validation.md):
     "predict_threshold": 0.5,  # binary decision threshold of thresholded val_metrics
     "dynamic_predict_threshold": False,  # tune the threshold on each validation

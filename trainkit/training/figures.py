@@ -29,7 +29,17 @@ def draw_history(tg: TrainGenerator) -> str | None:
         key_metric=tg.key_metric,
         best_index=best_index,
         title=os.path.basename(tg.run_dir),
+        introspection=_introspection_records(tg.run_dir),
     )
+
+
+def _introspection_records(run_dir: str) -> list[dict[str, Any]]:
+    """What `introspect_freq` logged (nothing to read, and no import, when it did not)."""
+    if not os.path.exists(os.path.join(run_dir, "introspection.jsonl")):
+        return []
+    from trainkit.introspection import read_introspection
+
+    return read_introspection(run_dir)
 
 
 def _best_index(tg: TrainGenerator) -> int | None:
@@ -101,6 +111,8 @@ def sections(tg: TrainGenerator) -> dict[str, dict[str, Any]]:
         },
         "Train data": _datagen_section(tg.datagen),
     }
+    if getattr(tg, "nonfinite_message", None):
+        out["Trainer"]["stopped"] = tg.nonfinite_message
     if tg.val_datagen is not None:
         out["Validation data"] = _datagen_section(tg.val_datagen)
     out["Latest metrics"] = {

@@ -83,6 +83,14 @@ class RunLogs:
             self.provenance = ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE))
         self.provenance.append(provenance_record(tg, record))
 
+    def stopped(self, tg: TrainGenerator, message: str) -> None:
+        """Record why the run stopped (a non-finite loss) in the provenance log."""
+        if tg.run_dir is None:
+            return
+        if self.provenance is None:
+            self.provenance = ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE))
+        self.provenance.append({"iter": tg.iters_fit, "epoch": tg.epoch, "stopped": message})
+
     # ------------------------------------------------------------------ TensorBoard
     def _scalars(self, tg: TrainGenerator, kind: str, logs: dict[str, float], step: int) -> None:
         if not self.tensorboard or tg.run_dir is None:
@@ -114,6 +122,12 @@ class RunLogs:
         ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE)).truncate(
             rows.get("provenance_iters", 0)
         )
+        if os.path.exists(os.path.join(tg.run_dir, "introspection.jsonl")):
+            from trainkit.introspection import IntrospectionLog
+
+            log = IntrospectionLog(tg.run_dir)
+            log.truncate(rows.get("provenance_iters", 0))  # records after the checkpoint
+            log.close()
         path = os.path.join(tg.run_dir, METRICS_FILE)
         if os.path.exists(path):
             count = rows.get("metrics_csv", 0)

@@ -32,7 +32,7 @@ from trainkit.training.scoring import ValidationSettings
 
 LOOP_CONTROL = (
     "epochs", "val_freq", "checkpoint_freq", "iter_verbosity", "max_checkpoints",
-    "steps_per_execution",
+    "steps_per_execution", "on_nonfinite",
 )  # fmt: skip
 COMPARED = (
     "key_metric", "max_is_best", "val_metrics", "eval_fn", "input_as_labels", "class_weights",
@@ -40,6 +40,7 @@ COMPARED = (
 )  # fmt: skip
 LOOP_CONTROL_OPTIONS = (
     "progress_every", "defer_interrupts", "plot_history_freq", "tensorboard", "tensorboard_every",
+    "introspect_freq",
 )  # fmt: skip
 # Compared settings that may change while the saved run has not validated yet.
 FIXABLE_BEFORE_VALIDATION = ("key_metric", "max_is_best")
@@ -48,6 +49,7 @@ FREQUENCY_UNITS = {
     "val_freq": ("epoch", "batch", "iter"),
     "checkpoint_freq": ("epoch", "batch", "iter", "val"),
     "plot_history_freq": ("epoch", "batch", "val"),
+    "introspect_freq": ("epoch", "batch", "iter"),
 }
 
 _REFUSED = (
@@ -76,6 +78,7 @@ class TrainSettings:
     iter_verbosity: int
     max_checkpoints: int
     steps_per_execution: int
+    on_nonfinite: str
     key_metric: str
     max_is_best: bool
     eval_fn: str
@@ -129,6 +132,8 @@ def check_loop_control(name: str, value: Any) -> Any:
         return check_choice("iter_verbosity", value, (0, 1, 2))
     if name == "steps_per_execution":
         return check_int("steps_per_execution", value, minimum=1)
+    if name == "on_nonfinite":
+        return check_choice("on_nonfinite", value, ("raise", "stop", "ignore"))
     raise KeyError(name)
 
 
@@ -209,6 +214,7 @@ def _build(
         steps_per_execution=check_loop_control(
             "steps_per_execution", chosen["steps_per_execution"]
         ),
+        on_nonfinite=check_loop_control("on_nonfinite", chosen["on_nonfinite"]),
         key_metric=key_metric,
         max_is_best=max_is_best,
         eval_fn=validation.eval_fn,
@@ -335,6 +341,9 @@ class SettingsView:
     max_checkpoints = _setting("max_checkpoints", "Checkpoints kept in the run folder.")
     steps_per_execution = _setting(
         "steps_per_execution", "Slices fit per compiled call (assignable)."
+    )
+    on_nonfinite = _setting(
+        "on_nonfinite", "'raise', 'stop' or 'ignore' a non-finite train loss (assignable)."
     )
     key_metric = _setting("key_metric", "The validation metric that picks the best model.")
     max_is_best = _setting("max_is_best", "Whether a larger `key_metric` is better.")

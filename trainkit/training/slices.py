@@ -34,6 +34,7 @@ class SliceRecord:
     description: dict[str, Any] = field(default_factory=dict)
     batch_exhausted: bool = False
     epoch_exhausted: bool = False
+    args: tuple[Any, ...] | None = None  # what was fit, `(x, y[, sample_weight])`
 
 
 def keras_data(args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -15,6 +15,7 @@ from trainkit.checkpoints.lock import lock_to_resume
 from trainkit.training import checkpointing, config, figures, preflight, settings
 from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
 from trainkit.training.frequency import Frequency
+from trainkit.training.health import loss_is_finite, nonfinite_error
 from trainkit.training.interrupts import DeferredInterrupt, warn_preempted
 from trainkit.training.loop_state import (
     BATCH_END,
@@ -120,13 +121,21 @@ class TrainGenerator(SettingsView, LoopStateView):
             ends where the loop acts between slices: a due checkpoint, validation or
             plot, a stateful reset, the epoch end, a slice of another shape. A stop
             requested by a callback takes effect at the group's end.
+        on_nonfinite: what a NaN or inf train loss does. 'raise' (default): raise
+            `trainkit.NonFiniteLossError` naming the epoch, `iters_fit`, `set_name`,
+            `slice_idx`, the slice's global sample indices and which of them hold
+            non-finite inputs or labels; the slice is not counted nor checkpointed.
+            'stop': end the run with that message (a warning, the report and the
+            provenance log say it; `tg.nonfinite_message`). 'ignore': train on, as Keras.
         **rare_options: `progress_every` (batches per printed line, default 1),
             `defer_interrupts` (default True), `plot_history_freq` (redraw history.png
             and the report during the run, e.g. `{'epoch': 5}`; default None: once,
             when `train()` ends), `tensorboard=True` (scalars in the run folder's
             `tensorboard/`: validation metrics at each validation, train metrics every
-            `tensorboard_every` batches, default 10), `deterministic=True` (TensorFlow
-            op determinism), and for validation (docs/validation.md):
+            `tensorboard_every` batches, default 10), `introspect_freq` (log gradient
+            norms and weight health to `introspection.jsonl`, e.g. `{'iter': 100}`;
+            docs/introspection.md), `deterministic=True` (TensorFlow op determinism),
+            and for validation (docs/validation.md):
             `predict_threshold=0.5` (binary decision threshold of f1, precision, ...),
             `dynamic_predict_threshold=True` (tune it on each validation, e.g. with
             `key_metric='f1'`; recorded in `tg.predict_threshold` and
@@ -162,6 +171,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     datagen: Any
     val_datagen: Any
     predict_threshold: float  # the binary threshold in use (tuned per validation if dynamic)
+    nonfinite_message: str | None  # why on_nonfinite='stop' ended the run, else None
     best_subset_names: list[str]  # set_names of the last best subset
 
     @property
@@ -206,6 +216,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         seed: int | None = None,
         strategy: Any = None,
         steps_per_execution: int = 1,
+        on_nonfinite: str = "raise",
         **rare_options: Any,
     ):
         arguments = {name: value for name, value in locals().items() if name != "self"}
@@ -257,6 +268,14 @@ class TrainGenerator(SettingsView, LoopStateView):
         # the record of the slice being accounted (None until one is, in this process).
         self._pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
         self._slice: SliceRecord | None = None
+        # A slice of a fused group whose loss was not finite, handled once the good
+        # slices before it are counted: (logs, args, record).
+        self._poisoned: tuple[dict[str, float], tuple[Any, ...], SliceRecord] | None = None
+        self.nonfinite_message = None
+        self._introspect_freq = settings.check_loop_control(
+            "introspect_freq", self._options["introspect_freq"]
+        )
+        self._introspection: Any = None  # an IntrospectionLog once one is written
         self._test_step = CompiledStep(model, "test")
         self._validation = Validation(
             ValidationParts(
@@ -364,10 +383,15 @@ class TrainGenerator(SettingsView, LoopStateView):
             s.batch_begun, s.iter_in_batch = True, 0
             s.batch_means.clear()
             self._callbacks.call("on_train_batch_begin", s.batch_in_epoch, {})
+        if not self._pending and self._poisoned is not None:
+            poisoned, self._poisoned = self._poisoned, None
+            return self._nonfinite(*poisoned)
         if not self._pending:
             started = time.perf_counter()
             self._fit_ahead()  # get slice(s) -> fit -> datagen.update_state()
             self._timings["train"] += time.perf_counter() - started
+            if not self._pending:  # its loss was not finite and on_nonfinite='stop'
+                return None
         record, logs = self._pending.popleft()
         self._count_slice(logs, record)
 
@@ -376,6 +400,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         args, record = self._take_slice()
         if self.steps_per_execution == 1 or not self._train_step.ready:
             logs = self._train_step(*args)
+            if self.on_nonfinite != "ignore" and not loss_is_finite(logs):
+                self._checkpoints.iterations_offset += 1  # applied, but not counted
+                self._nonfinite(logs, args, record)  # the generator stays at the slice
+                return
             self._advance(record)
             self._pending.append((record, logs))
             return
@@ -389,7 +417,38 @@ class TrainGenerator(SettingsView, LoopStateView):
         except BaseException:
             self.datagen.load_state_dict(saved)  # nothing of the group was counted
             raise
+        bad = self._first_nonfinite(values)
+        if bad is not None:
+            # Count the good slices before it; put the generator back at the bad one.
+            self.datagen.load_state_dict(saved)
+            for _ in range(bad):
+                self.datagen.get()
+                self.datagen.update_state()
+            self._checkpoints.iterations_offset += len(group) - bad
+            self._poisoned = (values[bad], group[bad], records[bad])
+            values, records = values[:bad], records[:bad]
         self._pending.extend(zip(records, values))
+
+    def _first_nonfinite(self, values: list[dict[str, float]]) -> int | None:
+        if self.on_nonfinite == "ignore":
+            return None
+        return next((j for j, logs in enumerate(values) if not loss_is_finite(logs)), None)
+
+    def _nonfinite(
+        self, logs: dict[str, float], args: tuple[Any, ...], record: SliceRecord
+    ) -> None:
+        """A non-finite train loss: raise NonFiniteLossError, or end the run with it."""
+        s = self._state
+        error = nonfinite_error(
+            logs, args, epoch=s.epoch, iters_fit=s.iters_fit, set_name=record.set_name,
+            slice_idx=record.slice_idx, batch=record.batch,
+        )  # fmt: skip
+        if self.on_nonfinite == "raise":
+            raise error
+        self.nonfinite_message = str(error)
+        s.stop_training = True
+        self._logs.stopped(self, str(error))
+        warnings.warn(str(error), stacklevel=4)
 
     def _take_slice(self) -> tuple[tuple[Any, ...], SliceRecord]:
         """The current slice as the step's arguments, and its record (not yet advanced)."""
@@ -409,6 +468,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             batch=getattr(datagen, "current_batch", None),
             samples=num_samples(x),
             description=describe() if describe else {},
+            args=args if self._introspect_freq is not None else None,
         )
         return args, record
 
@@ -447,6 +507,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         """Whether the loop acts between this slice (the `iters`-th) and the next."""
         if record.epoch_exhausted or self._due(self.checkpoint_freq, "iter", iters):
             return True
+        if self._due(self._introspect_freq, "iter", iters):
+            return True
         if not record.batch_exhausted:
             return False
         if self.reset_statefuls and self._stateful_layers:
@@ -454,6 +516,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         if self._due(self.checkpoint_freq, "batch", batches):
             return True
         if self._due(self.plot_history_freq, "batch", batches):
+            return True
+        if self._due(self._introspect_freq, "batch", batches):
             return True
         return self._val_due(iters, batches)
 
@@ -475,6 +539,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._progress.iter_end(self, s.last_iter_logs, self._slice)
         self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
         self._checkpoint_by("iter", s.iters_fit)  # exactly here, between slices
+        self._introspect_by("iter", s.iters_fit)
 
     def _end_batch(self) -> None:
         s = self._state
@@ -541,9 +606,25 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _outputs_by(self, unit: str, counter: int) -> None:
         """Checkpoint, then redraw plot and report, where their frequencies say so."""
         self._checkpoint_by(unit, counter)
+        self._introspect_by(unit, counter)
         if self._due(self.plot_history_freq, unit, counter):
             figures.draw_history(self)
             figures.write_report(self)
+
+    def _introspect_by(self, unit: str, counter: int) -> None:
+        """Log gradient norms and weight health of the slice just fit, if due."""
+        record, run_dir = self._slice, self.run_dir
+        if record is None or record.args is None or run_dir is None:
+            return
+        if not self._due(self._introspect_freq, unit, counter):
+            return
+        from trainkit import introspection
+
+        if self._introspection is None:
+            self._introspection = introspection.IntrospectionLog(run_dir)
+        x, y, *weights = record.args
+        snapshot = introspection.snapshot(self.model, x, y, weights[0] if weights else None)
+        self._introspection.append({"iter": self.iters_fit, "epoch": self.epoch, **snapshot})
 
     def _checkpoint_by(self, unit: str, counter: int) -> None:
         """Checkpoint if `checkpoint_freq` is by `unit` and `counter` is due."""
@@ -588,6 +669,9 @@ class TrainGenerator(SettingsView, LoopStateView):
             figures.draw_history(self)
             figures.write_report(self)
             self._logs.close()
+            if self._introspection is not None:
+                self._introspection.close()
+                self._introspection = None
         self._callbacks.call("on_train_end", {})
 
     # ----------------------------------------------------------------- helpers
