@@ -124,6 +124,9 @@ def test_introspection_is_logged_when_asked_and_costs_nothing_when_not(tmp_path)
     kernel = next(k for k in records[0]["gradient_norms"] if k.endswith("kernel"))
     assert records[0]["gradient_norms"][kernel] > 0
     assert all(v["nonfinite"] == 0 for v in records[-1]["weight_health"].values())
+    with open(os.path.join(asked.run_dir, "report.txt")) as file:
+        report = file.read()
+    assert "Introspection" in report and "global gradient norm" in report
     # Fused groups end where introspection is due: the run equals the unfused one.
     for a, b in zip(plain.model.get_weights(), asked.model.get_weights(), strict=True):
         assert np.array_equal(a, b)

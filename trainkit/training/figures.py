@@ -113,6 +113,19 @@ def sections(tg: TrainGenerator) -> dict[str, dict[str, Any]]:
     }
     if getattr(tg, "nonfinite_message", None):
         out["Trainer"]["stopped"] = tg.nonfinite_message
+    records = _introspection_records(tg.run_dir) if tg.run_dir else []
+    if records:
+        from trainkit.reports.gradient_plot import global_norm
+
+        last = records[-1]
+        health = last.get("weight_health", {})
+        out["Introspection"] = {
+            "records": len(records),
+            "last at iter": last.get("iter"),
+            "global gradient norm": global_norm(last.get("gradient_norms", {})),
+            "non-finite weights": sum(int(v.get("nonfinite", 0)) for v in health.values()),
+            "all-zero variables": sum(1 for v in health.values() if v.get("zero_fraction") == 1),
+        }
     if tg.val_datagen is not None:
         out["Validation data"] = _datagen_section(tg.val_datagen)
     out["Latest metrics"] = {
