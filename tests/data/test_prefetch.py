@@ -339,3 +339,31 @@ def test_the_interpreter_exits_with_a_generator_still_prefetching(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "served" and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("where", ["on_batch_load", "process"])
+def test_after_an_error_the_state_is_the_synchronous_one(where):
+    class Fails(Preprocessor):
+        def on_batch_load(self, batch, labels):
+            self.slices_per_batch = 2
+            if where == "on_batch_load" and int(labels[0]) == 4:
+                raise ArithmeticError("load boom")
+
+        def process(self, batch, labels):
+            if where == "process" and int(labels[0]) == 4:
+                raise ArithmeticError("process boom")
+            return batch, labels
+
+    x, _ = series()
+    states = []
+    for depth in (0, 2):
+        dg = DataGenerator(
+            data=x, labels=np.arange(len(x)), batch_size=4, prefetch=depth, preprocessor=Fails()
+        )
+        dg.get()
+        dg.update_state()
+        dg.update_state()  # batch 0 done without a second get()
+        with pytest.raises(ArithmeticError, match="boom"):
+            dg.get()
+        states.append(dg.state_dict())
+    assert states[0] == states[1]

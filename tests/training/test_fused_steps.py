@@ -220,3 +220,27 @@ def test_class_and_slice_weights_are_fused_per_slice(monkeypatch):
     four = run(4)
     assert_same_run(four, one)
     assert max(groups.sizes) == 4
+
+
+def test_a_fused_call_interrupted_after_it_applied_is_not_fit_again(reference, monkeypatch):
+    ref, _ = reference
+    original = steps.FusedSteps.__call__
+    calls = {"n": 0}
+
+    def applied_then_interrupted(fused, slices):
+        result = original(fused, slices)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # after the call returned: its steps are applied
+        return result
+
+    monkeypatch.setattr(steps.FusedSteps, "__call__", applied_then_interrupted)
+    trainer = dense_run(8)
+    with pytest.warns(UserWarning, match="counted as fit"), pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    trainer.train()
+    assert weights_equal(trainer.model, ref.model)
+    assert trainer.iters_fit == ref.iters_fit
+    assert int(trainer.model.optimizer.iterations.numpy()) == int(
+        ref.model.optimizer.iterations.numpy()
+    )

@@ -130,3 +130,29 @@ def test_introspection_is_logged_when_asked_and_costs_nothing_when_not(tmp_path)
     # Fused groups end where introspection is due: the run equals the unfused one.
     for a, b in zip(plain.model.get_weights(), asked.model.get_weights(), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_non_finite_sample_weights_are_named_and_a_poisoned_model_is_not_checkpointed(tmp_path):
+    from trainkit import Preprocessor
+
+    class Weighs(Preprocessor):
+        """One weight per sample; NaN for the second sample of the batch starting at 16."""
+
+        def process(self, batch, labels):
+            weights = np.ones(len(batch), "float32")
+            if batch[0, 0] == 16.0:
+                weights[1] = np.nan
+            return batch, labels, weights
+
+    x, y = dense_arrays(48)
+    x = x.copy()
+    x[16, 0] = 16.0  # a finite marker the preprocessor recognises
+    datagen = DataGenerator(data=x, labels=y, batch_size=8, preprocessor=Weighs())
+    tg = TrainGenerator(
+        dense_model(), datagen, iter_verbosity=0, logs_dir=str(tmp_path),
+        checkpoint_freq={"batch": 1},
+    )  # fmt: skip
+    with pytest.raises(NonFiniteLossError, match=r"non-finite sample weights in samples \[17\]"):
+        tg.train()
+    with pytest.raises(RuntimeError, match="non-finite loss"):
+        tg.checkpoint()

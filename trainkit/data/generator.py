@@ -297,7 +297,8 @@ class DataGenerator:
 
         Loads the next batch first if needed. Calling it again without `update_state()`
         returns the same slice. With `prefetch`, the slice was computed ahead in the
-        background; an error raised computing it is raised here, with its traceback.
+        background; if that raised, the slice is computed again here, so the error is
+        raised from the same state as without prefetch.
         """
         if self._slice is not None:
             return self._slice
@@ -432,8 +433,11 @@ class DataGenerator:
             return None
         assert head is not None
         if head.error is not None:
-            self._drop_ahead()  # a get() after the error computes the slice again
-            raise head.error
+            # Computed again here, synchronously: the same error is raised, from the same
+            # state as without prefetch (on_batch_load run, the batch loaded), and a
+            # transient failure (a disk hiccup) gets its retry.
+            self._drop_ahead()
+            return None
         pre = self.preprocessor
         if self._batch is None:
             assert head.batch is not None

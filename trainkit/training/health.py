@@ -72,10 +72,12 @@ def nonfinite_error(
             samples' global indices), or None.
     """
     x, y = args[0], args[1]
+    weights = args[2] if len(args) > 2 else None
     count = _rows_in(x)
     rows, known = _global_rows(batch, count)
     bad_x = [rows[i] for i in _nonfinite_rows(x, count)]
     bad_y = [] if y is None or y is x else [rows[i] for i in _nonfinite_rows(y, count)]
+    bad_w = [] if weights is None else [rows[i] for i in _nonfinite_rows(weights, count)]
     where = (
         f"epoch {epoch}, after iters_fit={iters_fit} good iters, set_name={set_name!r}, "
         f"slice_idx={slice_idx}"
@@ -85,19 +87,25 @@ def nonfinite_error(
         if known
         else f"{count} rows; their global indices are unknown, so rows are numbered in the slice"
     )
-    if bad_x or bad_y:
+    if bad_x or bad_y or bad_w:
         found = []
         if bad_x:
             found.append(f"non-finite inputs in samples {_listing(bad_x)}")
         if bad_y:
             found.append(f"non-finite labels in samples {_listing(bad_y)}")
+        if bad_w:
+            found.append(
+                f"non-finite sample weights in samples {_listing(bad_w)} (the preprocessor's "
+                "weights times class and slice weights)"
+            )
         cause = (
             "; ".join(found) + ". Clean or drop those samples (e.g. np.nan_to_num, or "
             "set_nums= to leave a set out) and resume from the last checkpoint."
         )
     else:
         cause = (
-            "none of its inputs or labels is NaN or inf, so the model diverged: lower the "
+            "none of its inputs, labels or sample weights is NaN or inf, so the model "
+            "diverged: lower the "
             "learning rate, clip gradients (e.g. the optimizer's clipnorm=1.0) or check the "
             "loss, then resume from the last checkpoint."
         )

@@ -272,6 +272,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         # slices before it are counted: (logs, args, record).
         self._poisoned: tuple[dict[str, float], tuple[Any, ...], SliceRecord] | None = None
         self.nonfinite_message = None
+        self._unhealthy: str | None = None  # why the weights in memory must not be saved
         self._introspect_freq = settings.check_loop_control(
             "introspect_freq", self._options["introspect_freq"]
         )
@@ -408,6 +409,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             self._pending.append((record, logs))
             return
         saved = self.datagen.state_dict()
+        applied_before = self._optimizer_steps()
         try:
             group, records = self._take_group(args, record)
             if len(group) == 1:
@@ -415,19 +417,44 @@ class TrainGenerator(SettingsView, LoopStateView):
             else:
                 values = self._fused_steps([keras_data(a) for a in group])
         except BaseException:
-            self.datagen.load_state_dict(saved)  # nothing of the group was counted
+            self._rewind_group(saved, self._optimizer_steps() - applied_before)
             raise
         bad = self._first_nonfinite(values)
         if bad is not None:
             # Count the good slices before it; put the generator back at the bad one.
-            self.datagen.load_state_dict(saved)
-            for _ in range(bad):
-                self.datagen.get()
-                self.datagen.update_state()
+            self._move_generator(saved, bad)
+            self.datagen.get()  # the bad slice is served, not consumed (as with K=1)
             self._checkpoints.iterations_offset += len(group) - bad
             self._poisoned = (values[bad], group[bad], records[bad])
             values, records = values[:bad], records[:bad]
         self._pending.extend(zip(records, values))
+
+    def _optimizer_steps(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _move_generator(self, saved: dict[str, Any], slices: int) -> None:
+        """The generator back at `saved`, then `slices` slices on."""
+        self.datagen.load_state_dict(saved)
+        for _ in range(slices):
+            self.datagen.get()
+            self.datagen.update_state()
+
+    def _rewind_group(self, saved: dict[str, Any], applied: int) -> None:
+        """After a failure in a group: the slices the optimizer applied are counted (their
+        values lost, as for one slice interrupted after its step), the rest served again."""
+        self._move_generator(saved, 0)
+        if applied > 0:
+            warnings.warn(
+                f"{applied} train steps of a fused call were applied before it was "
+                "interrupted; they are counted as fit (their metric values were lost) "
+                "and not fit again.",
+                stacklevel=4,
+            )
+        for _ in range(max(applied, 0)):
+            _, record = self._take_slice()
+            self._advance(record)
+            record.samples = 0  # no values: they add nothing to the batch means
+            self._pending.append((record, {}))
 
     def _first_nonfinite(self, values: list[dict[str, float]]) -> int | None:
         if self.on_nonfinite == "ignore":
@@ -443,6 +470,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             logs, args, epoch=s.epoch, iters_fit=s.iters_fit, set_name=record.set_name,
             slice_idx=record.slice_idx, batch=record.batch,
         )  # fmt: skip
+        self._unhealthy = str(error)  # the weights in memory hold the bad step
         if self.on_nonfinite == "raise":
             raise error
         self.nonfinite_message = str(error)
@@ -646,6 +674,13 @@ class TrainGenerator(SettingsView, LoopStateView):
             raise ValueError(
                 "tg.checkpoint() needs a run folder: pass `logs_dir` to TrainGenerator. "
                 "Received: logs_dir=None"
+            )
+        if self._unhealthy is not None:
+            raise RuntimeError(
+                "tg.checkpoint() refused: the model's weights in memory hold the step of a "
+                "non-finite loss, so this checkpoint would not be a good one. Fix the data "
+                "(or the learning rate) and resume from the last checkpoint with "
+                "TrainGenerator(..., resume=True). The error was: " + self._unhealthy
             )
         if self._pending:
             raise RuntimeError(
