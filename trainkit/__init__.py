@@ -48,7 +48,13 @@ __all__ = [
 ]
 
 
+# Submodules on the training side, imported on first attribute access too.
+_LAZY_MODULES = {"introspection": "trainkit.introspection"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'trainkit' has no attribute {name!r}")

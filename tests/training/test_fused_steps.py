@@ -67,6 +67,14 @@ class CountGroups:
         monkeypatch.setattr(steps.FusedSteps, "__call__", counted)
 
 
+def fused_equals_one_per_call(run, k, monkeypatch):
+    """`run(k)` ends like `run(1)`; returns the sizes of the fused calls it made."""
+    one = run(1)
+    groups = CountGroups(monkeypatch)
+    assert_same_run(run(k), one)
+    return groups.sizes
+
+
 def read(run_dir, name):
     with open(os.path.join(run_dir, name)) as file:
         return file.read()
@@ -126,12 +134,9 @@ def test_a_stateful_lstm_on_windows_trains_the_same_with_fused_groups(monkeypatc
         trainer.train()
         return trainer
 
-    one = run(1)
-    groups = CountGroups(monkeypatch)
-    eight = run(8)
-    assert_same_run(eight, one)
+    sizes = fused_equals_one_per_call(run, 8, monkeypatch)
     # 3 windows per batch, reset after each batch; the very first slice is fit alone.
-    assert groups.sizes[0] == 2 and set(groups.sizes[1:]) == {3}
+    assert sizes[0] == 2 and set(sizes[1:]) == {3}
 
 
 def test_an_interrupt_inside_a_group_resumes_exactly(reference, monkeypatch):
@@ -215,11 +220,7 @@ def test_class_and_slice_weights_are_fused_per_slice(monkeypatch):
         trainer.train()
         return trainer
 
-    one = run(1)
-    groups = CountGroups(monkeypatch)
-    four = run(4)
-    assert_same_run(four, one)
-    assert max(groups.sizes) == 4
+    assert max(fused_equals_one_per_call(run, 4, monkeypatch)) == 4
 
 
 def test_a_fused_call_interrupted_after_it_applied_is_not_fit_again(reference, monkeypatch):
