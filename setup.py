@@ -32,6 +32,19 @@ setup(
             "ruff>=0.6",
             "mypy>=1.10",
             "tensorboard",  # Keras' TensorBoard callback; tensorflow-cpu does not bring it
+            # Example notebooks: paired with their scripts, executed by the tests.
+            "jupytext>=1.16",
+            "nbclient>=0.10",
+            "nbformat>=5.10",
+            "nbconvert>=7.16",
+            "ipykernel>=6.29",
+            # The documentation site, built by the tests.
+            "mkdocs>=1.6",
+            "mkdocs-material>=9.5",
+            "mkdocstrings[python]>=0.26",
+            "pymdown-extensions>=10.8",
+            # The packaging test builds the sdist and the wheel.
+            "build>=1.2",
         ],
     },
 )
