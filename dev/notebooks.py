@@ -1,0 +1,202 @@
+"""The example notebooks: generate them from their scripts, check for drift, execute them.
+
+Each example is a jupytext "percent" script `examples/NN_name.py` (the source, runnable
+with `python examples/NN_name.py`) and the notebook `examples/NN_name.ipynb` generated
+from it, committed without outputs.
+
+    python dev/notebooks.py sync [SCRIPT...]  # regenerate the notebooks from their scripts
+    python dev/notebooks.py check             # exit 1 and name the drifted ones
+    python dev/notebooks.py execute OUT_DIR   # run them (small sizes) into OUT_DIR
+
+`execute()` starts each kernel with the Python running this module (the venv's), through
+a kernelspec written to a temporary folder, so neither a user's own `python3` kernelspec
+nor a missing registration on a fresh clone decides which interpreter runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PATTERN = "[0-9][0-9]_*.py"
+KERNEL_NAME = "trainkit-examples"
+SMALL_VARIABLE = "TRAINKIT_EXAMPLES_SMALL"  # "1": each example uses its small sizes
+OUT_VARIABLE = "TRAINKIT_EXAMPLES_OUT"  # where an example writes its run folders
+
+
+def scripts(examples: Path = EXAMPLES) -> list[Path]:
+    """Every example script `NN_name.py`, in order."""
+    return sorted(examples.glob(PATTERN))
+
+
+def notebook_path(script: Path) -> Path:
+    return script.with_suffix(".ipynb")
+
+
+def notebook_text(script: Path) -> str:
+    """The notebook jupytext makes of `script`, outputs empty, as `sync` writes it.
+
+    Cell ids are numbered (`cell-0`, `cell-1`, ...) rather than jupytext's random ones,
+    so the same script always gives the same bytes.
+    """
+    notebook = jupytext.read(script, fmt="py:percent")
+    for index, cell in enumerate(notebook.cells):
+        cell["id"] = f"cell-{index}"
+    return jupytext.writes(notebook, fmt="ipynb")
+
+
+def sync(examples: Path = EXAMPLES, only: Iterable[Path] = ()) -> list[Path]:
+    """Regenerate each notebook whose text differs from its script's; returns those written.
+
+    Args:
+        examples: the folder of `NN_name.py` scripts.
+        only: these scripts (or their notebooks) only; default every script.
+    """
+    wanted = {Path(path).resolve().with_suffix(".py") for path in only}
+    written = []
+    for script in scripts(examples):
+        if wanted and script.resolve() not in wanted:
+            continue
+        text = notebook_text(script)
+        target = notebook_path(script)
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def check(examples: Path = EXAMPLES) -> list[str]:
+    """Problems with the committed notebooks, one sentence each (empty: all in sync)."""
+    problems = []
+    for script in scripts(examples):
+        target = notebook_path(script)
+        name = target.relative_to(examples.parent) if examples == EXAMPLES else target.name
+        if not target.exists():
+            problems.append(f"{name} is missing: run `python dev/notebooks.py sync`.")
+        elif target.read_text(encoding="utf-8") != notebook_text(script):
+            problems.append(
+                f"{name} differs from jupytext's conversion of {script.name} (edited by hand, "
+                "saved with outputs, or the script changed): run `python dev/notebooks.py sync`."
+            )
+    for target in sorted(examples.glob("[0-9][0-9]_*.ipynb")):
+        if not target.with_suffix(".py").exists():
+            problems.append(f"{target.name} has no script {target.with_suffix('.py').name}.")
+    return problems
+
+
+def _kernel_manager(kernel_dir: Path):  # -> jupyter_client.KernelManager
+    """A kernel manager whose only kernelspec runs `sys.executable -m ipykernel_launcher`."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec_dir = kernel_dir / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "trainkit examples",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    specs = KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False)
+    return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+
+
+def execute(
+    paths: Iterable[Path],
+    out_dir: Path,
+    *,
+    small: bool = True,
+    timeout: int = 300,
+    work_dir: Path | None = None,
+) -> dict[str, float]:
+    """Execute notebooks with nbclient into `out_dir/<name>.ipynb`, outputs embedded.
+
+    Each notebook runs in its own kernel (the Python running this module), with the
+    working directory and `TRAINKIT_EXAMPLES_OUT` set to a fresh folder under `work_dir`
+    (a temporary folder by default) so nothing is written into the checkout, and with
+    `TRAINKIT_EXAMPLES_SMALL=1` when `small`.
+
+    Args:
+        paths: the `.ipynb` files to run.
+        out_dir: receives the executed copies (created if needed).
+        small: run each example at its small sizes.
+        timeout: seconds allowed per cell.
+        work_dir: parent of the per-notebook working folders.
+
+    Returns:
+        seconds taken per notebook name.
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: a cell raised; the message names the
+            notebook, and the partly executed copy is still written to `out_dir`.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="trainkit-notebooks-"))
+    seconds = {}
+    for path in map(Path, paths):
+        run_dir = work_dir / path.stem
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, OUT_VARIABLE: str(run_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env[SMALL_VARIABLE] = "1" if small else "0"
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            notebook,
+            km=_kernel_manager(work_dir / "kernels"),
+            timeout=timeout,
+            resources={"metadata": {"path": str(run_dir)}},
+        )
+        start = time.perf_counter()
+        try:
+            client.execute(env=env, cwd=str(run_dir))
+        except CellExecutionError as error:
+            raise CellExecutionError(f"{path.name}: {error}", error.ename, error.evalue) from None
+        finally:
+            nbformat.write(notebook, out_dir / path.name)
+            seconds[path.name] = time.perf_counter() - start
+    return seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    synced = commands.add_parser("sync", help="regenerate examples/NN_*.ipynb from scripts")
+    synced.add_argument("scripts", nargs="*", type=Path, help="default: every example")
+    commands.add_parser("check", help="exit 1 if a notebook differs from its script")
+    run = commands.add_parser("execute", help="execute the notebooks into OUT_DIR")
+    run.add_argument("out_dir", type=Path)
+    run.add_argument("notebooks", nargs="*", type=Path, help="default: every example")
+    run.add_argument("--full", action="store_true", help="full sizes instead of small ones")
+    run.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    args = parser.parse_args(argv)
+    if args.command == "sync":
+        for path in sync(only=args.scripts):
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if args.command == "check":
+        problems = check()
+        print("\n".join(problems) or "every notebook matches its script")
+        return 1 if problems else 0
+    notebooks = args.notebooks or [notebook_path(script) for script in scripts()]
+    timings = execute(notebooks, args.out_dir, small=not args.full, timeout=args.timeout)
+    for name, seconds in timings.items():
+        print(f"{name}: {seconds:.1f} s -> {args.out_dir / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Reading executed notebooks: the text a reader sees, the figures, the errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+
+def read_executed(folder: Path, name: str) -> nbformat.NotebookNode:
+    """The executed copy `folder/name.ipynb`, checked to have run every code cell."""
+    notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and cell.source.strip():
+            assert cell.execution_count is not None, f"{name}: code cell {index} did not run"
+            assert not [o for o in cell.outputs if o.output_type == "error"], (name, index)
+    return notebook
+
+
+def output_text(notebook: nbformat.NotebookNode) -> str:
+    """Everything the code cells printed or displayed as text, in order."""
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif "text/plain" in output.get("data", {}):
+                parts.append(output.data["text/plain"])
+    return "".join(parts)
+
+
+def figures(notebook: nbformat.NotebookNode) -> list[str]:
+    """The PNG images the notebook displays (base64), in order."""
+    return [
+        output.data["image/png"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]

@@ -1,0 +1,58 @@
+"""dev/notebooks.py: notebooks cannot drift from their scripts, and run in the venv's Python."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import nbformat
+
+from conftest import ROOT
+
+
+def test_every_example_script_has_its_notebook_and_they_match(notebooks_module):
+    scripts = notebooks_module.scripts()
+    assert scripts, "no examples/NN_*.py found"
+    assert notebooks_module.check() == []
+
+
+def test_check_names_a_missing_a_stale_and_an_orphan_notebook(notebooks_module, tmp_path):
+    for name in ("01_quick_start.py", "01_quick_start.ipynb"):
+        shutil.copy(ROOT / "examples" / name, tmp_path / name)
+    assert notebooks_module.check(tmp_path) == []
+
+    script = tmp_path / "01_quick_start.py"
+    script.write_text(script.read_text() + "\n# %%\nprint('a new cell')\n")
+    (tmp_path / "02_new.py").write_text("# %%\nprint(2)\n")
+    (tmp_path / "03_orphan.ipynb").write_text("{}")
+    problems = notebooks_module.check(tmp_path)
+    assert len(problems) == 3, problems
+    assert "01_quick_start.ipynb differs from jupytext's conversion" in problems[0]
+    assert "02_new.ipynb is missing" in problems[1]
+    assert "03_orphan.ipynb has no script" in problems[2]
+    assert all("dev/notebooks.py sync" in problem for problem in problems[:2])
+
+    assert notebooks_module.sync(tmp_path) == [
+        tmp_path / "01_quick_start.ipynb",
+        tmp_path / "02_new.ipynb",
+    ]
+    assert notebooks_module.check(tmp_path) == [problems[2]]
+    assert notebooks_module.sync(tmp_path) == []  # nothing left to write
+
+
+def test_execute_runs_the_venvs_python_small_and_outside_the_checkout(notebooks_module, tmp_path):
+    source = tmp_path / "probe.ipynb"
+    code = (
+        "import os, sys\n"
+        "print(sys.executable, os.environ['TRAINKIT_EXAMPLES_SMALL'], os.getcwd(),"
+        " os.environ['TRAINKIT_EXAMPLES_OUT'])"
+    )
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), source)
+    out_dir, work_dir = tmp_path / "executed", tmp_path / "work"
+    notebooks_module.execute([source], out_dir, small=True, work_dir=work_dir)
+
+    executed = nbformat.read(out_dir / "probe.ipynb", as_version=4)
+    executable, small, cwd, out = executed.cells[0].outputs[0].text.split()
+    assert executable == sys.executable
+    assert small == "1"
+    assert cwd == out == str(work_dir / "probe")
