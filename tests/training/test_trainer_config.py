@@ -53,17 +53,15 @@ def test_bad_arguments_are_refused_at_construction(model, datagens, kwargs, erro
         TrainGenerator(model, *datagens, **kwargs)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "topic"),
-    [
-        ({"strategy": object()}, "distributed"),
-    ],
-)
-def test_arguments_of_features_not_built_yet_are_refused_not_ignored(
-    model, datagens, kwargs, topic
+def test_a_strategy_that_is_not_a_mirrored_one_is_refused_naming_the_supported_ones(
+    model, datagens
 ):
-    with pytest.raises(NotImplementedError, match=topic):
-        TrainGenerator(model, *datagens, **kwargs)
+    import tensorflow as tf
+
+    with pytest.raises(TypeError, match="MirroredStrategy.*MultiWorkerMirroredStrategy"):
+        TrainGenerator(model, *datagens, strategy=object())
+    with pytest.raises(TypeError, match="OneDeviceStrategy"):
+        TrainGenerator(model, *datagens, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
 
 
 def test_model_and_generators_are_checked(model, datagens):

@@ -58,7 +58,11 @@ def capture(model: Any) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
 
 
 def restore(
-    model: Any, arrays: dict[str, np.ndarray], paths: dict[str, list[str]], sample: Any = None
+    model: Any,
+    arrays: dict[str, np.ndarray],
+    paths: dict[str, list[str]],
+    sample: Any = None,
+    build: Any = None,
 ) -> None:
     """Assign saved values into a freshly built model (same architecture and compile).
 
@@ -68,12 +72,19 @@ def restore(
         sample: an `(x, y)` slice; if the model has not run yet, one forward pass and
             one metrics update on it create the lazily built variables (every value is
             overwritten right after).
+        build: under a tf.distribute strategy, `build(model, sample)` creates those
+            variables in the strategy's scope instead. Metric variables are then left as
+            they are: they are summed across replicas when read, and between steps they
+            hold zeros anyway (every step resets them).
 
     Raises:
         ValueError: a collection has another number of variables or a variable another
             shape than when saved; the message names it.
     """
-    ensure_built(model, sample)
+    if build is None:
+        ensure_built(model, sample)
+    elif sample is not None:
+        build(model, tuple(part for part in sample if part is not None))
     for group, variables in _collections(model).items():
         saved_paths = paths.get(group, [])
         if len(saved_paths) != len(variables):
@@ -89,6 +100,8 @@ def restore(
                     f"Variable {saved_paths[index]!r} ({group} #{index}) was saved with shape "
                     f"{value.shape} but the model's has shape {tuple(variable.shape)}."
                 )
+            if build is not None and group == "metrics":
+                continue
             variable.assign(value)
 
 

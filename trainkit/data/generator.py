@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 import weakref
@@ -501,6 +502,22 @@ class DataGenerator:
     def _drop_ahead(self) -> None:
         self._head = None
         _close(self._ahead, [])
+
+    def _set_shard(self, shard: tuple[int, int] | None) -> None:
+        """Serve worker `index`'s rows of every global batch (a trainer's multi-worker setup).
+
+        Only before the generator has served anything: the plan changes with the shard.
+        """
+        if self.preprocessor.batch_loaded or self.batch_index or self.epoch:
+            raise RuntimeError(
+                "The shard of a DataGenerator can only be set before it serves its first "
+                f"slice; this one is at epoch {self.epoch}, batch {self.batch_index}. Pass "
+                "`shard=` when building it, or hand the trainer a fresh generator."
+            )
+        self._drop_ahead()
+        self.shard = check_shard(shard, self.batch_size)
+        self._settings = dataclasses.replace(self._settings, shard=self.shard)
+        self._plan = self.plan(self.epoch)
 
     # ------------------------------------------------------------------ state dicts
     def fingerprint(self) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -215,14 +218,39 @@ class Checkpoints:
             self.run = RunFolder(resumed.run_dir, best_path)
             self.restore(resumed)
 
-    def restore(self, resumed: Resumed) -> None:
+    def open_follower(self, resumed: Resumed | None, distribution: Any) -> None:
+        """A worker other than the chief: its run folder is a temporary one, removed later.
+
+        Every worker saves at the same points (saving may read distributed variables,
+        which is collective), as TensorFlow's multi-worker convention has it; only the
+        chief's copy is kept. A resumed follower reads the chief's checkpoint.
+        """
+        tg = self.trainer
+        if tg.logs_dir is None:
+            if resumed is not None:
+                self.restore(resumed, truncate_logs=False)
+            return
+        scratch = tempfile.mkdtemp(prefix=f"trainkit-worker{distribution.worker_index}-")
+        weakref.finalize(self, shutil.rmtree, scratch, True)
+        path = store.create_run_folder(scratch, tg.model_base_name, tg.model_configs)
+        self.run, self.lock = RunFolder(path), RunLock(path)
+        with self.lock.held("start"):
+            self.lock.claim()
+        if resumed is not None:
+            self.restore(resumed, truncate_logs=False)
+
+    def restore(self, resumed: Resumed, truncate_logs: bool = True) -> None:
         """Continue from `resumed`: everything `capture` saved, put back.
 
         The settings were resolved from the same checkpoint before the trainer was built.
         """
         tg, arrays, state = self.trainer, resumed.arrays, resumed.state
         _restore_datagens(tg, state)
-        model_state.restore(tg.model, arrays, state["model_paths"], sample=self._sample())
+        distribution = tg._distribution
+        model_state.restore(
+            tg.model, arrays, state["model_paths"], sample=self._sample(),
+            build=None if distribution is None else distribution.build,
+        )  # fmt: skip
         self.state.load_state_dict(state["trainer"])
         if not self.state.key_metric_history:  # nothing scored yet: key_metric may differ
             self.state.best_key_metric = -math.inf if tg.max_is_best else math.inf
@@ -231,7 +259,8 @@ class Checkpoints:
             tg.predict_threshold = thresholds[-1]
         self.iterations_offset = int(tg.model.optimizer.iterations.numpy()) - tg.iters_fit
         self._restore_callbacks(state["callbacks"], arrays, resumed.checkpoint)
-        self.run_logs.truncate(tg, state.get("log_rows", {}))
+        if truncate_logs:
+            self.run_logs.truncate(tg, state.get("log_rows", {}))
         self._check_threads(state.get("threads", {}))
         rng_state.restore(state["rng"])  # last: building the model above may draw numbers
 
@@ -311,6 +340,12 @@ def _restore_datagens(tg: TrainGenerator, state: dict[str, Any]) -> None:
                 f"same generators as the saved run. Received: {name}={datagen!r}"
             )
         if datagen is not None:
+            if tg._distribution is not None and saved is not None:
+                # Every worker's cursor is the global cursor: a state saved on another
+                # number of workers continues here with this worker's shard.
+                count = datagen.fingerprint()["shard_count"]
+                fingerprint = {**saved["fingerprint"], "shard_count": count}
+                saved = {**saved, "fingerprint": fingerprint}
             try:
                 datagen.load_state_dict(saved)
             except ValueError as error:
@@ -355,13 +390,17 @@ class Resumed:
         return bool(self.state.get("trainer", {}).get("key_metric_history"))
 
 
-def locate(logs_dir: Any, model_base_name: Any, resume: bool | str) -> Resumed | None:
+def locate(
+    logs_dir: Any, model_base_name: Any, resume: bool | str, clean: bool = True
+) -> Resumed | None:
     """The checkpoint that `resume` names, read and verified; None when a new run starts.
 
     `resume=True` picks the newest run folder of `model_base_name` in `logs_dir` with a
     checkpoint (if none, a new run starts and says so); a path names a run folder or a
     checkpoint folder. In a run folder the newest intact checkpoint is used: each damaged
     one newer than it is skipped with a warning naming it and what is wrong.
+
+    `clean=False` reads only: half-written checkpoints are left to the folder's writer.
 
     Raises:
         ValueError: no checkpoint of the run folder is intact, or the checkpoint folder
@@ -377,11 +416,11 @@ def locate(logs_dir: Any, model_base_name: Any, resume: bool | str) -> Resumed |
                 f"{model_base_name!r} with a checkpoint; starting a new run."
             )
             return None
-        return _newest_intact(run_dir, resume, stacklevel=4)
-    return _resolve_path(str(resume))
+        return _newest_intact(run_dir, resume, stacklevel=4, clean=clean)
+    return _resolve_path(str(resume), clean)
 
 
-def _resolve_path(path: str) -> Resumed:
+def _resolve_path(path: str, clean: bool = True) -> Resumed:
     if store.is_checkpoint_folder(path):
         run_dir = os.path.dirname(os.path.abspath(path))
         try:
@@ -391,7 +430,7 @@ def _resolve_path(path: str) -> Resumed:
             message = _DAMAGED_PATH.format(path=path, problems=problems, run_dir=run_dir)
             raise ValueError(message) from error
     if os.path.isdir(path) and store.checkpoint_folders(path):
-        return _newest_intact(path, path, stacklevel=5)
+        return _newest_intact(path, path, stacklevel=5, clean=clean)
     raise FileNotFoundError(
         f"resume={path!r} is neither a checkpoint folder ('{store.CHECKPOINT_PREFIX}*') nor a "
         "run folder holding one. Pass resume=True to pick the newest run in logs_dir, or the "
@@ -399,9 +438,12 @@ def _resolve_path(path: str) -> Resumed:
     )
 
 
-def _newest_intact(run_dir: str, resume: bool | str, stacklevel: int) -> Resumed:
+def _newest_intact(
+    run_dir: str, resume: bool | str, stacklevel: int, clean: bool = True
+) -> Resumed:
     """The newest checkpoint of `run_dir` that reads and verifies; warns for each skipped."""
-    store.clean_incomplete(run_dir)
+    if clean:
+        store.clean_incomplete(run_dir)
     damaged: list[store.CheckpointDamagedError] = []
     for checkpoint in reversed(store.checkpoint_folders(run_dir)):
         try:

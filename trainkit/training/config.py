@@ -114,9 +114,6 @@ _STATEFUL_WITHOUT_RESET = (
     "carry over from batch to batch and are never reset by the trainer. Pass "
     "`reset_statefuls=True` to reset them after the last slice of each batch."
 )
-_NOT_YET = (
-    "`{name}` is not implemented yet ({topic}); leave it at its default. Received: {name}={value!r}"
-)
 
 
 def metric_direction(name: str) -> bool | None:
@@ -246,15 +243,42 @@ def check_datagen(name: str, datagen: Any, required: bool) -> None:
         )
 
 
-def check_later_features(args: dict[str, Any]) -> None:
-    """Refuse arguments whose features are not built yet, naming the topic."""
-    later = {
-        "strategy": (None, "distributed training"),
-    }
-    for name, (default, topic) in later.items():
-        value = args[name]
-        if value is not default and value != default:
-            raise NotImplementedError(_NOT_YET.format(name=name, topic=topic, value=value))
+def check_distributed(
+    distribution: Any, datagen: Any, val_datagen: Any, steps_per_execution: int, pad: bool
+) -> None:
+    """Refuse what a strategy cannot train; give each generator its worker's shard."""
+    if steps_per_execution != 1:
+        raise NotImplementedError(
+            "steps_per_execution > 1 is not supported under a tf.distribute strategy yet: "
+            "each slice is one distributed step. Pass steps_per_execution=1. "
+            f"Received: steps_per_execution={steps_per_execution}"
+        )
+    if pad:
+        raise NotImplementedError(
+            "pad_val_batches=True is not supported under a tf.distribute strategy: the "
+            "replicas already split each slice. Leave pad_val_batches=False."
+        )
+    for name, dg in (("datagen", datagen), ("val_datagen", val_datagen)):
+        if dg is None:
+            continue
+        if getattr(dg, "_store", None) is not None and distribution.workers > 1:
+            raise ValueError(
+                f"`{name}` serves an offline store, whose stored batches cannot be split "
+                f"across {distribution.workers} workers. Train from the store on one worker, "
+                "or from the source data with its preprocessor on several."
+            )
+        if getattr(dg, "shard", None) is None:
+            short = [b for b in dg.plan(0) if b.size < distribution.replicas]
+            if short:
+                raise ValueError(
+                    f"`{name}` serves batch {short[0].set_name!r} of {short[0].size} samples, "
+                    f"fewer than the strategy's {distribution.replicas} replicas (each "
+                    "replica needs at least one row of every batch). Pass drop_remainder=True "
+                    "to skip the short last batch, or use a batch_size and sample count that "
+                    f"leave at least {distribution.replicas} samples in the last batch."
+                )
+            if distribution.shard is not None:
+                dg._set_shard(distribution.shard)
 
 
 def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.training.steps import num_samples, stateful_layers
+from trainkit.training.steps import SAMPLES_KEY, num_samples, stateful_layers
 
 
 def fixed_batch_size(model: Any) -> int | None:
@@ -83,7 +83,9 @@ def evaluate_slice(
     real = num_samples(x)
     rows = padded_rows(model, x, enabled)
     if rows == 0 or labels is None:
-        return step(*((x, labels) if weights is None else (x, labels, weights))), real
+        logs = step(*((x, labels) if weights is None else (x, labels, weights)))
+        # Under a strategy the step counts the slice's rows on every worker.
+        return logs, int(logs.pop(SAMPLES_KEY, real))
     if _keras_test_step(model):
         return _evaluate_real_rows(model, x, labels, weights, rows), real
     # A custom test_step: zero weights for the padding rows, the real rows' scaled so

@@ -160,10 +160,12 @@ class PredictionCollector:
         batch_index: int,
         served: Any = None,
         description: dict[str, Any] | None = None,
+        rows: np.ndarray | None = None,
     ) -> None:
         """Keep one slice: call it after `datagen.get()`, before `update_state()`.
 
-        `description` is the slice's `datagen.describe_slice()`, for `post_process`.
+        `description` is the slice's `datagen.describe_slice()`, for `post_process`;
+        `rows` its samples' indices when they are not the generator's (several workers).
         """
         predictions = map_structure(np.asarray, predictions)
         count = len(first_member(predictions))
@@ -180,7 +182,7 @@ class PredictionCollector:
             "weights": self._weights(labels, served, count, slice_idx, slices, self.slice_range),
             "combined_weights": self._weights(labels, served, count, slice_idx, slices, None),
             "set_name": str(getattr(datagen, "set_name", "")),
-            "rows": _rows(datagen, count),
+            "rows": _rows(datagen, count) if rows is None else rows,
             "length": _length(self.template, outputs_before),
             "slice_idx": slice_idx,
             "batch_index": batch_index,
@@ -356,13 +358,23 @@ def predict_pass(
     if datagen.all_data_exhausted:
         datagen.on_epoch_end()
     batch_index = 0
+    distribution = getattr(parts.trainer, "_distribution", None)
     while not datagen.all_data_exhausted:
         x, y, served = unpack_slice(datagen.get())
         labels = parts.labels(x, y)
-        outputs = padding.predict_slice(predict_slice, model, x, settings.pad_val_batches)
         # The slice's own description, also when a background copy computed it (prefetch).
         description = datagen.describe_slice() if post_process is not None else None
-        collector.add(datagen, outputs, labels, batch_index, served, description)
+        if distribution is None:
+            outputs = padding.predict_slice(predict_slice, model, x, settings.pad_val_batches)
+            collector.add(datagen, outputs, labels, batch_index, served, description)
+        else:
+            # Each worker predicts its rows; every worker keeps the whole slice.
+            outputs = distribution.predict_local(model, x)
+            count = len(first_member(outputs))
+            outputs, labels, served, rows = distribution.gather_rows(
+                (outputs, labels, served, _rows(datagen, count))
+            )
+            collector.add(datagen, outputs, labels, batch_index, served, description, rows)
         datagen.update_state()
         if datagen.batch_exhausted:
             batch_index += 1

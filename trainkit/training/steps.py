@@ -19,6 +19,7 @@ import tensorflow as tf
 from trainkit.checkpoints.model_state import stateful_layers
 
 __all__ = [
+    "SAMPLES_KEY",
     "CompiledStep",
     "FusedSteps",
     "num_samples",
@@ -27,6 +28,10 @@ __all__ = [
     "snapshot_states",
     "stateful_layers",
 ]
+
+# Logged by a distributed step beside the metric values: the slice's rows on all workers
+# together (what the slice weighs in means); popped before anything is logged.
+SAMPLES_KEY = "__trainkit_global_samples__"
 
 
 class CompiledStep:

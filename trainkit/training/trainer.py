@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -12,7 +13,7 @@ import keras
 
 from trainkit.checkpoints import RunFolder
 from trainkit.checkpoints.lock import lock_to_resume
-from trainkit.training import checkpointing, config, figures, preflight, settings
+from trainkit.training import checkpointing, config, distribute, figures, preflight, settings
 from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
 from trainkit.training.frequency import Frequency
 from trainkit.training.health import loss_is_finite, nonfinite_error
@@ -113,7 +114,13 @@ class TrainGenerator(SettingsView, LoopStateView):
             objects or functions (`{'optimizer': Adam(4e-4), 'act': relu}`), described
             by class name and config or qualified name, never by memory address.
         model_base_name: the run folders' base name.
-        strategy: not available yet (distributed training).
+        strategy: a `tf.distribute.MirroredStrategy` (the devices of one machine) or
+            `MultiWorkerMirroredStrategy` (several processes), with the model built and
+            compiled in its scope; None trains on the default device. `batch_size` is
+            the global batch; on several workers each generator serves its worker's rows
+            (its `shard` is set from the worker index unless given), only the chief
+            writes the run folder, and a checkpoint resumes on any number of workers
+            (docs/distributed.md).
         steps_per_execution: slices fit per compiled call (Keras' name; default 1). The
             trainer takes up to that many slices of one shape and fits them in one call,
             bitwise equal to one call per slice, then does each slice's bookkeeping and
@@ -230,13 +237,20 @@ class TrainGenerator(SettingsView, LoopStateView):
                 "validation runs its own pass and would move the train cursor. Build a "
                 "second generator on the same data if you mean to validate on it."
             )
-        config.check_later_features(locals())
         config.check_run_args(logs_dir, best_models_dir, resume)
+        self._distribution = None if strategy is None else distribute.Distribution(strategy)
+        follower = self._distribution is not None and not self._distribution.is_chief
         # Every setting is resolved once, here: passed > saved (when resuming) > default.
         # Under the run folder's lock: locate removes half-written checkpoints, and a
-        # trainer still writing that run must refuse us before anything is touched.
-        with lock_to_resume(logs_dir, model_base_name, resume) as run_lock:
-            resumed = checkpointing.locate(logs_dir, model_base_name, resume)
+        # trainer still writing that run must refuse us before anything is touched. A
+        # worker other than the chief only reads the chief's run folder.
+        locking = (
+            contextlib.nullcontext(None)
+            if follower
+            else lock_to_resume(logs_dir, model_base_name, resume)
+        )
+        with locking as run_lock:
+            resumed = checkpointing.locate(logs_dir, model_base_name, resume, clean=not follower)
         self._settings = settings.resolve(
             arguments,
             self._explicit,
@@ -246,6 +260,11 @@ class TrainGenerator(SettingsView, LoopStateView):
         )
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
+        if self._distribution is not None:
+            config.check_distributed(
+                self._distribution, datagen, val_datagen, self.steps_per_execution,
+                self._val.pad_val_batches,
+            )  # fmt: skip
 
         self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
         self._logs_dir, self._best_models_dir = logs_dir, best_models_dir
@@ -262,7 +281,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._interrupt = DeferredInterrupt()
         self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
         self._callbacks = CallbackList(check_callbacks(callbacks), self)
-        self._train_step = CompiledStep(model, "train")
+        self._train_step: Any = self._step("train")
         self._fused_steps = FusedSteps(self._train_step)
         # Slices fit by one fused call whose bookkeeping is still to do, in order; and
         # the record of the slice being accounted (None until one is, in this process).
@@ -277,7 +296,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             "introspect_freq", self._options["introspect_freq"]
         )
         self._introspection: Any = None  # an IntrospectionLog once one is written
-        self._test_step = CompiledStep(model, "test")
+        self._test_step: Any = self._step("test")
         self._validation = Validation(
             ValidationParts(
                 trainer=self, settings=self._settings, state=self._state,
@@ -299,7 +318,21 @@ class TrainGenerator(SettingsView, LoopStateView):
             self, settings=self._settings, state=self._state, callbacks=self._callbacks,
             run_logs=self._logs,
         )  # fmt: skip
-        self._checkpoints.open_run(resumed, run_lock)
+        with self._strategy_scope():  # restored variables are the strategy's
+            if follower:
+                self._checkpoints.open_follower(resumed, self._distribution)
+            else:
+                self._checkpoints.open_run(resumed, run_lock)
+
+    def _step(self, mode: str) -> Any:
+        if self._distribution is None:
+            return CompiledStep(self.model, mode)
+        return distribute.DistributedStep(self.model, mode, self._distribution)
+
+    def _strategy_scope(self) -> Any:
+        if self._distribution is None:
+            return contextlib.nullcontext()
+        return self._distribution.scope()
 
     # ----------------------------------------------------------------- the loop
 
@@ -399,8 +432,10 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _fit_ahead(self) -> None:
         """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
         args, record = self._take_slice()
-        if self.steps_per_execution == 1 or not self._train_step.ready:
+        fused = self.steps_per_execution > 1 and self._distribution is None
+        if not fused or not self._train_step.ready:
             logs = self._train_step(*args)
+            record.samples = int(logs.pop(distribute.SAMPLES_KEY, record.samples))
             if self.on_nonfinite != "ignore" and not loss_is_finite(logs):
                 self._checkpoints.iterations_offset += 1  # applied, but not counted
                 self._nonfinite(logs, args, record)  # the generator stays at the slice

@@ -1,0 +1,84 @@
+"""One process, two logical CPU devices: trains with and without a MirroredStrategy.
+
+Run by tests/distributed/test_mirrored.py (logical devices must be configured before
+TensorFlow starts, so this runs in a process of its own). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+
+from trainkit import DataGenerator, TrainGenerator  # noqa: E402
+
+SAMPLES, BATCH = 75, 16  # the last batch has 11 rows: 5 and 6 on the two replicas
+
+
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(SAMPLES, 6)).astype("float32")
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("float32")
+    return x, y
+
+
+def build() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="relu", kernel_regularizer=keras.regularizers.l2(1e-3)),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])  # fmt: skip
+    model.compile(keras.optimizers.Adam(0.02), "binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def run(strategy: tf.distribute.Strategy | None, eval_fn: str, logs_dir: str | None) -> dict:
+    x, y = data()
+    scope = strategy.scope() if strategy is not None else tf.name_scope("one_device")
+    with scope:
+        model = build()
+    dg = DataGenerator(data=x, labels=y, batch_size=BATCH, shuffle=True, seed=3)
+    val = DataGenerator(data=x[:37], labels=y[:37], batch_size=BATCH)
+    weights = np.linspace(0.5, 1.5, SAMPLES).astype("float32")
+    tg = TrainGenerator(
+        model, dg, val, epochs=3, strategy=strategy, eval_fn=eval_fn,
+        val_metrics=["accuracy", "f1"] if eval_fn == "predict" else None,
+        class_weights={0: 1.0, 1: 2.0}, iter_verbosity=0, logs_dir=logs_dir,
+        checkpoint_freq={"batch": 4},
+    )  # fmt: skip
+    del weights
+    tg.train()
+    predictions = tg.predict(DataGenerator(data=x[:21], labels=y[:21], batch_size=10))
+    return {
+        "weights": [w.tolist() for w in model.get_weights()],
+        "loss": tg.history["loss"],
+        "val": {k: v for k, v in tg.val_history.items()},
+        "predictions": np.asarray(predictions.predictions).ravel().tolist(),
+        "iters_fit": tg.iters_fit,
+    }
+
+
+def main() -> None:
+    eval_fn, logs_dir = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    out = {
+        "replicas": strategy.num_replicas_in_sync,
+        "one": run(None, eval_fn, None),
+        "mirrored": run(strategy, eval_fn, logs_dir),
+    }
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Data-parallel training on a `tf.distribute` strategy, one machine or several.
+
+Every worker runs the same script and the same loop. Each worker's generators serve its
+rows of every global batch (`shard=(worker index, worker count)`), and each of its
+replicas takes its part of those rows. One step runs Keras' own `train_step` (or
+`test_step`) on every replica through `strategy.run`:
+
+* The loss of each replica is weighted so that the gradients summed across replicas are
+  those of the loss averaged over the slice's real size: Keras divides a replica's loss
+  by the number of replicas, which is right only when every replica holds as many rows;
+  a replica of `n` rows out of `N` gets the factor `n * replicas / N` (1.0 exactly when
+  the rows divide evenly), so a partial last batch needs no `drop_remainder`.
+  Regularization losses keep their weight (the factors sum to the replica count).
+* After the step, the state of every metric (sums and counts) is summed across
+  replicas before the values are read, so the values are those of the whole slice,
+  the same on every worker, and equal to one device's up to float rounding.
+
+Validation runs the same way (`test_step` per slice, metric state summed); predictions
+are computed by each worker for its rows and gathered in global row order on every
+worker, so predict-mode metrics, the best model and the checkpoints agree everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import tensorflow as tf
+
+from trainkit._validation import describe
+from trainkit.training.steps import SAMPLES_KEY, _flatten_logs
+
+__all__ = ["SAMPLES_KEY", "DistributedStep", "Distribution", "WorkerLostError"]
+
+
+class WorkerLostError(RuntimeError):
+    """A collective operation failed: another worker died, hung or could not be reached."""
+
+
+def worker_layout(strategy: Any) -> tuple[int, int]:
+    """`(index, count)` of this worker among the strategy's workers (chief first)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict()
+    tasks = [("chief", k) for k in range(len(spec.get("chief", [])))]
+    tasks += [("worker", k) for k in range(len(spec.get("worker", [])))]
+    if not tasks:  # no TF_CONFIG: one local worker
+        return 0, 1
+    return tasks.index((resolver.task_type, int(resolver.task_id))), len(tasks)
+
+
+def check_strategy(strategy: Any) -> None:
+    supported = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if not isinstance(strategy, supported):
+        raise TypeError(
+            "`strategy` must be a tf.distribute.MirroredStrategy (the devices of one machine) "
+            "or a tf.distribute.MultiWorkerMirroredStrategy (several processes or machines), "
+            "created before the model and with the model built and compiled under "
+            f"`strategy.scope()`. Received: strategy={describe(strategy)}"
+        )
+
+
+class Distribution:
+    """The strategy's layout, and the calls that cross replicas and workers."""
+
+    def __init__(self, strategy: Any):
+        check_strategy(strategy)
+        self.strategy = strategy
+        self.replicas = int(strategy.num_replicas_in_sync)
+        self.worker_index, self.workers = worker_layout(strategy)
+        self.local_replicas = self.replicas // self.workers
+        self.is_chief = self.worker_index == 0
+        self._predict: Callable[..., Any] | None = None
+
+    @property
+    def shard(self) -> tuple[int, int] | None:
+        """The generators' shard on this worker (None on one worker)."""
+        return (self.worker_index, self.workers) if self.workers > 1 else None
+
+    def scope(self) -> Any:
+        return self.strategy.scope()
+
+    def split(self, data: Any) -> Any:
+        """Distributed values: this worker's rows, cut in order across its replicas."""
+        rows = _rows(data)
+        if rows < self.local_replicas:
+            raise ValueError(
+                f"A slice of {rows} rows cannot be split across this worker's "
+                f"{self.local_replicas} replicas (every replica needs at least one row). "
+                "Use a larger batch_size, or drop_remainder=True to skip a short last batch."
+            )
+        offset, local = self.worker_index * self.local_replicas, self.local_replicas
+
+        def part(context: Any) -> Any:
+            j = context.replica_id_in_sync_group - offset
+            lo, hi = j * rows // local, (j + 1) * rows // local
+            return tf.nest.map_structure(lambda a: tf.constant(np.asarray(a)[lo:hi]), data)
+
+        return self.strategy.experimental_distribute_values_from_function(part)
+
+    def gather_rows(self, data: Any) -> Any:
+        """Every worker's rows of `data`, in global row order, as NumPy (on every worker)."""
+        if self.workers == 1 or data is None:
+            return data
+        with _collective("gathering a slice's rows"):
+            gathered = self.strategy.gather(self.split(data), axis=0)
+        return tf.nest.map_structure(lambda t: t.numpy(), gathered)
+
+    def predict_local(self, model: Any, x: Any) -> Any:
+        """The model's outputs for this worker's rows (the variables are mirrored)."""
+        if self._predict is None:
+            self._predict = tf.function(
+                lambda inputs: model(inputs, training=False), reduce_retracing=True
+            )
+        return tf.nest.map_structure(lambda t: t.numpy(), self._predict(x))
+
+    def build(self, model: Any, data: tuple[Any, ...]) -> None:
+        """Create what Keras builds lazily (metrics, optimizer slots) under the scope.
+
+        Variables cannot be created inside the distributed step, and on several workers
+        their creation is collective, so every worker builds here, at the same point.
+        """
+        with self.scope():
+            model._symbolic_build(data_batch=data)
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+
+
+class DistributedStep:
+    """`step(x, y, sample_weight) -> logs` of the whole slice, run on every replica.
+
+    The same interface as `CompiledStep`; the logs also hold `SAMPLES_KEY`.
+    """
+
+    def __init__(self, model: Any, mode: str, distribution: Distribution):
+        self.model, self.mode, self.distribution = model, mode, distribution
+        self.names: list[str] = []
+        self._step_fn = model.train_step if mode == "train" else model.test_step
+        self._function = tf.function(self._distributed, reduce_retracing=True)
+        self._built = False
+        if mode == "train":
+            _weigh_losses(model.optimizer)
+
+    @property
+    def ready(self) -> bool:
+        return self._built
+
+    def _replica(self, data: tuple[Any, ...]) -> Any:
+        model, replicas = self.model, self.distribution.replicas
+        context = tf.distribute.get_replica_context()
+        rows = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], tf.float32)
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(rows))
+        model.reset_metrics()
+        _LOSS_FACTOR.value = rows * replicas / total
+        try:
+            step_logs = self._step_fn(data)
+        finally:
+            _LOSS_FACTOR.value = None
+        variables = list(model.metrics_variables)
+        if variables:
+            summed = context.all_reduce(
+                tf.distribute.ReduceOp.SUM, [tf.identity(v.value) for v in variables]
+            )
+            for variable, value in zip(variables, summed):
+                variable.assign(value)
+        logs = dict(model.get_metrics_result())
+        # A custom step may log values that are not metrics: this replica's own.
+        logs.update({k: v for k, v in step_logs.items() if k not in logs})
+        names, values = _flatten_logs(logs)
+        self.names = names
+        stacked = tf.stack([*values, total])
+        model.reset_metrics()
+        return stacked
+
+    def _distributed(self, data: Any) -> Any:
+        return self.distribution.strategy.run(self._replica, args=(data,))
+
+    def __call__(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+        if y is None:
+            data: tuple[Any, ...] = (x,)
+        else:
+            data = (x, y) if sample_weight is None else (x, y, sample_weight)
+        if not self._built:
+            self.distribution.build(self.model, data)
+            self._built = True
+        with _collective(f"a {self.mode} step"):
+            result = self._function(self.distribution.split(data))
+            values = self.distribution.strategy.experimental_local_results(result)[0]
+            values = values.numpy().tolist()
+        logs = dict(zip(self.names, values[:-1]))
+        logs[SAMPLES_KEY] = round(values[-1])
+        return logs
+
+
+def _rows(data: Any) -> int:
+    return int(np.shape(tf.nest.flatten(data)[0])[0])
+
+
+class _Factor(threading.local):
+    value: Any = None
+
+
+# The loss factor of the replica being traced. MirroredStrategy traces its replicas in
+# threads of their own, so each thread sees its own factor.
+_LOSS_FACTOR = _Factor()
+
+
+def _weigh_losses(optimizer: Any) -> None:
+    """Make `optimizer.scale_loss` apply the traced replica's factor (once per optimizer).
+
+    Keras' `train_step` passes the loss through `optimizer.scale_loss` before taking
+    gradients (for loss-scale optimizers); outside a distributed step the factor is None
+    and the loss passes unchanged.
+    """
+    if optimizer is None or getattr(optimizer, "_trainkit_weighs_losses", False):
+        return
+    scale = optimizer.scale_loss
+
+    def scale_loss(loss: Any) -> Any:
+        factor = _LOSS_FACTOR.value
+        if factor is not None:
+            loss = loss * tf.cast(factor, loss.dtype)
+        return scale(loss)
+
+    # Set on the instance, past Keras' attribute tracking; nothing is saved with it.
+    optimizer.__dict__["scale_loss"] = scale_loss
+    optimizer.__dict__["_trainkit_weighs_losses"] = True
+
+
+class _collective:
+    """Turn a failed collective (a lost worker, a timeout) into `WorkerLostError`."""
+
+    _ERRORS = (
+        tf.errors.UnavailableError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.CancelledError,
+        tf.errors.AbortedError,
+    )
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> Literal[False]:
+        if error is not None and isinstance(error, self._ERRORS):
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise WorkerLostError(
+                f"Another worker stopped answering during {self.what} ({type(error).__name__}: "
+                f"{first_line[:300]}). All workers must run the same script and reach the same "
+                "steps; one of them died, hung or cannot be reached. Stop every worker, then "
+                "start them all again with TrainGenerator(..., resume=True): training "
+                "continues from the last checkpoint, on any number of workers."
+            ) from error
+        return False
