@@ -3,11 +3,15 @@
 `executed_notebooks` is shared: the tests here assert on its copies, and the docs site
 puts them into its pages. Every `examples/NN_*.ipynb` runs once, in its own kernel (the
 venv's Python, `TRAINKIT_EXAMPLES_SMALL=1`), writing only under a temporary folder.
+
+While working on one example, `TRAINKIT_EXAMPLES_ONLY=03,04` runs only the notebooks whose
+names start with those prefixes; the tests of the others are skipped.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +46,10 @@ def executed_notebooks(tmp_path_factory, notebooks_module) -> Path:
     out_dir = tmp_path_factory.mktemp("executed_notebooks")
     work_dir = tmp_path_factory.mktemp("notebook_runs")
     failures = []
+    only = [prefix for prefix in os.environ.get("TRAINKIT_EXAMPLES_ONLY", "").split(",") if prefix]
     for script in notebooks_module.scripts():
+        if only and not script.name.startswith(tuple(only)):
+            continue
         notebook = notebooks_module.notebook_path(script)
         try:
             seconds = notebooks_module.execute([notebook], out_dir, small=True, work_dir=work_dir)
