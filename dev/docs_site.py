@@ -296,7 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if external:
         print("The site loads assets from the network:", *external, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"Built {args.site_dir} ({len(executed)} example notebooks); open index.html.")
+    print(
+        f"Built {args.site_dir} ({len(executed)} example notebooks): open index.html, or serve "
+        f"it for search: python -m http.server -d {args.site_dir}"
+    )
     return 0
 
 
