@@ -7,10 +7,13 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
-# Where trainkit lives: its code and issues, and the documentation site that `mkdocs build`
-# makes from docs/ (`bash dev/docs.sh`). Confirm both before the first upload.
-REPOSITORY = "https://github.com/trainkit/trainkit"
-DOCUMENTATION = "https://trainkit.readthedocs.io"
+# Where trainkit's code, issues and documentation site (`bash dev/docs.sh` builds it from
+# docs/) will live. Not decided yet, so these are reserved placeholder addresses (.invalid
+# never resolves) rather than guesses that could point at someone else's project: the
+# GitHub account `trainkit` and the registry name `trainkit` both belong to others. Set
+# both, and the distribution name, before the first upload.
+REPOSITORY = "https://trainkit.invalid/source"
+DOCUMENTATION = "https://trainkit.invalid/docs"
 
 
 def read_version() -> str:
