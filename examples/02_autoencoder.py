@@ -75,8 +75,9 @@ C = {
         "preprocessor": RandomCropPreprocessor(CROP),
     },
     "traingen": {
-        "epochs": 8 if SMALL else 30,
+        "epochs": 6 if SMALL else 30,
         "input_as_labels": True,  # the target is the input slice itself
+        "checkpoint_freq": None,  # no checkpoints: not what this example is about
         "logs_dir": str(OUT / "logs"),
         "model_base_name": "digits_autoencoder",
         "iter_verbosity": 0,

@@ -94,6 +94,7 @@ C = {
     "traingen": {
         "epochs": 4 if SMALL else 12,
         "reset_statefuls": True,
+        "checkpoint_freq": None,  # no checkpoints: not what this example is about
         "key_metric": "accuracy",
         "logs_dir": str(OUT / "logs"),
         "model_base_name": "stateful_lstm",
