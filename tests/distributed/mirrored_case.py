@@ -43,40 +43,53 @@ def build() -> keras.Model:
     return model
 
 
-def run(strategy: tf.distribute.Strategy | None, eval_fn: str, logs_dir: str | None) -> dict:
+def run(
+    strategy: tf.distribute.Strategy | None,
+    eval_fn: str,
+    logs_dir: str | None = None,
+    resume: str | bool = False,
+) -> dict:
     x, y = data()
     scope = strategy.scope() if strategy is not None else tf.name_scope("one_device")
     with scope:
         model = build()
     dg = DataGenerator(data=x, labels=y, batch_size=BATCH, shuffle=True, seed=3)
     val = DataGenerator(data=x[:37], labels=y[:37], batch_size=BATCH)
-    weights = np.linspace(0.5, 1.5, SAMPLES).astype("float32")
     tg = TrainGenerator(
         model, dg, val, epochs=3, strategy=strategy, eval_fn=eval_fn,
         val_metrics=["accuracy", "f1"] if eval_fn == "predict" else None,
+        key_metric="f1" if eval_fn == "predict" else "loss",
         class_weights={0: 1.0, 1: 2.0}, iter_verbosity=0, logs_dir=logs_dir,
-        checkpoint_freq={"batch": 4},
+        checkpoint_freq={"batch": 4}, resume=resume,
     )  # fmt: skip
-    del weights
     tg.train()
     predictions = tg.predict(DataGenerator(data=x[:21], labels=y[:21], batch_size=10))
     return {
         "weights": [w.tolist() for w in model.get_weights()],
         "loss": tg.history["loss"],
-        "val": {k: v for k, v in tg.val_history.items()},
+        "val": dict(tg.val_history),
         "predictions": np.asarray(predictions.predictions).ravel().tolist(),
         "iters_fit": tg.iters_fit,
+        "run_dir": tg.run_dir,
     }
 
 
 def main() -> None:
-    eval_fn, logs_dir = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else None)
+    logs_dir = sys.argv[1]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    out = {
-        "replicas": strategy.num_replicas_in_sync,
-        "one": run(None, eval_fn, None),
-        "mirrored": run(strategy, eval_fn, logs_dir),
-    }
+    out: dict = {"replicas": strategy.num_replicas_in_sync}
+    for eval_fn in ("evaluate", "predict"):
+        out[eval_fn] = {
+            "one": run(None, eval_fn),
+            "mirrored": run(strategy, eval_fn, os.path.join(logs_dir, eval_fn)),
+        }
+    # Resume the first mid-run checkpoint of the mirrored run in a fresh model.
+    run_dir = out["evaluate"]["mirrored"]["run_dir"]
+    first = sorted(name for name in os.listdir(run_dir) if name.startswith("ckpt-"))[0]
+    out["resumed"] = run(
+        strategy, "evaluate", os.path.join(logs_dir, "evaluate"), os.path.join(run_dir, first)
+    )
+    out["resumed_from"] = first
     print("RESULT " + json.dumps(out))
 
 

@@ -248,7 +248,9 @@ class _collective:
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> Literal[False]:
         if error is not None and isinstance(error, self._ERRORS):
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            telling = [line for line in lines if "aborted" in line or "unhealthy" in line]
+            first_line = (telling or lines or [""])[0]
             raise WorkerLostError(
                 f"Another worker stopped answering during {self.what} ({type(error).__name__}: "
                 f"{first_line[:300]}). All workers must run the same script and reach the same "

@@ -332,6 +332,36 @@ def predict_slice(model: Any, x: Any) -> Any:
     return map_structure(np.asarray, model.predict_on_batch(x))
 
 
+def add_slice(
+    collector: PredictionCollector,
+    trainer: Any,
+    datagen: Any,
+    x: Any,
+    labels: Any,
+    batch_index: int,
+    served: Any,
+    description: dict[str, Any] | None = None,
+    pad: bool = False,
+) -> None:
+    """Predict the served slice `x` and keep it in `collector`.
+
+    Under a strategy each worker predicts its own rows and every worker keeps the
+    whole slice (outputs, labels, weights and sample indices gathered in row order).
+    """
+    distribution = getattr(trainer, "_distribution", None)
+    model = trainer.model
+    if distribution is None:
+        outputs = padding.predict_slice(predict_slice, model, x, pad)
+        collector.add(datagen, outputs, labels, batch_index, served, description)
+        return
+    outputs = distribution.predict_local(model, x)
+    count = len(first_member(outputs))
+    outputs, labels, served, rows = distribution.gather_rows(
+        (outputs, labels, served, _rows(datagen, count))
+    )
+    collector.add(datagen, outputs, labels, batch_index, served, description, rows)
+
+
 def post_processor(datagen: Any) -> Any:
     """The generator's preprocessor's `post_process(predictions, description)`, or None."""
     return getattr(getattr(datagen, "preprocessor", None), "post_process", None)
@@ -358,23 +388,15 @@ def predict_pass(
     if datagen.all_data_exhausted:
         datagen.on_epoch_end()
     batch_index = 0
-    distribution = getattr(parts.trainer, "_distribution", None)
     while not datagen.all_data_exhausted:
         x, y, served = unpack_slice(datagen.get())
         labels = parts.labels(x, y)
         # The slice's own description, also when a background copy computed it (prefetch).
         description = datagen.describe_slice() if post_process is not None else None
-        if distribution is None:
-            outputs = padding.predict_slice(predict_slice, model, x, settings.pad_val_batches)
-            collector.add(datagen, outputs, labels, batch_index, served, description)
-        else:
-            # Each worker predicts its rows; every worker keeps the whole slice.
-            outputs = distribution.predict_local(model, x)
-            count = len(first_member(outputs))
-            outputs, labels, served, rows = distribution.gather_rows(
-                (outputs, labels, served, _rows(datagen, count))
-            )
-            collector.add(datagen, outputs, labels, batch_index, served, description, rows)
+        add_slice(
+            collector, parts.trainer, datagen, x, labels, batch_index, served, description,
+            settings.pad_val_batches,
+        )  # fmt: skip
         datagen.update_state()
         if datagen.batch_exhausted:
             batch_index += 1

@@ -33,9 +33,9 @@ from trainkit.training.loop_state import WeightedMean, append_logs
 from trainkit.training.prediction import (
     PredictionCollector,
     Predictions,
+    add_slice,
     post_processor,
     predict_pass,
-    predict_slice,
 )
 from trainkit.training.sample_weights import slice_sample_weights
 from trainkit.training.scoring import (
@@ -161,10 +161,10 @@ class Validation:
             labels = self.parts.labels(x, y)
             if self.parts.options.eval_fn == "predict":
                 assert self._collector is not None
-                outputs = padding.predict_slice(
-                    predict_slice, t.model, x, self.parts.options.pad_val_batches
-                )
-                self._collector.add(datagen, outputs, labels, s.val_batch_index, served)
+                add_slice(
+                    self._collector, t, datagen, x, labels, s.val_batch_index, served,
+                    pad=self.parts.options.pad_val_batches,
+                )  # fmt: skip
             else:
                 weights = self.parts.weights(datagen, x, labels, served)
                 pad = self.parts.options.pad_val_batches
