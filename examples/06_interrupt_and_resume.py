@@ -148,8 +148,9 @@ os.environ["JOB_SAMPLES"] = samples  # read by the job here and in the subproces
 # ## Start it, and kill it
 #
 # The job runs in its own process. We watch its run folder and, once a checkpoint at
-# iter 16 or later is complete, wait a moment longer (so the process is between two
-# checkpoints, with iters fit that no checkpoint holds yet) and send `SIGKILL`.
+# iter 16 or later is complete and two more batches are in `metrics.csv` (so the process
+# is between two checkpoints, with iters fit that no checkpoint holds yet), send
+# `SIGKILL`.
 
 # %%
 logs_dir = work / "logs"
@@ -171,30 +172,43 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)
 from trainkit.checkpoints import checkpoint_iters, latest_checkpoint
 
 
-def wait_for_checkpoint(logs_dir: Path, iters: int, timeout: float = 120.0) -> str:
-    """The path of the first complete checkpoint at `iters` or later in `logs_dir`."""
+def wait_until(condition, what: str, timeout: float = 120.0):
+    """Poll `condition()` until it returns something true; return that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for run_dir in logs_dir.glob("M*"):
-            newest = latest_checkpoint(str(run_dir))
-            if newest and checkpoint_iters(newest) >= iters:
-                return newest
+        if result := condition():
+            return result
         if job.poll() is not None:
             log = (work / "job.log").read_text()
-            raise RuntimeError(f"the job ended before iter {iters}:\n{log[-2000:]}")
+            raise RuntimeError(f"the job ended before {what}:\n{log[-2000:]}")
         time.sleep(0.02)
-    raise TimeoutError(f"no checkpoint at iter {iters} within {timeout} s")
+    raise TimeoutError(f"no {what} within {timeout} s")
 
 
-checkpoint = wait_for_checkpoint(logs_dir, 16)
-time.sleep(0.15)  # a few more steps: the kill lands between two checkpoints
-if job.poll() is not None:
-    raise RuntimeError("the job finished before it could be killed; raise EPOCHS")
+def checkpoint_at(iters: int) -> str | None:
+    """The newest complete checkpoint in `logs_dir` if it is at `iters` or later."""
+    for folder in logs_dir.glob("M*"):
+        newest = latest_checkpoint(str(folder))
+        if newest and checkpoint_iters(newest) >= iters:
+            return newest
+    return None
+
+
+def train_rows(run_dir: Path) -> list[dict]:
+    """The train rows of a run folder's `metrics.csv` (one per batch fit)."""
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return [row for row in csv.DictReader(file) if row["kind"] == "train"]
+
+
+checkpoint = wait_until(lambda: checkpoint_at(16), "a checkpoint at iter 16")
+run_dir = Path(checkpoint).parent
+# Two more batches fit: the kill lands between two checkpoints.
+wait_until(lambda: len(train_rows(run_dir)) >= checkpoint_iters(checkpoint) + 2, "two batches")
 os.kill(job.pid, signal.SIGKILL)
 job.wait()
 job_log.close()
-run_dir = Path(checkpoint).parent
 print(f"job killed: return code {job.returncode} (-{int(signal.SIGKILL)} is SIGKILL)")
+assert job.returncode == -signal.SIGKILL
 print("run folder:", sorted(p.name for p in run_dir.iterdir()))
 
 # %% [markdown]
@@ -203,17 +217,12 @@ print("run folder:", sorted(p.name for p in run_dir.iterdir()))
 # lost; the resume fits them again from the checkpoint and cuts `metrics.csv` back to
 # the checkpoint's row count, so no row is written twice.
 
-
 # %%
-def train_rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv", newline="") as file:
-        return [row for row in csv.DictReader(file) if row["kind"] == "train"]
-
-
 killed_rows = train_rows(run_dir)
 newest = latest_checkpoint(str(run_dir))
 print(f"batches in metrics.csv when killed: {len(killed_rows)}")
 print(f"newest complete checkpoint: {Path(newest).name} (iter {checkpoint_iters(newest)})")
+assert len(killed_rows) > checkpoint_iters(newest)
 
 # %% [markdown]
 # ## Resume with `resume=True`
