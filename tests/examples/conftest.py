@@ -52,11 +52,15 @@ def executed_notebooks(tmp_path_factory, notebooks_module) -> Path:
             continue
         notebook = notebooks_module.notebook_path(script)
         try:
-            seconds = notebooks_module.execute([notebook], out_dir, small=True, work_dir=work_dir)
+            timings = notebooks_module.execute([notebook], out_dir, small=True, work_dir=work_dir)
         except Exception as error:  # a cell raised: collect it, run the others
             failures.append(f"{notebook.name}: {type(error).__name__}: {error}")
         else:
-            print(f"executed {notebook.name} in {seconds[notebook.name]:.1f} s")
+            timing = timings[notebook.name]
+            print(
+                f"executed {notebook.name}: {timing['wall_s']:.1f} s, "
+                f"kernel CPU {timing['kernel_cpu_s']:.1f} s"
+            )
     if failures:
         pytest.fail("example notebooks failed:\n" + "\n\n".join(failures), pytrace=False)
     return out_dir

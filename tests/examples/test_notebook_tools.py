@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 
 import nbformat
+import pytest
 
 from conftest import ROOT
 
@@ -45,14 +47,17 @@ def test_execute_runs_the_venvs_python_small_and_outside_the_checkout(notebooks_
     code = (
         "import os, sys\n"
         "print(sys.executable, os.environ['TRAINKIT_EXAMPLES_SMALL'], os.getcwd(),"
-        " os.environ['TRAINKIT_EXAMPLES_OUT'])"
+        " os.environ['TRAINKIT_EXAMPLES_OUT'], os.getpid())"
     )
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), source)
     out_dir, work_dir = tmp_path / "executed", tmp_path / "work"
-    notebooks_module.execute([source], out_dir, small=True, work_dir=work_dir)
+    timings = notebooks_module.execute([source], out_dir, small=True, work_dir=work_dir)
 
     executed = nbformat.read(out_dir / "probe.ipynb", as_version=4)
-    executable, small, cwd, out = executed.cells[0].outputs[0].text.split()
+    executable, small, cwd, out, pid = executed.cells[0].outputs[0].text.split()
     assert executable == sys.executable
     assert small == "1"
     assert cwd == out == str(work_dir / "probe")
+    with pytest.raises(ProcessLookupError):  # the kernel was shut down and reaped
+        os.kill(int(pid), 0)
+    assert timings["probe.ipynb"]["kernel_cpu_s"] > 0
