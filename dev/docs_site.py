@@ -97,10 +97,11 @@ def notebook_page(notebook_path: Path, out_dir: Path) -> tuple[str, str]:
         target = out_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-    source = f"examples/{stem}.py"
+    ran = any(cell.get("execution_count") for cell in notebook.cells)
+    how = "executed when the site was built" if ran else "shown without running it"
     note = (
-        f"*This page is the notebook `examples/{stem}.ipynb`, executed when the site was "
-        f"built; its source is the script `{source}`.*\n\n"
+        f"*This page is the notebook `examples/{stem}.ipynb`, {how}; its source is the "
+        f"script `examples/{stem}.py`.*\n\n"
     )
     body = _after_first_heading(body, note)
     (out_dir / f"{stem}.md").write_text(body, encoding="utf-8")
@@ -131,11 +132,18 @@ def stage(staging: Path, notebooks: Iterable[Path] = (), docs: Path = DOCS) -> l
     examples = staging / "examples"
     examples.mkdir(exist_ok=True)
     entries = []
+    listed = []
     for path in notebooks:
         title, name = notebook_page(Path(path), examples)
-        entries.append({title: f"examples/{name}"})
-    _list_examples(examples / "index.md", entries)
+        listed.append((title, name))
+        entries.append({_nav_title(title): f"examples/{name}"})
+    _list_examples(examples / "index.md", listed)
     return entries
+
+
+def _nav_title(title: str) -> str:
+    """A heading as the nav shows it: plain text (no code marks), no leading number."""
+    return re.sub(r"^\d+\.\s+", "", title.replace("`", ""))
 
 
 def recorded_benchmarks(readme: Path = BENCHMARKS) -> str:
@@ -156,14 +164,10 @@ def _insert_benchmarks(page: Path) -> None:
         page.write_text(text.replace(BENCHMARKS_PLACEHOLDER, recorded_benchmarks()), "utf-8")
 
 
-def _list_examples(index: Path, entries: list[dict]) -> None:
-    """Append the list of notebook pages to the staged examples overview."""
-    lines = [
-        f"* [{title}]({path.removeprefix('examples/')})"
-        for e in entries
-        for title, path in e.items()
-    ]
-    text = "\n".join(lines) if lines else "*No executed notebook was given to this build.*"
+def _list_examples(index: Path, pages: list[tuple[str, str]]) -> None:
+    """Append the list of notebook pages `(title, file name)` to the staged overview."""
+    lines = [f"* [{title}]({name})" for title, name in pages]
+    text = "\n".join(lines) if lines else "*No example notebook was given to this build.*"
     with index.open("a", encoding="utf-8") as handle:
         handle.write("\n" + text + "\n")
 
@@ -304,5 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)-7s - %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)-7s - %(message)s")
+    logging.getLogger("mkdocs").setLevel(logging.INFO)  # its progress, not the kernels' chatter
     sys.exit(main())
