@@ -61,21 +61,6 @@ from tests.docs.markdown_snippets import (
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_DEADLINE_S = 25.0
 PAGES = [path.relative_to(ROOT) for path in iter_pages(ROOT)]
-# Pages written before this harness whose snippets are being made runnable; strict, so a
-# page that passes must leave this list.  To be emptied.
-NOT_YET_RUNNABLE = {
-    "docs/checkpoints.md",
-    "docs/structured_data.md",
-    "docs/training.md",
-    "docs/validation.md",
-}
-
-
-def _page_param(path: Path):
-    marks = []
-    if path.as_posix() in NOT_YET_RUNNABLE:
-        marks.append(pytest.mark.xfail(reason="snippets not yet runnable", strict=True))
-    return pytest.param(path, id=path.as_posix(), marks=marks)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +91,7 @@ def _clear_global_state() -> None:
         sys.modules["matplotlib.pyplot"].close("all")
 
 
-@pytest.mark.parametrize("relative", [_page_param(path) for path in PAGES])
+@pytest.mark.parametrize("relative", PAGES, ids=[path.as_posix() for path in PAGES])
 def test_the_snippets_of_a_page_run(relative, imported, tmp_path, monkeypatch, record_property):
     page = read_page(ROOT / relative)
     monkeypatch.chdir(tmp_path)
