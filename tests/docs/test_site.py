@@ -161,6 +161,15 @@ def test_every_name_a_public_module_exports_has_an_entry_in_the_api_reference(si
     assert not missing, f"{module} exports names the API reference lacks: {missing}"
 
 
+def test_docstring_doctests_render_as_code_in_the_api_reference(site):
+    for page in sorted((site / "api").glob("*.html")):
+        html = page.read_text(encoding="utf-8")
+        assert "<blockquote>\n<blockquote>" not in html, f"{page.name}: >>> read as quotes"
+    data = (site / "api" / "data.html").read_text(encoding="utf-8")
+    code = " ".join(re.findall(r"<pre>.*?</pre>", data, flags=re.DOTALL))
+    assert ">>> dg = DataGenerator(" in unescape(re.sub(r"<[^>]+>", "", code))
+
+
 def test_the_site_loads_nothing_from_the_network(site):
     assert docs_site.external_assets(site) == []
 
