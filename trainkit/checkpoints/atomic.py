@@ -59,7 +59,7 @@ def atomic_file(path: str, mode: str = "w", *, durable: bool = False) -> Iterato
 
     Example:
         >>> with atomic_file(os.path.join(run_dir, "report.txt")) as file:
-        ...     file.write(text)
+        ...     print(text, file=file)
     """
     folder = os.path.dirname(path) or "."
     tmp = None
@@ -125,7 +125,7 @@ class RecordFile:
 
     Example:
         >>> log = RecordFile(os.path.join(run_dir, "metrics.csv"))
-        >>> log.append(b"train,0,1,1,a,0.5\r\n")
+        >>> log.append(b"train,0,1,1,a,0.5\\r\\n")
         >>> log.close()
     """
 

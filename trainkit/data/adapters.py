@@ -147,7 +147,7 @@ def as_py_dataset(datagen: DataGenerator, epoch: int | None = None, **kwargs: An
         without labels). `len()` raises TypeError when slice counts are unknown.
 
     Example:
-        >>> model.fit(dg.as_py_dataset(), epochs=1)
+        >>> history = model.fit(dg.as_py_dataset(), epochs=1, verbose=0)
     """
     return _py_dataset_class()(EpochView(datagen, epoch), **kwargs)
 
@@ -186,7 +186,7 @@ def as_tf_dataset(datagen: DataGenerator, epoch: int | None = None) -> Any:
     (the last batch may be short). Its cardinality is set when slice counts are known.
 
     Example:
-        >>> model.fit(dg.as_tf_dataset(), epochs=1)
+        >>> history = model.fit(dg.as_tf_dataset(), epochs=1, verbose=0)
     """
     import tensorflow as tf
 

@@ -109,7 +109,7 @@ class DataGenerator:
     Example:
         >>> dg = DataGenerator(data=x, labels=y, batch_size=32, shuffle=True, seed=1)
         >>> for x_slice, y_slice in dg:  # one epoch
-        ...     ...
+        ...     pass  # fit x_slice, y_slice
     """
 
     def __init__(

@@ -86,7 +86,8 @@ def write_store(
 
     Example:
         >>> write_store(DataGenerator(data=x, labels=y, preprocessor=Slow()), "store",
-        ...             chunk_size=32, workers=8)
+        ...             chunk_size=32, progress=False)
+        'store'
         >>> dg = DataGenerator("store", shuffle=True)
     """
     from trainkit.data.generator import DataGenerator

@@ -30,7 +30,8 @@ class TimeseriesPreprocessor(Preprocessor):
 
     Example:
         >>> pre = TimeseriesPreprocessor(window_size=25, slide_size=25)
-        >>> # a (32, 100, 3) batch becomes 4 slices of shape (32, 25, 3)
+        >>> pre.count_slices((100, 3))  # a (32, 100, 3) batch: 4 slices of shape (32, 25, 3)
+        4
     """
 
     def __init__(
