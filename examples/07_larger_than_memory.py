@@ -100,7 +100,10 @@ y_file = np.lib.format.open_memmap(y_path, mode="w+", dtype="int64", shape=(SAMP
 rng = np.random.default_rng(0)
 for start in range(0, SAMPLES, 16_000):
     stop = min(start + 16_000, SAMPLES)
-    x_file[start:stop], y_file[start:stop] = signals(stop - start, rng)
+    if SMALL and start > 0:  # the small file repeats its first block (cheaper to make)
+        x_file[start:stop], y_file[start:stop] = x_file[: stop - start], y_file[: stop - start]
+    else:
+        x_file[start:stop], y_file[start:stop] = signals(stop - start, rng)
 x_file.flush(), y_file.flush()
 del x_file, y_file  # unmapped: nothing of the file stays in this process
 print(f"{x_path.name}: {SAMPLES:,} signals x {STEPS} steps, {x_path.stat().st_size / 1e6:,.0f} MB")
@@ -173,65 +176,35 @@ print(f"one slice: {BATCH} signals -> features {features.shape}")
 # %% [markdown]
 # ## Prefetch: the next slices are ready when the model wants them
 #
-# One epoch from the raw file, synchronously (`prefetch=0`) and with `prefetch=2`. The
-# thread reads and preprocesses while TensorFlow runs the step (both release Python's
-# GIL). The same slices are served in the same order, so both runs end with bitwise the
-# same weights. `BatchTimer` records the time between batch ends; its median leaves out
-# the first batch (which traces the compiled step) and validations.
+# With `prefetch=2` (the default) a thread reads and preprocesses the next slices while
+# TensorFlow runs the step (both release Python's GIL). What is served does not change:
+# the same slices in the same order, the same random numbers, the same `state_dict()`,
+# so a run trains bitwise the same weights with any `prefetch`. One epoch from the raw
+# file, served synchronously and with prefetch, compared slice by slice, and timed:
+# each slice's reading and spectrogram.
 #
-# What prefetch can save per batch is at most the shorter of the two, the step or the
-# preprocessing, and only with a core free for the thread. This model's step takes a
-# few milliseconds and the spectrogram tens, so there is little to hide, and on a
-# 2-core machine where TensorFlow's default threads take both cores for the step,
-# prefetch can even cost a little (`benchmarks/README.md`, "Preprocessing overlapped
-# with the step", measures it with one TensorFlow thread, where it gains). When the
-# preparation is the long part, precompute it: that is the store below.
-
+# What prefetch can save per batch in training is at most the shorter of the two, the
+# step or the preprocessing, and only with a core free for the thread. A small model's
+# step takes a few milliseconds and this spectrogram tens, so there is little to hide,
+# and on a 2-core machine where TensorFlow's default threads take both cores for the
+# step, nothing (`benchmarks/README.md`, "Preprocessing overlapped with the step",
+# measures it with one TensorFlow thread, where it gains). When the preparation is the
+# long part, precompute it: that is the store below.
 
 # %%
-def build_model() -> keras.Model:
-    model = keras.Sequential(
-        [
-            keras.Input((33,)),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(BANDS, activation="softmax"),
-        ]
-    )
-    model.compile(
-        keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
-    return model
-
-
-class BatchTimer(Callback):
-    """The median time between train batch ends, in ms."""
-
-    def on_train_begin(self, logs=None):
-        self.ends = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.ends.append(time.perf_counter())
-
-    def median_ms(self) -> float:
-        return 1000 * float(np.median(np.diff(self.ends)))
-
-
-def train_one_epoch(datagen: DataGenerator) -> tuple[TrainGenerator, float]:
-    keras.utils.set_random_seed(0)
-    timer = BatchTimer()
-    tg = TrainGenerator(build_model(), datagen, epochs=1, iter_verbosity=0, callbacks=[timer])
-    tg.train()
-    return tg, timer.median_ms()
-
-
-batch_ms = {}
-sync_tg, batch_ms["raw, prefetch=0"] = train_one_epoch(raw(train_sets, prefetch=0))
-ahead_tg, batch_ms["raw, prefetch=2"] = train_one_epoch(raw(train_sets, prefetch=2))
-pairs = zip(sync_tg.model.get_weights(), ahead_tg.model.get_weights())
-same = all(np.array_equal(a, b) for a, b in pairs)
-for name, ms in batch_ms.items():
-    print(f"{name}: {ms:.0f} ms per batch")
-print(f"weights bitwise equal with and without prefetch: {same}")
+synchronous, prefetching = raw(train_sets, prefetch=0), raw(train_sets, prefetch=2)
+serve_ms, same = [], True
+for _ in range(len(synchronous)):
+    start = time.perf_counter()
+    x_sync, y_sync = synchronous.get()
+    synchronous.update_state()
+    serve_ms.append(1000 * (time.perf_counter() - start))
+    x_ahead, y_ahead = prefetching.get()
+    prefetching.update_state()
+    same = same and np.array_equal(x_sync, x_ahead) and np.array_equal(y_sync, y_ahead)
+same = same and synchronous.state_dict() == prefetching.state_dict()
+print(f"{len(serve_ms)} slices, the same with and without prefetch: {same}")
+print(f"reading + spectrogram: {np.median(serve_ms):.0f} ms per batch of {BATCH}")
 assert same
 
 # %% [markdown]
@@ -258,7 +231,35 @@ print(f"{stored:.1f} MB of features for {TRAIN_SETS * BATCH * STEPS * 4 / 1e6:.1
 # the batches inside each chunk every epoch. Training from it runs the model, not the
 # spectrogram.
 
+
 # %%
+def build_model() -> keras.Model:
+    model = keras.Sequential(
+        [
+            keras.Input((33,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(BANDS, activation="softmax"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    return model
+
+
+class BatchTimer(Callback):
+    """The median time between train batch ends, in ms (first batch and validation out)."""
+
+    def on_train_begin(self, logs=None):
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+    def median_ms(self) -> float:
+        return 1000 * float(np.median(np.diff(self.ends)))
+
+
 from_store = DataGenerator(data_path=str(store_dir), shuffle=True, seed=0)
 print(f"store: {len(from_store)} batches, first set_name {from_store.plan(0)[0].set_name!r}")
 keras.utils.set_random_seed(0)
@@ -273,15 +274,15 @@ tg = TrainGenerator(
     callbacks=[timer],
 )
 tg.train()
-batch_ms["store"] = timer.median_ms()
-print(f"from the store: {batch_ms['store']:.0f} ms per batch")
+train_ms = timer.median_ms()
+print(f"training from the store: {train_ms:.0f} ms per batch, the step included")
 print("val accuracy per epoch:", np.round(tg.val_history["accuracy"], 3).tolist())
 assert tg.val_history["accuracy"][-1] > 0.5  # 4 bands: chance is 0.25
 
 # %% [markdown]
 # Left: the resident memory while reading the whole file, against the megabytes read.
-# Right: the time per training batch from the raw file, without and with prefetch, and
-# from the store.
+# Right: the time to read a batch and compute its spectrogram, against the time of a
+# whole training batch from the store (reading the stored features and the step).
 
 # %%
 from matplotlib.figure import Figure
@@ -292,10 +293,10 @@ left.plot(read_mb, read_mb, color="0.7", linestyle="--", label="whole file in me
 left.plot(read_mb, rss_mb, color="tab:blue", label="trainkit, data_path='signals.npy'")
 left.set(xlabel="MB read", ylabel="resident memory growth (MB)", title="memory over an epoch")
 left.legend()
-names = list(batch_ms)
-right.barh(names, [batch_ms[name] for name in names], color=["0.6", "tab:blue", "tab:green"])
+names = ["raw file: read + spectrogram", "store: read + train step"]
+right.barh(names, [float(np.median(serve_ms)), train_ms], color=["0.6", "tab:green"])
 right.invert_yaxis()
-right.set(xlabel="ms per training batch (median)", title=f"batches of {BATCH} signals")
+right.set(xlabel="ms per batch (median)", title=f"batches of {BATCH} signals")
 show(fig, OUT / "larger_than_memory.png")
 
 # %% [markdown]
