@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 6. Kill a training job with `kill -9` and resume it exactly
+# # Kill a training job with `kill -9` and resume it exactly
 #
 # A cluster preempts jobs, a machine runs out of memory, someone presses the wrong key:
 # a training process can die at any instant without a chance to save anything. trainkit

@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 7. Data larger than memory: a memory-mapped `.npy`, prefetch, and an offline store
+# # Data larger than memory: a memory-mapped `.npy`, prefetch, and an offline store
 #
 # When the data does not fit in memory, keep it in one `.npy` file: a `DataGenerator`
 # given `data_path='x.npy'` memory-maps it and reads only the rows of the batch being

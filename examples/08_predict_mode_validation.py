@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 8. Predict-mode validation: F1 on the whole set, at a tuned threshold
+# # Predict-mode validation: F1 on the whole set, at a tuned threshold
 #
 # F1, precision, recall and ROC-AUC are not means of per-batch values: the F1 of a
 # validation set is not the average of its batches' F1s. `eval_fn='predict'` collects

@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 9. Ragged point clouds: two inputs, augmentation, padding, predictions per cloud
+# # Ragged point clouds: two inputs, augmentation, padding, predictions per cloud
 #
 # Point clouds differ in their number of points, so a batch of them is ragged: a list of
 # arrays of different lengths, not one tensor. This notebook segments generated clouds

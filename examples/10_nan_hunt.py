@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 10. NaN hunt: find the poisoned sample, repair it, resume
+# # NaN hunt: find the poisoned sample, repair it, resume
 #
 # One sample with a NaN in it is enough to turn a loss into NaN, and the first NaN step
 # turns every weight into NaN. Keras' `TerminateOnNaN` stops the run and leaves you to
@@ -205,8 +205,8 @@ assert nonfinite == 0
 # ## Introspection plots
 #
 # `introspection.jsonl` holds a record every 2 iters: the gradient norm of every
-# trainable variable and the health of every weight (the records the failed run wrote
-# after its last checkpoint were dropped on resume). Left: `draw_gradient_norms`, the
+# trainable variable and the health of every weight (a resumed run drops the records a
+# failed or killed run wrote after its last checkpoint). Left: `draw_gradient_norms`, the
 # global gradient norm and the largest per-variable one, with the bad slice's norms
 # (computed above with the checkpoint's weights) added at its iter, drawn as a crimson
 # line since a log axis cannot show NaN. Right: the spread (std) of each kernel's
