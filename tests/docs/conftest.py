@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def pytest_terminal_summary(terminalreporter) -> None:
     pages = blocks = 0
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     opted_out: list[str] = []
     for report in terminalreporter.stats.get("passed", []):
         properties = dict(report.user_properties)
@@ -14,12 +14,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
         pages += 1
         blocks += properties["snippets_run"]
         seconds += properties["snippets_seconds"]
+        cpu_seconds += properties.get("snippets_cpu_seconds", 0.0)
         opted_out.extend(properties["snippets_opted_out"])
     if not pages:
         return
     terminalreporter.write_sep("-", "docs snippets")
     terminalreporter.write_line(
-        f"{blocks} python blocks run on {pages} pages in {seconds:.1f} s; "
+        f"{blocks} python blocks run on {pages} pages in {seconds:.1f} s "
+        f"({cpu_seconds:.1f} CPU-seconds); "
         f"{len(opted_out)} opted out" + (":" if opted_out else "")
     )
     for entry in opted_out:
