@@ -146,7 +146,8 @@ assert all(not np.any(keras.ops.convert_to_numpy(state)) for state in lstm.state
 #
 # One JSON line per iter in `provenance.jsonl`: `epoch`, the batch's `set_name`, the
 # global rows fit (`ranges`), the window's `slice_idx` and, from the preprocessor,
-# `window = [start, stop)`.
+# `window = [start, stop)`. Every epoch fit the windows its increment says, batch after
+# batch:
 
 # %%
 provenance = Path(tg.run_dir) / "provenance.jsonl"
@@ -163,22 +164,32 @@ for epoch in range(tg.epoch):
 assert len(records) == tg.iters_fit
 
 # %%
+# The picture: the first 3 batches of epochs 0 and 1, one row per iter.
+batch_number, shown = {}, []  # batch_number: the epoch's batch count so far
+for record in records:
+    if record["slice_idx"] == 0:
+        batch_number[record["epoch"]] = batch_number.get(record["epoch"], -1) + 1
+    if record["epoch"] < 2 and batch_number[record["epoch"]] < 3:
+        shown.append(record)
+
 figure = Figure(figsize=(8, 4.5))
 ax = figure.add_subplot()
 colors = ["tab:blue", "tab:orange"]
-for record in records:
+for row, record in enumerate(shown):
     start, stop = record["window"]
-    ax.barh(record["iter"], stop - start, left=start, height=0.8, color=colors[record["epoch"] % 2])
+    ax.barh(row, stop - start, left=start, height=0.7, color=colors[record["epoch"]])
+    ax.text(stop + 0.3, row, f"slice {record['slice_idx']}", va="center", fontsize=7)
     if record["slice_idx"] == 0:  # a new batch: name it
-        ax.text(-0.5, record["iter"], record["set_name"], ha="right", va="center", fontsize=6)
-for epoch in range(1, tg.epoch):
-    first = min(r["iter"] for r in records if r["epoch"] == epoch)
-    ax.axhline(first - 0.5, color="gray", linestyle="--", linewidth=0.8)
-ax.set_xlim(-3, STEPS)
+        label = f"epoch {record['epoch']}, batch '{record['set_name']}'"
+        ax.text(-0.5, row, label, ha="right", va="center", fontsize=7)
+    if row and record["epoch"] != shown[row - 1]["epoch"]:
+        ax.axhline(row - 0.5, color="gray", linestyle="--", linewidth=0.8)
+ax.set_yticks(range(len(shown)), [f"iter {record['iter']}" for record in shown], fontsize=7)
+ax.set_xlim(-14, STEPS + 4)
+ax.set_xticks(range(0, STEPS + 1, 5))
 ax.invert_yaxis()
-ax.set_xlabel("timestep (the window fit)")
-ax.set_ylabel("iter (batch set_name at its first window)")
-ax.set_title("windows fit per iter: start_increments=[0, 5] (blue: epochs 0, 2; orange: 1, 3)")
+ax.set_xlabel("timestep: the window fit")
+ax.set_title("provenance.jsonl: the first 3 batches of epochs 0 (increment 0) and 1 (increment 5)")
 figure.tight_layout()
 figure.savefig(OUT / "windows.png")
 show(OUT / "windows.png")
