@@ -74,6 +74,33 @@ def run(
     }
 
 
+def run_stateful(strategy: tf.distribute.Strategy | None) -> dict:
+    """A stateful LSTM on windows: each replica keeps the states of its own rows."""
+    from trainkit import TimeseriesPreprocessor
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(32, 20, 3)).astype("float32")
+    y = (x[:, -1, 0] > 0).astype("float32")
+    replicas = 1 if strategy is None else strategy.num_replicas_in_sync
+    scope = strategy.scope() if strategy is not None else tf.name_scope("one_device")
+    with scope:
+        keras.utils.set_random_seed(2)
+        model = keras.Sequential([
+            keras.Input((5, 3), batch_size=8 // replicas),  # the batch of one replica
+            keras.layers.LSTM(4, stateful=True),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ])  # fmt: skip
+        model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    dg = DataGenerator(
+        data=x, labels=y, batch_size=8, preprocessor=TimeseriesPreprocessor(window_size=5)
+    )
+    tg = TrainGenerator(
+        model, dg, epochs=2, strategy=strategy, reset_statefuls=True, iter_verbosity=0
+    )
+    tg.train()
+    return {"weights": [w.tolist() for w in model.get_weights()], "loss": tg.history["loss"]}
+
+
 def main() -> None:
     logs_dir = sys.argv[1]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -83,6 +110,7 @@ def main() -> None:
             "one": run(None, eval_fn),
             "mirrored": run(strategy, eval_fn, os.path.join(logs_dir, eval_fn)),
         }
+    out["stateful"] = {"one": run_stateful(None), "mirrored": run_stateful(strategy)}
     # Resume the first mid-run checkpoint of the mirrored run in a fresh model.
     run_dir = out["evaluate"]["mirrored"]["run_dir"]
     first = sorted(name for name in os.listdir(run_dir) if name.startswith("ckpt-"))[0]

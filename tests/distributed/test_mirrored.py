@@ -3,7 +3,8 @@
 The batch of 16 splits 8/8 and the partial last batch of 11 splits 5/6: each replica's
 loss is weighted by its rows, so both train to the same weights, losses, validation
 metrics (evaluate and predict mode) and predictions, up to float rounding (stated
-below). A mid-run checkpoint resumed under the strategy ends bitwise equal.
+below). A stateful LSTM built with one replica's batch size keeps each replica's rows'
+states. A mid-run checkpoint resumed under the strategy ends bitwise equal.
 """
 
 from __future__ import annotations
@@ -60,3 +61,10 @@ def test_a_mirrored_run_resumed_from_a_mid_run_checkpoint_ends_bitwise_equal(res
     for a, b in zip(resumed["weights"], uninterrupted["weights"]):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert resumed["loss"] == uninterrupted["loss"]
+
+
+def test_a_stateful_lstm_keeps_each_replicas_rows_states_and_trains_as_one_device(result):
+    one, mirrored = result["stateful"]["one"], result["stateful"]["mirrored"]
+    assert len(mirrored["loss"]) == len(one["loss"]) == 8  # 4 batches of 4 windows, 2 epochs
+    close(mirrored["weights"], one["weights"])
+    close([mirrored["loss"]], [one["loss"]])

@@ -244,9 +244,25 @@ def check_datagen(name: str, datagen: Any, required: bool) -> None:
 
 
 def check_distributed(
-    distribution: Any, datagen: Any, val_datagen: Any, steps_per_execution: int, pad: bool
+    distribution: Any,
+    datagen: Any,
+    val_datagen: Any,
+    steps_per_execution: int,
+    pad: bool,
+    stateful: list[Any] | None = None,
+    reset_statefuls: bool = False,
+    checkpoint_freq: Any = None,
 ) -> None:
     """Refuse what a strategy cannot train; give each generator its worker's shard."""
+    if stateful and (not reset_statefuls or getattr(checkpoint_freq, "unit", None) == "iter"):
+        names = ", ".join(layer.name for layer in stateful)
+        raise NotImplementedError(
+            f"Stateful layers ({names}) under a tf.distribute strategy need "
+            "reset_statefuls=True and a checkpoint_freq by 'batch', 'epoch' or 'val': each "
+            "replica keeps the states of its own rows, and checkpoints hold them only where "
+            "they are reset (batch ends). Received: reset_statefuls="
+            f"{reset_statefuls}, checkpoint_freq={checkpoint_freq}"
+        )
     if steps_per_execution != 1:
         raise NotImplementedError(
             "steps_per_execution > 1 is not supported under a tf.distribute strategy yet: "

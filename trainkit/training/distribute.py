@@ -123,8 +123,10 @@ class Distribution:
         Variables cannot be created inside the distributed step, and on several workers
         their creation is collective, so every worker builds here, at the same point.
         """
+        rows = max(1, _rows(data) // self.local_replicas)  # one replica's part
+        part = tf.nest.map_structure(lambda a: np.asarray(a)[:rows], data)
         with self.scope():
-            model._symbolic_build(data_batch=data)
+            model._symbolic_build(data_batch=part)
             if model.optimizer is not None and not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
 

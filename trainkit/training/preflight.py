@@ -91,8 +91,12 @@ def check_before_training(
     validation: ValidationSettings,
     key_metric: str,
     input_as_labels: bool,
+    replicas: int = 1,
 ) -> None:
     """Check one peeked slice of each generator against the model and the settings.
+
+    `replicas`: the replicas this worker's slices are split across (a strategy's); a
+    model with a fixed batch size then takes that many rows per replica.
 
     Raises:
         ValueError: a mistake the first slice shows (see the module docstring); the
@@ -102,13 +106,13 @@ def check_before_training(
     train, val = peek(datagen), peek(val_datagen)
     if train is not None:
         needs = _labels_needed("datagen", model, validation)
-        _check_slice("datagen", datagen, train, model, input_as_labels, needs, pad=False)
+        _check_slice("datagen", datagen, train, model, input_as_labels, needs, False, replicas)
     if val is not None:
         needs = _labels_needed("val_datagen", model, validation)
         pad = validation.pad_val_batches
         if pad and validation.eval_fn == "evaluate":
             padding.check_padding_is_exact(model)
-        _check_slice("val_datagen", val_datagen, val, model, input_as_labels, needs, pad)
+        _check_slice("val_datagen", val_datagen, val, model, input_as_labels, needs, pad, replicas)
     labels = [pair[1] for pair in (val, train) if pair is not None and pair[1] is not None]
     if validation.eval_fn == "predict":
         _check_binary_metrics(model, validation, key_metric, labels[0] if labels else None)
@@ -144,11 +148,12 @@ def _check_slice(
     input_as_labels: bool,
     labels_needed: str | None,
     pad: bool,
+    replicas: int = 1,
 ) -> None:
     x, y, served = pair
     inputs = _known_inputs(model)
     if inputs is not None:
-        _check_inputs(name, datagen, x, inputs, model, pad)
+        _check_inputs(name, datagen, x, inputs, model, pad, replicas)
     if y is None and not input_as_labels and labels_needed is not None:
         raise ValueError(_NO_LABELS.format(name=name, needs=labels_needed))
     labels = x if input_as_labels else y
@@ -179,7 +184,7 @@ def _known_inputs(model: Any) -> list[Any] | None:
 
 
 def _check_inputs(
-    name: str, datagen: Any, x: Any, inputs: list[Any], model: Any, pad: bool
+    name: str, datagen: Any, x: Any, inputs: list[Any], model: Any, pad: bool, replicas: int = 1
 ) -> None:
     arrays = _match_structure(name, x, inputs, model)
     for (where, array), tensor in zip(arrays, inputs):
@@ -191,7 +196,7 @@ def _check_inputs(
                     input=_input_name(tensor), expected=expected,
                 )
             )  # fmt: skip
-    _check_batch_size(name, datagen, arrays[0][1], model, pad)
+    _check_batch_size(name, datagen, arrays[0][1], model, pad, replicas)
 
 
 def _shapes_match(shape: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
@@ -302,12 +307,21 @@ def _check_labels_structure(name: str, labels: Any, model: Any, what: str) -> No
         )
 
 
-def _check_batch_size(name: str, datagen: Any, array: Any, model: Any, pad: bool) -> None:
+def _check_batch_size(
+    name: str, datagen: Any, array: Any, model: Any, pad: bool, replicas: int = 1
+) -> None:
     """A model with a fixed batch size (stateful) needs exactly that many samples."""
     size = fixed_batch_size(model)
     served = int(np.shape(array)[0])
-    if size is None or served == size or (pad and served < size):
+    if size is None or served == size * replicas or (pad and served < size):
         return
+    if replicas > 1:
+        raise ValueError(
+            f"The model's batch size is fixed at {size} per replica, and `{name}` serves "
+            f"{served} rows to this worker's {replicas} replicas: serve {size * replicas} "
+            f"(batch_size={size * replicas} times the number of workers, the global batch), "
+            f"or build the model with batch_size={served // replicas}."
+        )
     layers = stateful_layers(model)
     why = f"stateful layers: {', '.join(layer.name for layer in layers)}" if layers else "Input"
     hint = ""

@@ -263,7 +263,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         if self._distribution is not None:
             config.check_distributed(
                 self._distribution, datagen, val_datagen, self.steps_per_execution,
-                self._val.pad_val_batches,
+                self._val.pad_val_batches, stateful_layers(model), self.reset_statefuls,
+                self.checkpoint_freq,
             )  # fmt: skip
 
         self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
@@ -312,8 +313,9 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._timings = {"train": 0.0, "validation": 0.0}
         self._new_best = False
         preflight.check_before_training(
-            model, datagen, val_datagen, self._val, self.key_metric, self.input_as_labels
-        )
+            model, datagen, val_datagen, self._val, self.key_metric, self.input_as_labels,
+            replicas=1 if self._distribution is None else self._distribution.local_replicas,
+        )  # fmt: skip
         self._checkpoints = checkpointing.Checkpoints(
             self, settings=self._settings, state=self._state, callbacks=self._callbacks,
             run_logs=self._logs,
