@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-RUN_LANGUAGES = frozenset({"python", "py", "python3"})
+RUN_LANGUAGES = frozenset({"python", "py", "python3", "pycon"})
 HIDDEN_KINDS = ("setup", "check")
 DIRECTIVES = (*HIDDEN_KINDS, "skip")
 

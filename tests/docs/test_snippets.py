@@ -7,9 +7,9 @@ traceback's line numbers are the page's.
 
 Conventions for writing pages:
 
-* Blocks fenced as ```python (or ```py) are run. Every other block (```bash, ```text,
-  output, a directory layout, a bare ```) is not: give code that is not Python, or that
-  is not code, another language tag.
+* Blocks fenced as ```python (or ```py, ```pycon) are run. Every other block (```bash,
+  ```text, output, a directory layout, a bare ```, an indented block) is not: give code
+  that is not Python, or that is not code, another language tag.
 * A ```python block whose first line starts with `>>>` is a doctest: each statement runs in
   the page's namespace and its printed output must match the block (`...` matches
   anything, whitespace differences are ignored). Use it where the page shows a value.
@@ -202,6 +202,10 @@ def test_a_doctest_block_checks_its_output_and_shares_the_namespace(tmp_path):
         ```
         ```python
         assert values == [1, 2, 3]
+        ```
+        ```pycon
+        >>> len(values)
+        3
         ```
         """,
     )
