@@ -72,17 +72,18 @@ EXPORTING_MODULES = {
 }
 
 
-def _load_site_module():
-    spec = importlib.util.spec_from_file_location(
-        "trainkit_dev_site", ROOT / "dev" / "docs_site.py"
-    )
+def _load_dev_module(name: str):
+    """`dev/<name>.py` as a module (dev/ is not a package)."""
+    path = ROOT / "dev" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"trainkit_dev_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-docs_site = _load_site_module()
+docs_site = _load_dev_module("docs_site")
+diagrams = _load_dev_module("diagrams")
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +169,14 @@ def test_docstring_doctests_render_as_code_in_the_api_reference(site):
     data = (site / "api" / "data.html").read_text(encoding="utf-8")
     code = " ".join(re.findall(r"<pre>.*?</pre>", data, flags=re.DOTALL))
     assert ">>> dg = DataGenerator(" in unescape(re.sub(r"<[^>]+>", "", code))
+
+
+@pytest.mark.parametrize("name", sorted(diagrams.DIAGRAMS))
+def test_each_committed_diagram_is_what_dev_diagrams_py_draws_and_is_on_a_page(site, name):
+    committed = (ROOT / "docs" / "diagrams" / name).read_text(encoding="utf-8")
+    assert committed == diagrams.DIAGRAMS[name](), f"run `python dev/diagrams.py` ({name})"
+    pages = [p for p in site.rglob("*.html") if f"diagrams/{name}" in p.read_text("utf-8")]
+    assert pages, f"docs/diagrams/{name} is on no page"
 
 
 def test_the_site_loads_nothing_from_the_network(site):
