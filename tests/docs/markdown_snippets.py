@@ -187,16 +187,20 @@ def _dedent(body: list[str], indent: int | None = None) -> str:
 
 
 def run_page(page: Page, namespace: dict, deadline_s: float) -> None:
-    """Run the page's snippets in order in `namespace`.
+    """Run the page's snippets in order in `namespace`, in at most `deadline_s` CPU-seconds.
+
+    The deadline counts the process' CPU time (every thread), not the wall clock, so how
+    busy the machine is does not decide whether a page passes; a snippet that hangs
+    without using the CPU is left to pytest-timeout.
 
     Raises:
         SnippetFailure: naming the page and the line of the snippet that failed, with its
             traceback (line numbers are the page's), or the doctest report, or the deadline.
     """
     __tracebackhide__ = True
-    started = time.monotonic()
+    started = time.process_time()
     for snippet in page.snippets:
-        with _deadline(deadline_s - (time.monotonic() - started), page, snippet):
+        with _deadline(deadline_s - (time.process_time() - started), page, snippet):
             if snippet.is_doctest:
                 _run_doctest(page, snippet, namespace)
             else:
@@ -239,9 +243,10 @@ def _where(page: Page, snippet: Snippet) -> str:
 
 
 class _deadline:
-    """Interrupt the snippet when the page's time is spent (SIGALRM, main thread only).
+    """Interrupt the snippet when the page's CPU time is spent (SIGPROF, main thread only).
 
-    An outer alarm (pytest-timeout's) is put back afterwards with its remaining time.
+    SIGPROF leaves pytest-timeout's SIGALRM alone; an outer profiling timer, if any, is
+    put back afterwards with its remaining time.
     """
 
     def __init__(self, seconds: float, page: Page, snippet: Snippet) -> None:
@@ -258,28 +263,28 @@ class _deadline:
         if not self.active:
             return
         try:
-            self.old_handler = signal.signal(signal.SIGALRM, self._fire)
+            self.old_handler = signal.signal(signal.SIGPROF, self._fire)
         except ValueError:  # not the main thread: no alarm, the time is still measured
             self.active = False
             return
-        self.started = time.monotonic()
-        self.old_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.started = time.process_time()
+        self.old_timer = signal.setitimer(signal.ITIMER_PROF, self.seconds)
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
         if self.active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.old_handler)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, self.old_handler)
             delay, interval = self.old_timer
             if delay:
-                left = delay - (time.monotonic() - self.started)
-                signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), interval)
+                left = delay - (time.process_time() - self.started)
+                signal.setitimer(signal.ITIMER_PROF, max(left, 0.001), interval)
         if isinstance(error, SnippetTimeout):
             raise self._failure() from None
 
     def _failure(self) -> SnippetFailure:
         return SnippetFailure(
-            f"{_where(self.page, self.snippet)}: the page ran past its deadline; snippets "
-            "must stay tiny (a few samples, one Dense layer, one epoch)"
+            f"{_where(self.page, self.snippet)}: the page ran past its deadline (CPU-seconds); "
+            "snippets must stay tiny (a few samples, one Dense layer, one epoch)"
         )
 
 

@@ -2,7 +2,8 @@
 
 One test per page (new pages are picked up by themselves): the page's snippets run in the
 order they appear, in one namespace of their own, in a fresh temporary working directory,
-under a deadline (`PAGE_DEADLINE_S`). A failure names the page and the line, and the
+under a deadline of `PAGE_DEADLINE_S` CPU-seconds (CPU time, so that a busy machine does not
+fail a page; pytest-timeout catches a hang). A failure names the page and the line, and the
 traceback's line numbers are the page's.
 
 Conventions for writing pages:
@@ -253,8 +254,8 @@ def test_a_page_breaking_the_conventions_is_refused_naming_the_line(tmp_path, te
 
 
 def test_a_page_past_its_deadline_fails_naming_the_snippet(tmp_path):
-    path = _page(tmp_path, "```python\nimport time\ntime.sleep(5)\n```\n")
+    path = _page(tmp_path, "```python\nwhile True:\n    pass\n```\n")
     started = time.monotonic()
     with pytest.raises(SnippetFailure, match=r"page\.md:2: snippet: the page ran past"):
         run_page(read_page(path), {}, 0.3)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0  # 0.3 CPU-seconds, however busy the machine
