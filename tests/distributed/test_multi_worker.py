@@ -1,5 +1,7 @@
 """Two worker processes on 127.0.0.1 with MultiWorkerMirroredStrategy (TF_CONFIG).
 
+The workers run examples/multi_worker.py, the script the docs show.
+
 One scenario, in phases (each worker process pays TensorFlow's start-up):
 an uninterrupted 2-worker run; a 2-worker run killed with SIGKILL after its second
 checkpoint (one worker first: the chief must stop with a clear error, not hang);
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-WORKER = Path(__file__).with_name("worker_case.py")
+WORKER = Path(__file__).resolve().parents[2] / "examples" / "multi_worker.py"
 
 
 def free_ports(count: int) -> str:
@@ -36,12 +38,13 @@ def free_ports(count: int) -> str:
 
 
 def start(workers: int, logs_dir: Path, out: Path, *extra: str) -> list[subprocess.Popen]:
+    """`workers` processes of examples/multi_worker.py on 127.0.0.1 (the chief first)."""
     ports = free_ports(workers)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, str(WORKER)]
+    command = [sys.executable, str(WORKER), "--ports", ports, "--logs-dir", str(logs_dir)]
     return [
         subprocess.Popen(
-            [*command, str(index), ports, str(logs_dir), str(out), *extra],
+            [*command, "--worker", str(index), "--weights-out", str(out), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -106,12 +109,12 @@ def test_two_workers_train_resume_after_kill_9_bitwise_and_resume_on_one_worker(
         pytest.fail("the killed run finished")
     shutil.copytree(logs, tmp_path / "copy")
 
-    resumed = finish(start(2, logs, tmp_path / "resumed.npz", "--resume", "true"))
+    resumed = finish(start(2, logs, tmp_path / "resumed.npz", "--resume"))
     assert done_line(resumed[0]) == done_line(reference[0])
     for ours, theirs in zip(weights(tmp_path / "resumed.npz"), weights(tmp_path / "reference.npz")):
         np.testing.assert_array_equal(ours, theirs)
 
-    one = finish(start(1, tmp_path / "copy", tmp_path / "one.npz", "--resume", "true"))
+    one = finish(start(1, tmp_path / "copy", tmp_path / "one.npz", "--resume"))
     assert done_line(one[0]).startswith("DONE 24 ")
     ours, theirs = weights(tmp_path / "one.npz"), weights(tmp_path / "reference.npz")
     # Another worker count sums the same rows in another order: equal up to rounding.
