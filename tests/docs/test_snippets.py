@@ -259,3 +259,14 @@ def test_a_page_past_its_deadline_fails_naming_the_snippet(tmp_path):
     with pytest.raises(SnippetFailure, match=r"page\.md:2: snippet: the page ran past"):
         run_page(read_page(path), {}, 0.3)
     assert time.monotonic() - started < 10.0  # 0.3 CPU-seconds, however busy the machine
+
+
+def test_a_page_s_sys_path_and_the_modules_it_wrote_are_forgotten_after_it(tmp_path):
+    saved = list(sys.path)
+    (tmp_path / "page_module_for_the_test.py").write_text("VALUE = 1\n", encoding="utf-8")
+    with _sys_path_kept(tmp_path):
+        sys.path.insert(0, str(tmp_path))
+        import page_module_for_the_test  # noqa: F401
+
+        assert "page_module_for_the_test" in sys.modules
+    assert sys.path == saved and "page_module_for_the_test" not in sys.modules
