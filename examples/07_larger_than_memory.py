@@ -33,6 +33,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,7 +63,9 @@ def show(figure, path):
 
 
 def resident_mb() -> float:
-    """This process' resident memory (RSS) in MB, as `top` shows it (Linux)."""
+    """This process' resident memory (RSS) in MB, as `top` shows it; NaN off Linux."""
+    if not os.path.exists("/proc/self/status"):
+        return float("nan")
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -126,7 +129,8 @@ for x, _ in reader:
     rss_mb.append(resident_mb() - before)
 print(f"read {read_mb[-1]:,.0f} MB in {len(read_mb)} batches; resident memory grew by at")
 print(f"most {max(rss_mb):.0f} MB and ends {rss_mb[-1]:.0f} MB above where it started")
-assert max(rss_mb) < 0.5 * read_mb[-1]
+if sys.platform.startswith("linux"):  # trainkit releases served pages on Linux only
+    assert max(rss_mb) < 0.5 * read_mb[-1]
 
 # %% [markdown]
 # ## The expensive preprocessor
