@@ -1,0 +1,77 @@
+"""What a strategy cannot train is refused at construction, naming the fix (in process).
+
+A stand-in for the trainer's view of a strategy (replicas, workers, this worker's shard)
+is enough here: the distributed runs themselves are in test_mirrored.py and
+test_multi_worker.py, in processes of their own.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+from trainkit import DataGenerator
+from trainkit.training import config
+from trainkit.training.frequency import Frequency
+
+
+def layout(replicas: int, workers: int, index: int = 0) -> SimpleNamespace:
+    shard = (index, workers) if workers > 1 else None
+    return SimpleNamespace(replicas=replicas, workers=workers, shard=shard)
+
+
+def generator(samples: int = 40, batch_size: int = 16, **kwargs) -> DataGenerator:
+    x = np.arange(samples * 2, dtype="float32").reshape(samples, 2)
+    return DataGenerator(data=x, labels=np.zeros(samples), batch_size=batch_size, **kwargs)
+
+
+def test_each_worker_serves_its_rows_of_every_global_batch():
+    whole, first, second = generator(), generator(), generator()
+    config.check_distributed(layout(2, 2, 0), first, None, 1, False)
+    config.check_distributed(layout(2, 2, 1), second, None, 1, False)
+    assert (first.shard, second.shard) == ((0, 2), (1, 2))
+    for _ in range(len(whole)):  # 16, 16 and the partial 8: 8+8, 8+8, 4+4
+        x, _ = whole.get()
+        np.testing.assert_array_equal(np.concatenate([first.get()[0], second.get()[0]]), x)
+        for dg in (whole, first, second):
+            dg.update_state()
+    assert first.all_data_exhausted and second.all_data_exhausted
+
+
+def test_a_shard_the_user_set_is_kept():
+    dg = generator(shard=(1, 2))
+    config.check_distributed(layout(2, 2, 0), dg, None, 1, False)
+    assert dg.shard == (1, 2)
+
+
+def test_a_last_batch_with_fewer_rows_than_replicas_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"batch '.*' of 1 samples, fewer than .* 2 replicas"):
+        config.check_distributed(layout(2, 1), generator(samples=33), None, 1, False)
+    with pytest.raises(ValueError, match="drop_remainder=True"):
+        config.check_distributed(layout(4, 2), None, generator(samples=34), 1, False)
+    dropped = generator(samples=33, drop_remainder=True)
+    config.check_distributed(layout(2, 1), dropped, None, 1, False)
+
+
+def test_what_a_strategy_does_not_support_is_refused():
+    with pytest.raises(NotImplementedError, match="steps_per_execution=1"):
+        config.check_distributed(layout(2, 1), generator(), None, 4, False)
+    with pytest.raises(NotImplementedError, match="pad_val_batches"):
+        config.check_distributed(layout(2, 1), generator(), None, 1, True)
+    lstm = keras.layers.LSTM(2, stateful=True, name="lstm")
+    with pytest.raises(NotImplementedError, match=r"\(lstm\).*reset_statefuls=True"):
+        config.check_distributed(layout(2, 1), generator(), None, 1, False, [lstm], False)
+    with pytest.raises(NotImplementedError, match="checkpoint_freq by 'batch'"):
+        config.check_distributed(
+            layout(2, 1), generator(), None, 1, False, [lstm], True, Frequency("iter", 5)
+        )
+
+
+def test_a_generator_that_served_already_cannot_be_sharded():
+    dg = generator()
+    dg.get()
+    with pytest.raises(RuntimeError, match="before it serves its first slice"):
+        config.check_distributed(layout(2, 2, 1), dg, None, 1, False)
