@@ -58,7 +58,7 @@ def test_a_strategy_that_is_not_a_mirrored_one_is_refused_naming_the_supported_o
 ):
     import tensorflow as tf
 
-    with pytest.raises(TypeError, match="MirroredStrategy.*MultiWorkerMirroredStrategy"):
+    with pytest.raises(TypeError, match=r"MirroredStrategy.*MultiWorkerMirroredStrategy"):
         TrainGenerator(model, *datagens, strategy=object())
     with pytest.raises(TypeError, match="OneDeviceStrategy"):
         TrainGenerator(model, *datagens, strategy=tf.distribute.OneDeviceStrategy("/cpu:0"))
