@@ -24,12 +24,17 @@ from trainkit.data.preprocessors import (
 
 if TYPE_CHECKING:
     from trainkit.training import TrainGenerator
+    from trainkit.training.distribute import WorkerLostError
     from trainkit.training.health import NonFiniteLossError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
-_LAZY = {"TrainGenerator": "trainkit.training", "NonFiniteLossError": "trainkit.training.health"}
+_LAZY = {
+    "TrainGenerator": "trainkit.training",
+    "NonFiniteLossError": "trainkit.training.health",
+    "WorkerLostError": "trainkit.training.distribute",
+}
 
 __all__ = [
     "Chain",
@@ -43,6 +48,7 @@ __all__ = [
     "RandomScalePreprocessor",
     "TimeseriesPreprocessor",
     "TrainGenerator",
+    "WorkerLostError",
     "write_sets",
     "write_store",
 ]

@@ -52,6 +52,7 @@ CONTRACT = {
     ],
     "trainkit.training.prediction.Predictions": ["in_sample_order"],
     "trainkit.NonFiniteLossError": [],
+    "trainkit.WorkerLostError": [],
     "trainkit.write_sets": [],
     "trainkit.write_store": [],
     "trainkit.introspection": ["gradient_norms", "weight_health", "layer_outputs"],
