@@ -6,6 +6,7 @@ venv's Python, `TRAINKIT_EXAMPLES_SMALL=1`), writing only under a temporary fold
 
 While working on one example, `TRAINKIT_EXAMPLES_ONLY=03,04` runs only the notebooks whose
 names start with those prefixes; the tests of the others are skipped.
+`TRAINKIT_EXAMPLES_WORKERS` (default 2) is how many notebooks run at once.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+WORKERS = int(os.environ.get("TRAINKIT_EXAMPLES_WORKERS", "2"))  # notebooks run at once
 
 
 def load_notebooks_module():
@@ -45,22 +48,29 @@ def executed_notebooks(tmp_path_factory, notebooks_module) -> Path:
     """
     out_dir = tmp_path_factory.mktemp("executed_notebooks")
     work_dir = tmp_path_factory.mktemp("notebook_runs")
-    failures = []
     only = [prefix for prefix in os.environ.get("TRAINKIT_EXAMPLES_ONLY", "").split(",") if prefix]
-    for script in notebooks_module.scripts():
-        if only and not script.name.startswith(tuple(only)):
-            continue
-        notebook = notebooks_module.notebook_path(script)
+    notebooks = [
+        notebooks_module.notebook_path(script)
+        for script in notebooks_module.scripts()
+        if not only or script.name.startswith(tuple(only))
+    ]
+
+    def run(notebook: Path) -> str | None:
         try:
             timings = notebooks_module.execute([notebook], out_dir, small=True, work_dir=work_dir)
-        except Exception as error:  # a cell raised: collect it, run the others
-            failures.append(f"{notebook.name}: {type(error).__name__}: {error}")
-        else:
-            timing = timings[notebook.name]
-            print(
-                f"executed {notebook.name}: {timing['wall_s']:.1f} s, "
-                f"kernel CPU {timing['kernel_cpu_s']:.1f} s"
-            )
+        except Exception as error:  # a cell raised: report it, run the others
+            return f"{notebook.name}: {type(error).__name__}: {error}"
+        timing = timings[notebook.name]
+        print(
+            f"executed {notebook.name}: {timing['wall_s']:.1f} s, "
+            f"kernel CPU {timing['kernel_cpu_s']:.1f} s"
+        )
+        return None
+
+    # Two kernels at a time: a kernel spends much of its time in one-threaded Python
+    # (imports, tracing), so the second core would otherwise sit idle on a 2-core machine.
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        failures = [failure for failure in pool.map(run, notebooks) if failure]
     if failures:
         pytest.fail("example notebooks failed:\n" + "\n\n".join(failures), pytrace=False)
     return out_dir
