@@ -81,6 +81,8 @@ class Checkpoints:
         self.callbacks, self.run_logs = callbacks, run_logs
         self.run: RunFolder | None = None
         self.lock: RunLock | None = None  # held while writing the run folder, not between
+        # A follower worker's own (temporary) folder for best models; None: the trainer's.
+        self.best_models_dir: str | None = None
         # optimizer.iterations when this trainer's iters_fit was 0: tells a step that
         # applied before an interrupt from one that did not.
         self.iterations_offset = int(trainer.model.optimizer.iterations.numpy())
@@ -172,11 +174,12 @@ class Checkpoints:
         tg = self.trainer
         if self.run is not None:
             self.run.best_is_next()  # the next checkpoint holds this best: never pruned
-        if tg.best_models_dir is None:
+        best_models_dir = self.best_models_dir or tg.best_models_dir
+        if best_models_dir is None:
             return None
         name = f"{self.run.name if self.run else tg.model_base_name}__iter{tg.iters_fit}"
         name += f"__{tg.key_metric}={tg.best_key_metric:.6g}"
-        folder = os.path.join(str(tg.best_models_dir), safe_name(name, limit=200))
+        folder = os.path.join(str(best_models_dir), safe_name(name, limit=200))
         _, state = self.capture()  # before anything is written: may refuse callback state
 
         def fill(tmp: str) -> None:
@@ -195,10 +198,7 @@ class Checkpoints:
         the folder as it was left (nobody continued the run meanwhile).
         """
         tg = self.trainer
-        if self.settings.options["deterministic"]:
-            import tensorflow as tf
-
-            tf.config.experimental.enable_op_determinism()
+        self._ops_deterministic()
         if tg.logs_dir is None:
             return
         warn_unsaved_callbacks(self.callbacks.callbacks)
@@ -223,21 +223,29 @@ class Checkpoints:
 
         Every worker saves at the same points (saving may read distributed variables,
         which is collective), as TensorFlow's multi-worker convention has it; only the
-        chief's copy is kept. A resumed follower reads the chief's checkpoint.
+        chief's copy is kept. Its best models go to the temporary folder too, never
+        into the chief's `best_models_dir`. A resumed follower reads the chief's
+        checkpoint.
         """
         tg = self.trainer
-        if tg.logs_dir is None:
-            if resumed is not None:
-                self.restore(resumed, truncate_logs=False)
-            return
+        self._ops_deterministic()  # as on the chief: every worker computes gradients
         scratch = tempfile.mkdtemp(prefix=f"trainkit-worker{distribution.worker_index}-")
         weakref.finalize(self, shutil.rmtree, scratch, True)
-        path = store.create_run_folder(scratch, tg.model_base_name, tg.model_configs)
-        self.run, self.lock = RunFolder(path), RunLock(path)
-        with self.lock.held("start"):
-            self.lock.claim()
+        if tg.best_models_dir is not None:
+            self.best_models_dir = os.path.join(scratch, "best_models")
+        if tg.logs_dir is not None:
+            path = store.create_run_folder(scratch, tg.model_base_name, tg.model_configs)
+            self.run, self.lock = RunFolder(path), RunLock(path)
+            with self.lock.held("start"):
+                self.lock.claim()
         if resumed is not None:
             self.restore(resumed, truncate_logs=False)
+
+    def _ops_deterministic(self) -> None:
+        if self.settings.options["deterministic"]:
+            import tensorflow as tf
+
+            tf.config.experimental.enable_op_determinism()
 
     def restore(self, resumed: Resumed, truncate_logs: bool = True) -> None:
         """Continue from `resumed`: everything `capture` saved, put back.

@@ -105,9 +105,14 @@ class Distribution:
         """Every worker's rows of `data`, in global row order, as NumPy (on every worker)."""
         if self.workers == 1 or data is None:
             return data
+        # Members that are None (no labels, no sample weights served) stay None.
+        members = tf.nest.flatten(data)
+        present = [index for index, member in enumerate(members) if member is not None]
         with _collective("gathering a slice's rows"):
-            gathered = self.strategy.gather(self.split(data), axis=0)
-        return tf.nest.map_structure(lambda t: t.numpy(), gathered)
+            gathered = self.strategy.gather(self.split([members[i] for i in present]), axis=0)
+        for index, tensor in zip(present, gathered):
+            members[index] = tensor.numpy()
+        return tf.nest.pack_sequence_as(data, members)
 
     def predict_local(self, model: Any, x: Any) -> Any:
         """The model's outputs for this worker's rows (the variables are mirrored)."""
