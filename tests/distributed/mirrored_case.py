@@ -48,6 +48,7 @@ def run(
     eval_fn: str,
     logs_dir: str | None = None,
     resume: str | bool = False,
+    steps_per_execution: int = 1,
 ) -> dict:
     x, y = data()
     scope = strategy.scope() if strategy is not None else tf.name_scope("one_device")
@@ -60,7 +61,7 @@ def run(
         val_metrics=["accuracy", "f1"] if eval_fn == "predict" else None,
         key_metric="f1" if eval_fn == "predict" else "loss",
         class_weights={0: 1.0, 1: 2.0}, iter_verbosity=0, logs_dir=logs_dir,
-        checkpoint_freq={"batch": 4}, resume=resume,
+        checkpoint_freq={"batch": 4}, resume=resume, steps_per_execution=steps_per_execution,
     )  # fmt: skip
     tg.train()
     predictions = tg.predict(DataGenerator(data=x[:21], labels=y[:21], batch_size=10))
@@ -110,6 +111,7 @@ def main() -> None:
             "one": run(None, eval_fn),
             "mirrored": run(strategy, eval_fn, os.path.join(logs_dir, eval_fn)),
         }
+    out["fused"] = run(strategy, "evaluate", os.path.join(logs_dir, "fused"), False, 4)
     out["stateful"] = {"one": run_stateful(None), "mirrored": run_stateful(strategy)}
     # Resume the first mid-run checkpoint of the mirrored run in a fresh model.
     run_dir = out["evaluate"]["mirrored"]["run_dir"]

@@ -30,8 +30,8 @@ def generator(samples: int = 40, batch_size: int = 16, **kwargs) -> DataGenerato
 
 def test_each_worker_serves_its_rows_of_every_global_batch():
     whole, first, second = generator(), generator(), generator()
-    config.check_distributed(layout(2, 2, 0), first, None, 1, False)
-    config.check_distributed(layout(2, 2, 1), second, None, 1, False)
+    config.check_distributed(layout(2, 2, 0), first, None, False)
+    config.check_distributed(layout(2, 2, 1), second, None, False)
     assert (first.shard, second.shard) == ((0, 2), (1, 2))
     for _ in range(len(whole)):  # 16, 16 and the partial 8: 8+8, 8+8, 4+4
         x, _ = whole.get()
@@ -43,30 +43,28 @@ def test_each_worker_serves_its_rows_of_every_global_batch():
 
 def test_a_shard_the_user_set_is_kept():
     dg = generator(shard=(1, 2))
-    config.check_distributed(layout(2, 2, 0), dg, None, 1, False)
+    config.check_distributed(layout(2, 2, 0), dg, None, False)
     assert dg.shard == (1, 2)
 
 
 def test_a_last_batch_with_fewer_rows_than_replicas_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"batch '.*' of 1 samples, fewer than .* 2 replicas"):
-        config.check_distributed(layout(2, 1), generator(samples=33), None, 1, False)
+        config.check_distributed(layout(2, 1), generator(samples=33), None, False)
     with pytest.raises(ValueError, match="drop_remainder=True"):
-        config.check_distributed(layout(4, 2), None, generator(samples=34), 1, False)
+        config.check_distributed(layout(4, 2), None, generator(samples=34), False)
     dropped = generator(samples=33, drop_remainder=True)
-    config.check_distributed(layout(2, 1), dropped, None, 1, False)
+    config.check_distributed(layout(2, 1), dropped, None, False)
 
 
 def test_what_a_strategy_does_not_support_is_refused():
-    with pytest.raises(NotImplementedError, match="steps_per_execution=1"):
-        config.check_distributed(layout(2, 1), generator(), None, 4, False)
     with pytest.raises(NotImplementedError, match="pad_val_batches"):
-        config.check_distributed(layout(2, 1), generator(), None, 1, True)
+        config.check_distributed(layout(2, 1), generator(), None, True)
     lstm = keras.layers.LSTM(2, stateful=True, name="lstm")
     with pytest.raises(NotImplementedError, match=r"\(lstm\).*reset_statefuls=True"):
-        config.check_distributed(layout(2, 1), generator(), None, 1, False, [lstm], False)
+        config.check_distributed(layout(2, 1), generator(), None, False, [lstm], False)
     with pytest.raises(NotImplementedError, match="checkpoint_freq by 'batch'"):
         config.check_distributed(
-            layout(2, 1), generator(), None, 1, False, [lstm], True, Frequency("iter", 5)
+            layout(2, 1), generator(), None, False, [lstm], True, Frequency("iter", 5)
         )
 
 
@@ -74,4 +72,4 @@ def test_a_generator_that_served_already_cannot_be_sharded():
     dg = generator()
     dg.get()
     with pytest.raises(RuntimeError, match="before it serves its first slice"):
-        config.check_distributed(layout(2, 2, 1), dg, None, 1, False)
+        config.check_distributed(layout(2, 2, 1), dg, None, False)

@@ -4,7 +4,8 @@ The batch of 16 splits 8/8 and the partial last batch of 11 splits 5/6: each rep
 loss is weighted by its rows, so both train to the same weights, losses, validation
 metrics (evaluate and predict mode) and predictions, up to float rounding (stated
 below). A stateful LSTM built with one replica's batch size keeps each replica's rows'
-states. A mid-run checkpoint resumed under the strategy ends bitwise equal.
+states. A mid-run checkpoint resumed under the strategy ends bitwise equal, and so does
+`steps_per_execution=4`.
 """
 
 from __future__ import annotations
@@ -68,3 +69,12 @@ def test_a_stateful_lstm_keeps_each_replicas_rows_states_and_trains_as_one_devic
     assert len(mirrored["loss"]) == len(one["loss"]) == 8  # 4 batches of 4 windows, 2 epochs
     close(mirrored["weights"], one["weights"])
     close([mirrored["loss"]], [one["loss"]])
+
+
+def test_fused_steps_under_the_strategy_equal_one_step_per_slice_bitwise(result):
+    one_by_one, fused = result["evaluate"]["mirrored"], result["fused"]
+    assert fused["iters_fit"] == one_by_one["iters_fit"]
+    for a, b in zip(fused["weights"], one_by_one["weights"]):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert fused["loss"] == one_by_one["loss"]
+    assert fused["val"] == one_by_one["val"]

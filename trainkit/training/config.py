@@ -247,7 +247,6 @@ def check_distributed(
     distribution: Any,
     datagen: Any,
     val_datagen: Any,
-    steps_per_execution: int,
     pad: bool,
     stateful: list[Any] | None = None,
     reset_statefuls: bool = False,
@@ -262,12 +261,6 @@ def check_distributed(
             "replica keeps the states of its own rows, and checkpoints hold them only where "
             "they are reset (batch ends). Received: reset_statefuls="
             f"{reset_statefuls}, checkpoint_freq={checkpoint_freq}"
-        )
-    if steps_per_execution != 1:
-        raise NotImplementedError(
-            "steps_per_execution > 1 is not supported under a tf.distribute strategy yet: "
-            "each slice is one distributed step. Pass steps_per_execution=1. "
-            f"Received: steps_per_execution={steps_per_execution}"
         )
     if pad:
         raise NotImplementedError(

@@ -32,7 +32,13 @@ import tensorflow as tf
 from trainkit._validation import describe
 from trainkit.training.steps import SAMPLES_KEY, _flatten_logs
 
-__all__ = ["SAMPLES_KEY", "DistributedStep", "Distribution", "WorkerLostError"]
+__all__ = [
+    "SAMPLES_KEY",
+    "DistributedFusedSteps",
+    "DistributedStep",
+    "Distribution",
+    "WorkerLostError",
+]
 
 
 class WorkerLostError(RuntimeError):
@@ -83,9 +89,12 @@ class Distribution:
     def scope(self) -> Any:
         return self.strategy.scope()
 
-    def split(self, data: Any) -> Any:
-        """Distributed values: this worker's rows, cut in order across its replicas."""
-        rows = _rows(data)
+    def split(self, data: Any, axis: int = 0) -> Any:
+        """Distributed values: this worker's rows, cut in order across its replicas.
+
+        `axis=1` cuts the rows of stacked slices (`(slices, rows, ...)`).
+        """
+        rows = int(np.shape(tf.nest.flatten(data)[0])[axis])
         if rows < self.local_replicas:
             raise ValueError(
                 f"A slice of {rows} rows cannot be split across this worker's "
@@ -97,7 +106,8 @@ class Distribution:
         def part(context: Any) -> Any:
             j = context.replica_id_in_sync_group - offset
             lo, hi = j * rows // local, (j + 1) * rows // local
-            return tf.nest.map_structure(lambda a: tf.constant(np.asarray(a)[lo:hi]), data)
+            cut = (slice(None),) * axis + (slice(lo, hi),)
+            return tf.nest.map_structure(lambda a: tf.constant(np.asarray(a)[cut]), data)
 
         return self.strategy.experimental_distribute_values_from_function(part)
 
@@ -156,6 +166,7 @@ class DistributedStep:
         return self._built
 
     def _replica(self, data: tuple[Any, ...]) -> Any:
+        """One step on this replica's rows: the slice's metric values and its global rows."""
         model, replicas = self.model, self.distribution.replicas
         context = tf.distribute.get_replica_context()
         rows = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], tf.float32)
@@ -200,6 +211,47 @@ class DistributedStep:
         logs = dict(zip(self.names, values[:-1]))
         logs[SAMPLES_KEY] = round(values[-1])
         return logs
+
+
+class DistributedFusedSteps:
+    """`steps(slices) -> [logs, ...]`: several same-shaped slices in one compiled call.
+
+    As `FusedSteps`, under a strategy: the slices are stacked, each replica gets its rows
+    of every slice, and a loop inside the graph runs one distributed step per slice, in
+    order (the loop is outside `strategy.run`, as Keras' own `steps_per_execution`), so the
+    result is bitwise that of one `DistributedStep` call per slice.
+    """
+
+    def __init__(self, single: DistributedStep):
+        self.single = single
+        self._function = tf.function(self._steps, reduce_retracing=True)
+
+    def _steps(self, stacked: Any, count: Any) -> Any:
+        strategy = self.single.distribution.strategy
+        rows = tf.TensorArray(tf.float32, size=count)
+        for index in tf.range(count):
+
+            def one(parts: Any, index: Any = index) -> Any:
+                data = tf.nest.map_structure(lambda part: part[index], parts)
+                return self.single._replica(data)
+
+            result = strategy.run(one, args=(stacked,))
+            rows = rows.write(index, strategy.experimental_local_results(result)[0])
+        return rows.stack()
+
+    def __call__(self, slices: list[tuple[Any, ...]]) -> list[dict[str, float]]:
+        stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *slices)
+        distribution = self.single.distribution
+        with _collective("a fused train step"):
+            values = self._function(distribution.split(stacked, axis=1), len(slices))
+            values = values.numpy().tolist()
+        names = self.single.names
+        out = []
+        for row in values:
+            logs = dict(zip(names, row[:-1]))
+            logs[SAMPLES_KEY] = round(row[-1])
+            out.append(logs)
+        return out
 
 
 def _rows(data: Any) -> int:

@@ -262,9 +262,8 @@ class TrainGenerator(SettingsView, LoopStateView):
             keras.utils.set_random_seed(self.seed)
         if self._distribution is not None:
             config.check_distributed(
-                self._distribution, datagen, val_datagen, self.steps_per_execution,
-                self._val.pad_val_batches, stateful_layers(model), self.reset_statefuls,
-                self.checkpoint_freq,
+                self._distribution, datagen, val_datagen, self._val.pad_val_batches,
+                stateful_layers(model), self.reset_statefuls, self.checkpoint_freq,
             )  # fmt: skip
 
         self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
@@ -283,7 +282,11 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
         self._callbacks = CallbackList(check_callbacks(callbacks), self)
         self._train_step: Any = self._step("train")
-        self._fused_steps = FusedSteps(self._train_step)
+        self._fused_steps: Any = (
+            FusedSteps(self._train_step)
+            if self._distribution is None
+            else distribute.DistributedFusedSteps(self._train_step)
+        )
         # Slices fit by one fused call whose bookkeeping is still to do, in order; and
         # the record of the slice being accounted (None until one is, in this process).
         self._pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
@@ -434,8 +437,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _fit_ahead(self) -> None:
         """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
         args, record = self._take_slice()
-        fused = self.steps_per_execution > 1 and self._distribution is None
-        if not fused or not self._train_step.ready:
+        if self.steps_per_execution == 1 or not self._train_step.ready:
             logs = self._train_step(*args)
             record.samples = int(logs.pop(distribute.SAMPLES_KEY, record.samples))
             if self.on_nonfinite != "ignore" and not loss_is_finite(logs):
@@ -453,6 +455,8 @@ class TrainGenerator(SettingsView, LoopStateView):
                 values = [self._train_step(*args)]
             else:
                 values = self._fused_steps([keras_data(a) for a in group])
+            for logs, each in zip(values, records):  # under a strategy: rows on all workers
+                each.samples = int(logs.pop(distribute.SAMPLES_KEY, each.samples))
         except BaseException:
             self._rewind_group(saved, self._optimizer_steps() - applied_before)
             raise
