@@ -92,14 +92,23 @@ def run_stateful(strategy: tf.distribute.Strategy | None) -> dict:
             keras.layers.Dense(1, activation="sigmoid"),
         ])  # fmt: skip
         model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
-    dg = DataGenerator(
-        data=x, labels=y, batch_size=8, preprocessor=TimeseriesPreprocessor(window_size=5)
-    )
+
+    def windows() -> DataGenerator:
+        return DataGenerator(
+            data=x, labels=y, batch_size=8, preprocessor=TimeseriesPreprocessor(window_size=5)
+        )
+
     tg = TrainGenerator(
-        model, dg, epochs=2, strategy=strategy, reset_statefuls=True, iter_verbosity=0
+        model, windows(), epochs=2, strategy=strategy, reset_statefuls=True, iter_verbosity=0
     )
     tg.train()
-    return {"weights": [w.tolist() for w in model.get_weights()], "loss": tg.history["loss"]}
+    # Each replica predicts its rows (the model takes one replica's batch), with their states.
+    predictions = np.asarray(tg.predict(windows()).predictions).ravel().tolist()
+    return {
+        "weights": [w.tolist() for w in model.get_weights()],
+        "loss": tg.history["loss"],
+        "predictions": predictions,
+    }
 
 
 def main() -> None:

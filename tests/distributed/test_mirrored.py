@@ -69,6 +69,8 @@ def test_a_stateful_lstm_keeps_each_replicas_rows_states_and_trains_as_one_devic
     assert len(mirrored["loss"]) == len(one["loss"]) == 8  # 4 batches of 4 windows, 2 epochs
     close(mirrored["weights"], one["weights"])
     close([mirrored["loss"]], [one["loss"]])
+    assert len(mirrored["predictions"]) == len(one["predictions"]) == 128  # 32 rows x 4 windows
+    close([mirrored["predictions"]], [one["predictions"]])
 
 
 def test_fused_steps_under_the_strategy_equal_one_step_per_slice_bitwise(result):

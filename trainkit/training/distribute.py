@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainkit._validation import describe
+from trainkit.training.padding import fixed_batch_size
 from trainkit.training.steps import SAMPLES_KEY, _flatten_logs
 
 __all__ = [
@@ -125,12 +126,27 @@ class Distribution:
         return tf.nest.pack_sequence_as(data, members)
 
     def predict_local(self, model: Any, x: Any) -> Any:
-        """The model's outputs for this worker's rows (the variables are mirrored)."""
+        """The model's outputs for this worker's rows (the variables are mirrored).
+
+        A model with a fixed batch size (stateful layers) is built for one replica's
+        rows: each replica then predicts its part, with its rows' states, as in training.
+        """
+        per_replica = fixed_batch_size(model) is not None
         if self._predict is None:
-            self._predict = tf.function(
-                lambda inputs: model(inputs, training=False), reduce_retracing=True
+
+            def forward(inputs: Any) -> Any:
+                return model(inputs, training=False)
+
+            function = (
+                (lambda parts: self.strategy.run(forward, args=(parts,)))
+                if per_replica
+                else forward
             )
-        return tf.nest.map_structure(lambda t: t.numpy(), self._predict(x))
+            self._predict = tf.function(function, reduce_retracing=True)
+        if not per_replica:
+            return tf.nest.map_structure(lambda t: t.numpy(), self._predict(x))
+        parts = self.strategy.experimental_local_results(self._predict(self.split(x)))
+        return tf.nest.map_structure(lambda *p: np.concatenate([t.numpy() for t in p]), *parts)
 
     def build(self, model: Any, data: tuple[Any, ...]) -> None:
         """Create what Keras builds lazily (metrics, optimizer slots) under the scope.
