@@ -60,3 +60,30 @@ def test_gathering_rows_keeps_members_that_are_none():
     np.testing.assert_array_equal(gathered[0]["a"], outputs["a"])
     np.testing.assert_array_equal(gathered[0]["b"], outputs["b"])
     np.testing.assert_array_equal(gathered[3], rows)
+
+
+class GuideStep(keras.Model):
+    """The custom train_step of Keras' guide: no `optimizer.scale_loss`."""
+
+    def train_step(self, data):
+        x, y = data[:2]
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(y=y, y_pred=self(x, training=True))
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return {"loss": loss}
+
+
+def test_a_custom_train_step_that_bypasses_scale_loss_is_warned_about(recwarn):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    x, y = np.ones((6, 2), dtype="float32"), np.zeros((6, 1), dtype="float32")
+    for cls, warned in ((keras.Model, False), (GuideStep, True)):
+        with strategy.scope():
+            inputs = keras.Input((2,))
+            model = cls(inputs, keras.layers.Dense(1)(inputs))
+            model.compile("sgd", "mse")
+        dg = DataGenerator(data=x, labels=y, batch_size=4)
+        TrainGenerator(model, dg, epochs=1, strategy=strategy, iter_verbosity=0).train()
+        messages = [str(w.message) for w in recwarn.list if "scale_loss" in str(w.message)]
+        assert bool(messages) == warned, messages
+        recwarn.clear()

@@ -23,6 +23,7 @@ worker, so predict-mode metrics, the best model and the checkpoints agree everyw
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -40,6 +41,16 @@ __all__ = [
     "Distribution",
     "WorkerLostError",
 ]
+
+
+_UNWEIGHTED = (
+    "{model}.train_step does not pass its loss through `self.optimizer.scale_loss(loss)` "
+    "before taking the gradients. Under a tf.distribute strategy trainkit weighs each "
+    "replica's loss by its rows there; without it, a slice whose rows do not divide evenly "
+    "across the replicas (a partial last batch) trains as if they did, unlike one device. "
+    "Add `loss = self.optimizer.scale_loss(loss)` inside the GradientTape, or use "
+    "drop_remainder=True and a batch_size that the replica count divides."
+)
 
 
 class WorkerLostError(RuntimeError):
@@ -188,11 +199,14 @@ class DistributedStep:
         rows = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], tf.float32)
         total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(rows))
         model.reset_metrics()
-        _LOSS_FACTOR.value = rows * replicas / total
+        _LOSS_FACTOR.value, _LOSS_FACTOR.weighed = rows * replicas / total, False
         try:
             step_logs = self._step_fn(data)
         finally:
-            _LOSS_FACTOR.value = None
+            weighed, _LOSS_FACTOR.value = _LOSS_FACTOR.weighed, None
+        if self.mode == "train" and model.optimizer is not None and not weighed:
+            # Warned while tracing: the same on every worker, no collective involved.
+            warnings.warn(_UNWEIGHTED.format(model=type(model).__name__), stacklevel=2)
         variables = list(model.metrics_variables)
         if variables:
             summed = context.all_reduce(
@@ -276,6 +290,7 @@ def _rows(data: Any) -> int:
 
 class _Factor(threading.local):
     value: Any = None
+    weighed = False  # whether the traced step passed its loss through `scale_loss`
 
 
 # The loss factor of the replica being traced. MirroredStrategy traces its replicas in
@@ -297,6 +312,7 @@ def _weigh_losses(optimizer: Any) -> None:
     def scale_loss(loss: Any) -> Any:
         factor = _LOSS_FACTOR.value
         if factor is not None:
+            _LOSS_FACTOR.weighed = True
             loss = loss * tf.cast(factor, loss.dtype)
         return scale(loss)
 
