@@ -136,6 +136,24 @@ class Distribution:
             members[index] = tensor.numpy()
         return tf.nest.pack_sequence_as(data, members)
 
+    def agree(self, what: str, value: int) -> None:
+        """Raise the same error on every worker unless all of them hold the same `value`.
+
+        Run where the workers must be in step (after resuming): a worker that resumed
+        another checkpoint would otherwise serve other data, or hang a collective later.
+        """
+        if self.workers == 1:
+            return
+        mine = np.full(self.local_replicas, value, dtype=np.int64)
+        values = [int(v) for v in self.gather_rows(mine)[:: self.local_replicas]]
+        if len(set(values)) > 1:
+            raise RuntimeError(
+                f"The workers do not agree on {what}: {values} (worker 0 first). Every worker "
+                "must resume the same checkpoint: put `logs_dir` on storage every worker reads "
+                "(or copy the chief's run folder to each machine), or pass resume=<the same "
+                "checkpoint folder> to all of them, then start them all again."
+            )
+
     def predict_local(self, model: Any, x: Any) -> Any:
         """The model's outputs for this worker's rows (the variables are mirrored).
 

@@ -328,6 +328,8 @@ class TrainGenerator(SettingsView, LoopStateView):
                 self._checkpoints.open_follower(resumed, self._distribution)
             else:
                 self._checkpoints.open_run(resumed, run_lock)
+        if self._distribution is not None:  # every worker resumed the same point
+            self._distribution.agree("the resumed iters_fit", self.iters_fit)
 
     def _step(self, mode: str) -> Any:
         if self._distribution is None:
