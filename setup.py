@@ -87,6 +87,7 @@ setup(
             "pytest>=8",
             "hypothesis>=6.100",
             "pytest-timeout",
+            "pytest-xdist>=3.5",  # dev/test.sh runs the suite on 2 processes
             "ruff>=0.6",
             "mypy>=1.10",
             "tensorboard",  # Keras' TensorBoard callback; tensorflow-cpu does not bring it

@@ -8,4 +8,6 @@ echo "== ruff check" && .venv/bin/ruff check .
 echo "== ruff format --check" && .venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy
 echo "== pytest"
-.venv/bin/python -m pytest --durations=15 --timeout=600 "$@"
+# Two processes (CI has 2 cores): a test file, or the notebooks and the docs site that
+# shows them, stays on one process (conftest.py), so shared fixtures are built once.
+.venv/bin/python -m pytest -n 2 --dist loadgroup --durations=15 --timeout=600 "$@"

@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         DataGenerator(data=x, labels=y, batch_size=16, shuffle="samples", seed=5),  # global
         DataGenerator(data=x[:30], labels=y[:30], batch_size=16),
         epochs=args.epochs,
+        # Predict mode: each worker predicts its rows, and every worker scores them all.
+        eval_fn="predict",
+        val_metrics=["loss", "accuracy", "f1"],
         strategy=strategy,
         logs_dir=args.logs_dir,  # the chief writes it; the others write temporary folders
         checkpoint_freq={"batch": 3},
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> None:
         iter_verbosity=0,
     )
     tg.train()
+    # Each worker predicts its rows; every worker gets the whole generator's predictions.
+    predicted = tg.predict(DataGenerator(data=x[:30], batch_size=16)).predictions
+    print(f"PREDICT {len(predicted)} {float(np.sum(predicted)):.6f}", flush=True)
     chief = args.worker == 0
     if chief and args.weights_out:
         np.savez(args.weights_out, *model.get_weights())

@@ -68,8 +68,12 @@ def finish(processes: list[subprocess.Popen], timeout: float = 300) -> list[str]
     return outputs
 
 
+def line_of(output: str, tag: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(tag))
+
+
 def done_line(output: str) -> str:
-    return next(line for line in output.splitlines() if line.startswith("DONE"))
+    return line_of(output, "DONE")
 
 
 def weights(path: Path) -> list[np.ndarray]:
@@ -83,6 +87,9 @@ def test_two_workers_train_resume_after_kill_9_bitwise_and_resume_on_one_worker(
     # Both workers saw the same validations: metric state is summed across workers.
     assert done_line(reference[0]) == done_line(reference[1])
     assert done_line(reference[0]).startswith("DONE 24 ")
+    # tg.predict gathers every worker's rows on every worker.
+    predicted = [line_of(out, "PREDICT") for out in reference]
+    assert predicted[0] == predicted[1] and predicted[0].startswith("PREDICT 30 ")
     run_folders = glob.glob(str(tmp_path / "reference" / "*"))
     assert len(run_folders) == 1  # the follower wrote only a temporary folder
 

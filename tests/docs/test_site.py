@@ -3,12 +3,9 @@
 One build per module (`site`), from the same functions `bash dev/docs.sh` runs
 (`dev/docs_site.py`), into temporary folders: the repository's `docs/` is only read.
 
-The example pages are made from the session fixture `executed_notebooks` when it is
-visible from here (defined in tests/conftest.py or a root plugin), so the notebooks run
-once per suite and their pages show what the tests ran. While it lives in
-tests/examples/conftest.py, out of this folder's sight, the pages are made from the
-committed notebooks (no outputs) and the test of their outputs is skipped, saying why:
-importing the fixture here would make pytest execute every notebook a second time.
+The example pages are made from the session fixture `executed_notebooks`
+(tests/conftest.py), so the notebooks run once per suite and their pages show what the
+tests ran.
 """
 
 from __future__ import annotations
@@ -88,13 +85,9 @@ diagrams = _load_dev_module("diagrams")
 
 
 @pytest.fixture(scope="module")
-def notebooks(request) -> tuple[list[Path], bool]:
-    """The notebooks the example pages are made of, and whether they were executed."""
-    try:
-        executed = request.getfixturevalue("executed_notebooks")
-    except pytest.FixtureLookupError:
-        return docs_site.example_notebooks(), False
-    return docs_site.example_notebooks(executed), True
+def notebooks(executed_notebooks) -> tuple[list[Path], bool]:
+    """The executed notebooks the example pages are made of."""
+    return docs_site.example_notebooks(executed_notebooks), True
 
 
 @pytest.fixture(scope="module")
@@ -229,12 +222,7 @@ def test_every_example_notebook_is_a_page_in_the_examples_section(site, notebook
 
 
 def test_the_example_pages_show_what_the_executed_notebooks_printed_and_drew(site, notebooks):
-    paths, executed = notebooks
-    if not executed:
-        pytest.skip(
-            "the session fixture executed_notebooks is not visible from tests/docs (it is "
-            "defined in tests/examples/conftest.py): move it to tests/conftest.py"
-        )
+    paths, _ = notebooks
     for notebook in paths:
         page = site / "examples" / f"{notebook.stem}.html"
         html = page.read_text(encoding="utf-8")

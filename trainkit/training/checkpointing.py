@@ -76,9 +76,11 @@ class Checkpoints:
         state: LoopState,
         callbacks: CallbackList,
         run_logs: RunLogs,
+        distribution: Any = None,
     ):
         self.trainer, self.settings, self.state = trainer, settings, state
         self.callbacks, self.run_logs = callbacks, run_logs
+        self.distribution = distribution  # the strategy's layout, or None
         self.run: RunFolder | None = None
         self.lock: RunLock | None = None  # held while writing the run folder, not between
         # A follower worker's own (temporary) folder for best models; None: the trainer's.
@@ -253,8 +255,8 @@ class Checkpoints:
         The settings were resolved from the same checkpoint before the trainer was built.
         """
         tg, arrays, state = self.trainer, resumed.arrays, resumed.state
-        _restore_datagens(tg, state)
-        distribution = tg._distribution
+        _restore_datagens(tg, state, adopt_shards=self.distribution is not None)
+        distribution = self.distribution
         model_state.restore(
             tg.model, arrays, state["model_paths"], sample=self._sample(),
             build=None if distribution is None else distribution.build,
@@ -339,7 +341,7 @@ def _basename(path: str | None) -> str | None:
     return os.path.basename(path) if path else None
 
 
-def _restore_datagens(tg: TrainGenerator, state: dict[str, Any]) -> None:
+def _restore_datagens(tg: TrainGenerator, state: dict[str, Any], adopt_shards: bool) -> None:
     for name in ("datagen", "val_datagen"):
         saved, datagen = state.get(name), getattr(tg, name)
         if (saved is None) != (datagen is None):
@@ -348,7 +350,7 @@ def _restore_datagens(tg: TrainGenerator, state: dict[str, Any]) -> None:
                 f"same generators as the saved run. Received: {name}={datagen!r}"
             )
         if datagen is not None:
-            if tg._distribution is not None and saved is not None:
+            if adopt_shards and saved is not None:
                 # Every worker's cursor is the global cursor: a state saved on another
                 # number of workers continues here with this worker's shard.
                 count = datagen.fingerprint()["shard_count"]

@@ -268,26 +268,34 @@ def check_distributed(
             "replicas already split each slice. Leave pad_val_batches=False."
         )
     for name, dg in (("datagen", datagen), ("val_datagen", val_datagen)):
-        if dg is None:
-            continue
-        if getattr(dg, "_store", None) is not None and distribution.workers > 1:
+        if dg is not None:
+            shard_for(distribution, name, dg)
+
+
+def shard_for(distribution: Any, name: str, dg: Any, check_rows: bool = True) -> None:
+    """Give `dg` this worker's shard (unless it has one), after checking it can be split.
+
+    `check_rows=False`: the slices are not split across replicas (predictions on one
+    worker), so a batch may hold fewer rows than there are replicas.
+    """
+    if getattr(dg, "_store", None) is not None and distribution.workers > 1:
+        raise ValueError(
+            f"`{name}` serves an offline store, whose stored batches cannot be split "
+            f"across {distribution.workers} workers. Train from the store on one worker, "
+            "or from the source data with its preprocessor on several."
+        )
+    if getattr(dg, "shard", None) is None:
+        short = [b for b in dg.plan(0) if b.size < distribution.replicas]
+        if short and check_rows:
             raise ValueError(
-                f"`{name}` serves an offline store, whose stored batches cannot be split "
-                f"across {distribution.workers} workers. Train from the store on one worker, "
-                "or from the source data with its preprocessor on several."
+                f"`{name}` serves batch {short[0].set_name!r} of {short[0].size} samples, "
+                f"fewer than the strategy's {distribution.replicas} replicas (each "
+                "replica needs at least one row of every batch). Pass drop_remainder=True "
+                "to skip the short last batch, or use a batch_size and sample count that "
+                f"leave at least {distribution.replicas} samples in the last batch."
             )
-        if getattr(dg, "shard", None) is None:
-            short = [b for b in dg.plan(0) if b.size < distribution.replicas]
-            if short:
-                raise ValueError(
-                    f"`{name}` serves batch {short[0].set_name!r} of {short[0].size} samples, "
-                    f"fewer than the strategy's {distribution.replicas} replicas (each "
-                    "replica needs at least one row of every batch). Pass drop_remainder=True "
-                    "to skip the short last batch, or use a batch_size and sample count that "
-                    f"leave at least {distribution.replicas} samples in the last batch."
-                )
-            if distribution.shard is not None:
-                dg._set_shard(distribution.shard)
+        if distribution.shard is not None:
+            dg._set_shard(distribution.shard)
 
 
 def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) -> None:

@@ -131,9 +131,9 @@ class Distribution:
         members = tf.nest.flatten(data)
         present = [index for index, member in enumerate(members) if member is not None]
         with _collective("gathering a slice's rows"):
-            gathered = self.strategy.gather(self.split([members[i] for i in present]), axis=0)
-        for index, tensor in zip(present, gathered):
-            members[index] = tensor.numpy()
+            for index in present:  # one distributed value per array: gather takes tensors
+                gathered = self.strategy.gather(self.split(members[index]), axis=0)
+                members[index] = gathered.numpy()
         return tf.nest.pack_sequence_as(data, members)
 
     def agree(self, what: str, value: int) -> None:

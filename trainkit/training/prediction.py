@@ -334,7 +334,8 @@ def predict_slice(model: Any, x: Any) -> Any:
 
 def add_slice(
     collector: PredictionCollector,
-    trainer: Any,
+    model: Any,
+    distribution: Any,
     datagen: Any,
     x: Any,
     labels: Any,
@@ -345,11 +346,10 @@ def add_slice(
 ) -> None:
     """Predict the served slice `x` and keep it in `collector`.
 
-    Under a strategy each worker predicts its own rows and every worker keeps the
-    whole slice (outputs, labels, weights and sample indices gathered in row order).
+    Under a strategy (`distribution`, else None) each worker predicts its own rows and
+    every worker keeps the whole slice (outputs, labels, weights and sample indices
+    gathered in row order).
     """
-    distribution = getattr(trainer, "_distribution", None)
-    model = trainer.model
     if distribution is None:
         outputs = padding.predict_slice(predict_slice, model, x, pad)
         collector.add(datagen, outputs, labels, batch_index, served, description)
@@ -394,8 +394,8 @@ def predict_pass(
         # The slice's own description, also when a background copy computed it (prefetch).
         description = datagen.describe_slice() if post_process is not None else None
         add_slice(
-            collector, parts.trainer, datagen, x, labels, batch_index, served, description,
-            settings.pad_val_batches,
+            collector, model, parts.distribution, datagen, x, labels, batch_index, served,
+            description, settings.pad_val_batches,
         )  # fmt: skip
         datagen.update_state()
         if datagen.batch_exhausted:

@@ -31,6 +31,7 @@ from trainkit.training.loop_state import (
     LoopStateView,
     append_logs,
 )
+from trainkit.training.padding import fixed_batch_size
 from trainkit.training.prediction import Predictions
 from trainkit.training.progress import Progress
 from trainkit.training.run_logs import RunLogs
@@ -307,6 +308,7 @@ class TrainGenerator(SettingsView, LoopStateView):
                 callbacks=self._callbacks, test_step=self._run_test_step,
                 stateful_layers=self._stateful_layers, interrupt=self._interrupt,
                 progress=self._progress, on_new_best=self._mark_new_best,
+                distribution=self._distribution,
             )
         )  # fmt: skip
         self._logs = RunLogs(
@@ -321,7 +323,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         )  # fmt: skip
         self._checkpoints = checkpointing.Checkpoints(
             self, settings=self._settings, state=self._state, callbacks=self._callbacks,
-            run_logs=self._logs,
+            run_logs=self._logs, distribution=self._distribution,
         )  # fmt: skip
         with self._strategy_scope():  # restored variables are the strategy's
             if follower:
@@ -830,6 +832,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         """
         config.check_datagen("datagen", datagen, required=True)
         config.check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
+        if self._distribution is not None:  # each worker its rows, counted once
+            config.shard_for(self._distribution, "datagen", datagen)
         return evaluate_datagen(self._validation.parts, datagen)
 
     def predict(self, datagen: Any) -> Predictions:
@@ -849,6 +853,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         """
         config.check_datagen("datagen", datagen, required=True)
         config.check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
+        distribution = self._distribution
+        if distribution is not None:  # each worker its rows, gathered on every worker
+            split = distribution.workers > 1 or fixed_batch_size(self.model) is not None
+            config.shard_for(distribution, "datagen", datagen, check_rows=split)
         return predict_datagen(self._validation.parts, datagen)
 
     def state_dict(self) -> dict[str, Any]:

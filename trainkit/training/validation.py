@@ -70,6 +70,7 @@ class ValidationParts:
     interrupt: Any  # DeferredInterrupt
     progress: Any  # Progress
     on_new_best: Callable[[], None]
+    distribution: Any = None  # the strategy's layout (distribute.Distribution), or None
 
     @property
     def options(self) -> ValidationSettings:
@@ -162,8 +163,8 @@ class Validation:
             if self.parts.options.eval_fn == "predict":
                 assert self._collector is not None
                 add_slice(
-                    self._collector, t, datagen, x, labels, s.val_batch_index, served,
-                    pad=self.parts.options.pad_val_batches,
+                    self._collector, t.model, self.parts.distribution, datagen, x, labels,
+                    s.val_batch_index, served, pad=self.parts.options.pad_val_batches,
                 )  # fmt: skip
             else:
                 weights = self.parts.weights(datagen, x, labels, served)

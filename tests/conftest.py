@@ -1,6 +1,7 @@
 """The example notebooks, executed once per test session at their small sizes.
 
-`executed_notebooks` is shared: the tests here assert on its copies, and the docs site
+`executed_notebooks` is shared (here, so tests/examples and tests/docs both see it): the
+example tests assert on its copies, and the docs site
 puts them into its pages. Every `examples/NN_*.ipynb` runs once, in its own kernel (the
 venv's Python, `TRAINKIT_EXAMPLES_SMALL=1`), writing only under a temporary folder.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 WORKERS = int(os.environ.get("TRAINKIT_EXAMPLES_WORKERS", "2"))  # notebooks run at once
 
 
