@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -22,6 +23,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): tests pytest-xdist runs on one worker")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist turns the marks into groups
 def pytest_collection_modifyitems(config, items):
     """Groups for `pytest -n 2 --dist loadgroup` (dev/test.sh): each on one worker.
 
@@ -29,8 +31,6 @@ def pytest_collection_modifyitems(config, items):
     kill -9 matrix's references, for one); the example notebooks and the docs site that
     shows them are one group, so the notebooks are executed once.
     """
-    import pytest
-
     for item in items:
         path = item.nodeid.split("::")[0]
         shared = path.startswith(("tests/examples/", "tests/docs/test_site.py"))
