@@ -34,7 +34,9 @@ class Callback:
     Example:
 
     ```python
-    class PrintLoss(trainkit.callbacks.Callback):
+    from trainkit.callbacks import Callback
+
+    class PrintLoss(Callback):
         def on_train_batch_end(self, batch, logs=None):
             print(self.trainer.batches_fit, logs["loss"])
 
