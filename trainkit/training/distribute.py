@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from trainkit._validation import describe
 from trainkit.training.padding import fixed_batch_size
-from trainkit.training.steps import SAMPLES_KEY, _flatten_logs
+from trainkit.training.steps import SAMPLES_KEY, _flatten_logs, step_data
 
 __all__ = [
     "SAMPLES_KEY",
@@ -245,10 +245,7 @@ class DistributedStep:
         return self.distribution.strategy.run(self._replica, args=(data,))
 
     def __call__(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        if y is None:
-            data: tuple[Any, ...] = (x,)
-        else:
-            data = (x, y) if sample_weight is None else (x, y, sample_weight)
+        data = step_data(x, y, sample_weight)
         if not self._built:
             self.distribution.build(self.model, data)
             self._built = True
@@ -256,9 +253,7 @@ class DistributedStep:
             result = self._function(self.distribution.split(data))
             values = self.distribution.strategy.experimental_local_results(result)[0]
             values = values.numpy().tolist()
-        logs = dict(zip(self.names, values[:-1]))
-        logs[SAMPLES_KEY] = round(values[-1])
-        return logs
+        return _logs(self.names, values)
 
 
 class DistributedFusedSteps:
@@ -293,13 +288,14 @@ class DistributedFusedSteps:
         with _collective("a fused train step"):
             values = self._function(distribution.split(stacked, axis=1), len(slices))
             values = values.numpy().tolist()
-        names = self.single.names
-        out = []
-        for row in values:
-            logs = dict(zip(names, row[:-1]))
-            logs[SAMPLES_KEY] = round(row[-1])
-            out.append(logs)
-        return out
+        return [_logs(self.single.names, row) for row in values]
+
+
+def _logs(names: list[str], row: list[float]) -> dict[str, float]:
+    """A step's values by name; the last value is the slice's rows on every worker."""
+    logs: dict[str, float] = dict(zip(names, row[:-1]))
+    logs[SAMPLES_KEY] = round(row[-1])
+    return logs
 
 
 def _rows(data: Any) -> int:

@@ -70,10 +70,7 @@ class CompiledStep:
         return tf.function(one_step, reduce_retracing=True, jit_compile=model.jit_compile)
 
     def __call__(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        if y is None:
-            data: tuple[Any, ...] = (x,)
-        else:
-            data = (x, y) if sample_weight is None else (x, y, sample_weight)
+        data = step_data(x, y, sample_weight)
         if not self._traced_with_built_metrics:
             return self._first_call(data)
         key = _signature_key(data)
@@ -160,6 +157,13 @@ class FusedSteps:
             lambda part: tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype)), stacked
         )
         return self._function.get_concrete_function(spec)  # type: ignore[attr-defined]
+
+
+def step_data(x: Any, y: Any, sample_weight: Any = None) -> tuple[Any, ...]:
+    """What Keras' steps take: `(x,)` without labels, `(x, y)`, or `(x, y, sample_weight)`."""
+    if y is None:
+        return (x,)
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
 
 
 def signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:
