@@ -7,11 +7,15 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 
+# The distribution name: the registry name `trainkit` belongs to an unrelated project, so
+# trainkit is published as `keras-trainkit` (`pip install keras-trainkit`); the import name
+# stays `trainkit`.
+DISTRIBUTION = "keras-trainkit"
+
 # Where trainkit's code, issues and documentation site (`bash dev/docs.sh` builds it from
 # docs/) will live. Not decided yet, so these are reserved placeholder addresses (.invalid
 # never resolves) rather than guesses that could point at someone else's project: the
-# GitHub account `trainkit` and the registry name `trainkit` both belong to others. Set
-# both, and the distribution name, before the first upload.
+# GitHub account `trainkit` belongs to others. Set both before the first upload.
 REPOSITORY = "https://trainkit.invalid/source"
 DOCUMENTATION = "https://trainkit.invalid/docs"
 
@@ -32,7 +36,7 @@ def read_version() -> str:
 
 
 setup(
-    name="trainkit",
+    name=DISTRIBUTION,
     version=read_version(),
     description="Training-loop toolkit for Keras 3 on TensorFlow with exact resume",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),

@@ -27,6 +27,12 @@ import trainkit
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The name users install (`pip install keras-trainkit`; the registry's `trainkit` is another
+# project) and its normalized form in file names (PEP 427, PEP 625); the import name stays
+# `trainkit`.
+DISTRIBUTION = "keras-trainkit"
+FILE_STEM = "keras_trainkit"
+
 # What the sdist carries besides the package: enough to run the tests and read the docs.
 SDIST_FOLDERS = ("tests", "docs", "examples", "benchmarks", "dev")
 SDIST_FILES = ("README.md", "LICENSE", "CHANGELOG.md", "conftest.py", "mkdocs.yml")
@@ -87,15 +93,15 @@ def wheel_names(built: Built) -> list[str]:
 
 
 def wheel_metadata(built: Built) -> Message:
-    dist_info = f"trainkit-{trainkit.__version__}.dist-info"
+    dist_info = f"{FILE_STEM}-{trainkit.__version__}.dist-info"
     with zipfile.ZipFile(built.wheel) as wheel:
         text = wheel.read(f"{dist_info}/METADATA").decode("utf-8")
     return email.parser.Parser().parsestr(text)
 
 
 def sdist_names(built: Built) -> set[str]:
-    """The sdist's members, relative to its top folder `trainkit-<version>/`."""
-    top = f"trainkit-{trainkit.__version__}/"
+    """The sdist's members, relative to its top folder `keras_trainkit-<version>/`."""
+    top = f"{FILE_STEM}-{trainkit.__version__}/"
     with tarfile.open(built.sdist) as sdist:
         names = [member.name for member in sdist.getmembers() if member.isfile()]
     assert all(name.startswith(top) for name in names), f"members outside {top}: {names[:5]}"
@@ -111,8 +117,8 @@ def files_under(folder: Path, relative_to: Path) -> set[str]:
 def test_the_version_has_one_source_and_names_both_distributions(built):
     version = trainkit.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?(?:\.dev\d+)?", version), version
-    assert built.wheel.name == f"trainkit-{version}-py3-none-any.whl"
-    assert built.sdist.name == f"trainkit-{version}.tar.gz"
+    assert built.wheel.name == f"{FILE_STEM}-{version}-py3-none-any.whl"
+    assert built.sdist.name == f"{FILE_STEM}-{version}.tar.gz"
     assert wheel_metadata(built)["Version"] == version
     setup_py = (ROOT / "setup.py").read_text(encoding="utf-8")
     assert version not in setup_py, "setup.py repeats the version; it reads trainkit.__version__"
@@ -120,7 +126,7 @@ def test_the_version_has_one_source_and_names_both_distributions(built):
 
 def test_the_wheel_holds_every_module_of_the_package_and_py_typed_but_no_tests(built):
     names = wheel_names(built)
-    dist_info = f"trainkit-{trainkit.__version__}.dist-info/"
+    dist_info = f"{FILE_STEM}-{trainkit.__version__}.dist-info/"
     outside = [name for name in names if not name.startswith(("trainkit/", dist_info))]
     assert outside == [], "the wheel installs only the trainkit package"
     assert "trainkit/py.typed" in names
@@ -135,10 +141,10 @@ def test_the_wheel_holds_every_module_of_the_package_and_py_typed_but_no_tests(b
 
 def test_the_wheel_metadata_states_license_classifiers_urls_and_requirements(built):
     metadata = wheel_metadata(built)
-    assert metadata["Name"] == "trainkit"
+    assert metadata["Name"] == DISTRIBUTION, "the registry's `trainkit` is another project"
     assert metadata["License-Expression"] == "MIT"
     assert metadata.get_all("License-File") == ["LICENSE"]
-    dist_info = f"trainkit-{trainkit.__version__}.dist-info"
+    dist_info = f"{FILE_STEM}-{trainkit.__version__}.dist-info"
     with zipfile.ZipFile(built.wheel) as wheel:
         license_text = wheel.read(f"{dist_info}/licenses/LICENSE").decode("utf-8")
     assert license_text.startswith("MIT License")
@@ -236,3 +242,36 @@ def test_the_unpacked_wheel_imports_from_outside_the_checkout(built, tmp_path):
     assert version == trainkit.__version__
     assert shape == [3, 2]
     assert heavy == [], "importing the data side imported Keras or TensorFlow"
+
+
+def _documents() -> list[Path]:
+    """Every page a user reads install lines in: the README, the docs and the examples."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    for pattern in ("*.md", "*.py", "*.ipynb"):
+        pages += sorted((ROOT / "examples").rglob(pattern))
+    return pages
+
+
+def _pip_install_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.search(r"\bpip install\b", line)]
+
+
+def test_every_install_line_names_the_distribution_keras_trainkit(built):
+    # The registry's `trainkit` is an unrelated project: an install line that names it (or
+    # its extras, `trainkit[cpu]`) installs someone else's code.
+    wrong = re.compile(r"(?<![\w-])trainkit\[|pip install\s+[\"']?trainkit(?![\w-])")
+    found: list[str] = []
+    offenders: list[str] = []
+    for page in _documents():
+        for line in _pip_install_lines(page.read_text(encoding="utf-8")):
+            found.append(line)
+            # Prose that warns against the wrong name says so ("does not install this one").
+            if wrong.search(line) and "does not install" not in line:
+                offenders.append(f"{page.relative_to(ROOT)}: {line.strip()}")
+    assert offenders == [], "install lines naming the registry's `trainkit`:\n" + "\n".join(
+        offenders
+    )
+    named = [line for line in found if DISTRIBUTION in line]
+    assert named, "no install line names keras-trainkit"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert built.wheel.name in readme, "README.md names a wheel file that the build does not make"
