@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from trainkit._argument_owners import misplaced_hint
+
 _REPR_LIMIT = 80  # longer reprs are replaced by a description of the value
 
 
@@ -61,6 +63,12 @@ def check_unknown_keys(owner: str, received: Mapping[str, Any], valid: Iterable[
     for key in received:
         if key in valid:
             continue
+        elsewhere = misplaced_hint(owner, key)
+        if elsewhere is not None:  # another object takes it, or DeepTrain's name for it
+            raise ValueError(
+                f"{owner} does not take `{key}`: {elsewhere} Received: "
+                f"{key}={describe(received[key])}"
+            )
         hint = closest(key, valid)
         suggestion = f" Did you mean {hint!r}?" if hint else ""
         raise ValueError(

@@ -468,6 +468,61 @@ CASES: list[tuple[str, Callable[[Path], dict[str, Any]], type[Exception], str]] 
     ),
     ("every set empty", case_empty_sets, ValueError, r"hold no samples"),
     (
+        "a None member of a dict",
+        lambda t: {"data": {"a": np.zeros((2, 1)), "b": None}},
+        ValueError,
+        r"Member 'b' of `data` is None.*Leave the member out.*Received: data\['b'\]=None",
+    ),
+    (
+        "an empty key in a dict",
+        lambda t: {"data": {"": np.zeros((2, 1))}},
+        ValueError,
+        r"`data` has a member named '' \(an empty key\).*name of its input or output",
+    ),
+    (
+        "complex samples in memory",
+        lambda t: {"data": np.zeros((2, 1), complex)},
+        ValueError,
+        r"`data=` array holds dtype <c16 \(complex numbers\).*x\.real, x\.imag",
+    ),
+    (
+        "complex ragged samples",
+        lambda t: {"data": [np.zeros((3, 2), np.complex64), np.zeros((1, 2), np.complex64)]},
+        ValueError,
+        r"`data=` list holds dtype <c8 \(complex numbers\)",
+    ),
+    (
+        "a trainer argument on the generator",
+        lambda t: {"data": np.zeros((2, 1)), "epochs": 5},
+        ValueError,
+        r"DataGenerator does not take `epochs`: it is an argument of TrainGenerator: "
+        r"TrainGenerator\(model, datagen, epochs=\.\.\.\)",
+    ),
+    (
+        "val_freq on the generator",
+        lambda t: {"data": np.zeros((2, 1)), "val_freq": {"epoch": 1}},
+        ValueError,
+        r"does not take `val_freq`: it is an argument of TrainGenerator",
+    ),
+    (
+        "DeepTrain's data_dir",
+        lambda t: {"data_dir": npy_sets(t)},
+        ValueError,
+        r"DeepTrain's `data_dir` is `data_path` here.*DataGenerator\(data_path=\.\.\.\)",
+    ),
+    (
+        "DeepTrain's labels_dir",
+        lambda t: {"data_path": npy_sets(t), "labels_dir": t},
+        ValueError,
+        r"DeepTrain's `labels_dir` is `labels_path` here",
+    ),
+    (
+        "DeepTrain's preload_labels",
+        lambda t: {"data_path": npy_sets(t), "preload_labels": True},
+        ValueError,
+        r"labels with their batch.*`labels=` an array.*`superbatch=True`",
+    ),
+    (
         "seed beyond int64",
         lambda t: {"data": np.zeros((2, 1)), "seed": 2**80},
         ValueError,

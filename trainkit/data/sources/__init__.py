@@ -10,6 +10,7 @@ import numpy as np
 from trainkit._validation import describe
 from trainkit.data.sources.arrays import ArraySource, rows_source
 from trainkit.data.sources.base import Source, offsets_of
+from trainkit.data.sources.indexed import is_py_dataset, is_random_access, open_indexed
 from trainkit.data.sources.labels import open_labels_path
 from trainkit.data.sources.layouts import open_data_path
 from trainkit.data.sources.sets import SetSource
@@ -129,7 +130,8 @@ def _open_structured(
         as_path = isinstance(value, (str, os.PathLike))
         kwargs = {"data_path": value} if as_path else {"data": value}
         source, paired = open_sources(**kwargs, set_size=set_size, loader=loader, data_key=data_key)
-        assert source is not None
+        if source is None:  # a None member; _check_member_names names it first
+            raise ValueError(f"A member of `{keyword}` is None: give every member data.")
         if paired is not None:
             raise ValueError(
                 f"{source.description} carries labels (members x/y or data/labels), but it "
@@ -176,7 +178,20 @@ def _check_member_names(argument: str, structure: Any) -> None:
                 f"The keys of `{argument}` name the members (the model's input or output "
                 f"names) and must be str. Received keys: {odd!r}"
             )
+        if "" in structure:
+            raise ValueError(
+                f"`{argument}` has a member named '' (an empty key): the keys name the "
+                "model's inputs or outputs (Keras matches them by name), so give it the "
+                f"name of its input or output. Received keys: {list(structure)!r}"
+            )
     for name, value in member_items(structure):
+        if value is None:
+            raise ValueError(
+                f"Member {name!r} of `{argument}` is None: every member needs data (an "
+                "array, a list of arrays or a path). Leave the member out of the "
+                f"{type(structure).__name__} instead. Received: {argument}["
+                f"{name!r}]=None"
+            )
         if is_structure(value):
             raise TypeError(
                 f"Member {name!r} of `{argument}` is itself a {type(value).__name__}: "
@@ -188,6 +203,8 @@ def _open_data(
     path: Any, array: Any, set_size: int, loader: Any, key: str | None, labels_path: Any
 ) -> tuple[Source | None, Source | None]:
     _check_both("data", path, array)
+    if array is not None and (is_py_dataset(array) or is_random_access(array)):
+        return open_indexed(array, "data", set_size)
     if array is not None:
         return _array_or_ragged("data", array, set_size), None
     if path is None:
@@ -209,6 +226,15 @@ def _array_or_ragged(role: str, value: Any, set_size: int) -> Source:
     """An array source, or a ragged one for a list of per-sample arrays."""
     if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
         return RaggedSource(value, set_size, description=f"`{role}=` list")
+    if is_py_dataset(value) or is_random_access(value):
+        source, paired = open_indexed(value, role, set_size)
+        if paired is not None:
+            raise ValueError(
+                f"`{role}=` {type(value).__name__} returns (x, y) items: pass it as `data=`, "
+                "which reads both x and y from it. Received: "
+                f"{role}={type(value).__name__}"
+            )
+        return source
     return _array_source(role, value, set_size)
 
 

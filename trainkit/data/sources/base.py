@@ -47,13 +47,23 @@ class Source(Protocol):
         ...
 
 
-_NUMERIC_KINDS = "biufc"  # bool, signed and unsigned int, float, complex
+# bool, signed and unsigned int, float. Not complex: Keras layers compute in real dtypes,
+# and casting complex samples to float drops their imaginary part without an error.
+_NUMERIC_KINDS = "biuf"
 
 
 def check_numeric(where: str, dtype: np.dtype) -> np.dtype:
     """`dtype` if the model can take it (numbers, bools); ValueError for text and objects."""
     if dtype.kind in _NUMERIC_KINDS:
         return dtype
+    if dtype.kind == "c":
+        raise ValueError(
+            f"{where} holds dtype {dtype.str} (complex numbers); Keras layers compute in "
+            "real dtypes, and a cast to float would drop the imaginary part. Split each "
+            "sample into real and imaginary parts, e.g. "
+            "`np.stack([x.real, x.imag], axis=-1).astype('float32')`. "
+            f"Received: dtype={dtype.str}"
+        )
     kinds = {"U": "strings", "S": "bytes", "O": "Python objects", "V": "records"}
     kind = kinds.get(dtype.kind, "values that are not numbers")
     raise ValueError(
