@@ -25,7 +25,7 @@ from trainkit.data.preprocessors import (
 if TYPE_CHECKING:
     from trainkit.training import TrainGenerator
     from trainkit.training.distribute import WorkerLostError
-    from trainkit.training.health import NonFiniteLossError
+    from trainkit.training.health import NonFiniteLossError, NonFiniteWeightsError
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "TrainGenerator": "trainkit.training",
     "NonFiniteLossError": "trainkit.training.health",
+    "NonFiniteWeightsError": "trainkit.training.health",
     "WorkerLostError": "trainkit.training.distribute",
 }
 
@@ -41,6 +42,7 @@ __all__ = [
     "DataGenerator",
     "JitterPreprocessor",
     "NonFiniteLossError",
+    "NonFiniteWeightsError",
     "PadPreprocessor",
     "Preprocessor",
     "RandomCropPreprocessor",

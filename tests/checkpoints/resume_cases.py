@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -83,10 +84,14 @@ class KillDuringStep:
         return self.step(*args)
 
 
-def mlp_case(logs_dir: str, callbacks: list, steps_per_execution: int = 1) -> TrainGenerator:
+def mlp_case(
+    logs_dir: str, callbacks: list, steps_per_execution: int = 1, **options: str
+) -> TrainGenerator:
     rng = np.random.default_rng(0)
     images = rng.random((64, 6, 6, 1), dtype=np.float32)
     labels = (images[:, 2:4, 2:4].mean(axis=(1, 2, 3)) > 0.5).astype("float32")
+    if options.get("on_nonfinite") == "skip":
+        images[5, 2, 2, 0] = np.nan  # inside every 4x4 crop: its slice is skipped each epoch
     keras.utils.set_random_seed(1)
     model = keras.Sequential([
         keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(16, activation="relu"),
@@ -100,7 +105,8 @@ def mlp_case(logs_dir: str, callbacks: list, steps_per_execution: int = 1) -> Tr
                         preprocessor=RandomCropPreprocessor(4), prefetch=PREFETCH)  # fmt: skip
     return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
                           checkpoint_freq={"iter": 4}, callbacks=callbacks, iter_verbosity=0,
-                          max_checkpoints=2, steps_per_execution=steps_per_execution)  # fmt: skip
+                          max_checkpoints=2, steps_per_execution=steps_per_execution,
+                          **options)  # fmt: skip
 
 
 def lstm_case(logs_dir: str, callbacks: list) -> TrainGenerator:
@@ -128,7 +134,14 @@ def mlp_fused_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     return mlp_case(logs_dir, callbacks, steps_per_execution=8)
 
 
-CASES = {"mlp": mlp_case, "lstm": lstm_case, "mlp-fused": mlp_fused_case}
+def mlp_skip_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    """The mlp case with a NaN pixel in one sample, left out by on_nonfinite='skip'."""
+    return mlp_case(logs_dir, callbacks, on_nonfinite="skip")
+
+
+CASES = {
+    "mlp": mlp_case, "lstm": lstm_case, "mlp-fused": mlp_fused_case, "mlp-skip": mlp_skip_case,
+}  # fmt: skip
 
 
 def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> None:
@@ -140,13 +153,19 @@ def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> Non
     tg = CASES[case](logs_dir, callbacks)
     if kill and kill.startswith("step:"):
         tg._train_step = KillDuringStep(tg._train_step, tg, int(kill.split(":")[1]))
-    tg.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # on_nonfinite='skip' warns per skipped slice
+        tg.train()
     weights = {f"w{k}": w for k, w in enumerate(tg.model.get_weights())}
     np.savez(out_file, **weights)
     with open(out_file + ".json", "w") as file:
         json.dump(
-            {"history": tg.history, "val_history": tg.val_history, "run_dir": tg.run_dir}, file
-        )
+            {
+                "history": tg.history, "val_history": tg.val_history, "run_dir": tg.run_dir,
+                "skipped": tg.skipped_slices,
+            },
+            file,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

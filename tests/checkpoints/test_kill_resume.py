@@ -30,6 +30,8 @@ CHAINS = {
     # (iter 6 of the group 5-8), in validation and in a checkpoint; compared with the
     # uninterrupted mlp run that fits one slice per call.
     "mlp-fused": ["iter:6", "val:1:1", "ckpt:1", None],
+    # mlp with a NaN sample whose slice on_nonfinite='skip' leaves out in every epoch.
+    "mlp-skip": ["iter:6", "ckpt:1", None],
 }
 REFERENCE = {"mlp-fused": "mlp"}  # cases without their own uninterrupted reference
 
@@ -93,7 +95,12 @@ def test_a_run_killed_at_several_points_ends_bitwise_equal_to_the_uninterrupted_
         assert np.array_equal(ref_weights[key], weights[key]), key
     assert logs["history"] == ref_logs["history"]
     assert logs["val_history"] == ref_logs["val_history"]
+    assert logs["skipped"] == ref_logs["skipped"]
     assert csv_text == ref_csv  # no duplicate rows from the killed processes
+    if case == "mlp-skip":  # one slice left out per epoch, named in metrics.csv too
+        assert [entry["epoch"] for entry in logs["skipped"]] == [0, 1, 2]
+        assert all(5 in entry["samples"] for entry in logs["skipped"])
+        assert csv_text.count("\nskipped,") == 3
 
 
 def test_kills_leave_no_half_written_checkpoint_behind(runs):

@@ -40,12 +40,13 @@ class ProvenanceLog:
             self._file.close()
             self._file = None
 
-    def truncate(self, iters: int) -> None:
-        """Keep the records of the first `iters` iters (drops what a killed run wrote)."""
+    def truncate(self, iters: int, skips: int | None = None) -> None:
+        """Keep the records of the first `iters` iters and, given `skips`, of the first
+        `skips` slices skipped (drops what a killed run wrote after a checkpoint)."""
         self.close()
         if not os.path.exists(self.path):
             return
-        kept = [line for line, record in self._lines() if record["iter"] <= iters]
+        kept = [line for line, record in self._lines() if _kept(record, iters, skips)]
         with atomic_file(self.path, durable=True) as file:
             file.writelines(kept)
 
@@ -69,6 +70,13 @@ class ProvenanceLog:
                 message = f"{self.path}: line {number} is not a JSON record; it is left out."
                 warnings.warn(message, stacklevel=3)
         return found
+
+
+def _kept(record: dict[str, Any], iters: int, skips: int | None) -> bool:
+    skip = record.get("skip")
+    if skips is not None and isinstance(skip, int):
+        return skip <= skips
+    return bool(record["iter"] <= iters)
 
 
 def _record(line: str) -> dict[str, Any] | None:

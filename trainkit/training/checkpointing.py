@@ -28,6 +28,7 @@ from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_sta
 from trainkit.checkpoints.atomic import write_folder
 from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import safe_name
+from trainkit.training import health
 
 if TYPE_CHECKING:
     from trainkit.training.callback_list import CallbackList
@@ -142,11 +143,20 @@ class Checkpoints:
         with self.writing("checkpoint"):  # tg.checkpoint() between train() calls
             arrays, state = self.capture()
             tg = self.trainer
+            self._check_weights(arrays, state, f"The checkpoint at iters_fit={tg.iters_fit}")
             path = self.run.write(tg.iters_fit, arrays, state, tg.model.save, tg.max_checkpoints)
             for callback in self.callbacks.callbacks:
                 if isinstance(callback, Callback):
                     callback.on_save(path)
         return path
+
+    def _check_weights(
+        self, arrays: dict[str, np.ndarray], state: dict[str, Any], what: str
+    ) -> None:
+        health.check_weights(
+            arrays, state["model_paths"], what=what,
+            first_nonfinite_iter=self.state.first_nonfinite_iter,
+        )  # fmt: skip
 
     @contextmanager
     def writing(self, action: str) -> Iterator[None]:
@@ -174,6 +184,8 @@ class Checkpoints:
             CheckpointWriteError: the folder could not be written; none is left half-done.
         """
         tg = self.trainer
+        arrays, state = self.capture()  # before anything is written: may refuse callback state
+        self._check_weights(arrays, state, f"The best model at iters_fit={tg.iters_fit}")
         if self.run is not None:
             self.run.best_is_next()  # the next checkpoint holds this best: never pruned
         best_models_dir = self.best_models_dir or tg.best_models_dir
@@ -182,7 +194,6 @@ class Checkpoints:
         name = f"{self.run.name if self.run else tg.model_base_name}__iter{tg.iters_fit}"
         name += f"__{tg.key_metric}={tg.best_key_metric:.6g}"
         folder = os.path.join(str(best_models_dir), safe_name(name, limit=200))
-        _, state = self.capture()  # before anything is written: may refuse callback state
 
         def fill(tmp: str) -> None:
             tg.model.save(os.path.join(tmp, store.MODEL_FILE))

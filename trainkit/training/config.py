@@ -41,6 +41,9 @@ RARE_OPTIONS: dict[str, Any] = {
     # Log gradient norms and weight health to <run folder>/introspection.jsonl this often
     # (a frequency like checkpoint_freq: 'iter', 'batch' or 'epoch'); None: never.
     "introspect_freq": None,
+    # Check each slice's inputs, labels and sample weights for NaN/inf on the host before
+    # it is fit (on_nonfinite 'raise', 'stop' or 'skip'); False leaves it to the loss.
+    "check_finite_data": True,
     # Validation and prediction (docs/validation.md):
     "predict_threshold": 0.5,  # binary decision threshold of thresholded val_metrics
     "dynamic_predict_threshold": False,  # tune the threshold on each validation
@@ -192,6 +195,7 @@ def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
     check_bool("defer_interrupts", options["defer_interrupts"])
     check_bool("deterministic", options["deterministic"])
     check_bool("tensorboard", options["tensorboard"])
+    check_bool("check_finite_data", options["check_finite_data"])
     check_int("tensorboard_every", options["tensorboard_every"], minimum=1)
     return options
 

@@ -1,10 +1,13 @@
-"""Run health: a non-finite train loss, pinpointed to the data that was being fit.
+"""Run health: non-finite data caught before it is fit, a non-finite loss pinpointed.
 
-Keras' `TerminateOnNaN` stops a run and leaves the user to guess which data did it.
-The trainer knows exactly which slice it fit: its batch's `set_name`, its `slice_idx`
-and the global indices of its samples. `NonFiniteLossError` names them, and which of
-those samples hold NaN or inf in their inputs or labels (or says none do, so the model
-itself diverged).
+Keras' `TerminateOnNaN` stops a run after the harm is done and leaves the user to guess
+which data did it. The trainer knows exactly which slice it fits: its batch's
+`set_name`, its `slice_idx` and the global indices of its samples. Before a slice is fit
+its inputs, labels and sample weights are checked for NaN and inf on the host, so a
+poisoned slice is named before any weight changes (whatever a CPU's fused kernels would
+have made of the NaN: oneDNN's MatMul+ReLU maps it to 0, so the loss alone can miss it).
+A loss that is not finite with clean data means the model diverged. And no checkpoint is
+ever written with non-finite weights (`NonFiniteWeightsError`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,23 @@ from typing import Any
 
 import numpy as np
 
-ON_NONFINITE = ("raise", "stop", "ignore")
+ON_NONFINITE = ("raise", "stop", "skip", "ignore")
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A train slice's loss was NaN or inf; the message names the slice and its samples.
+    """A train slice held NaN or inf, or its loss was; the message names the slice.
+
+    Raised before the step when the slice's inputs, labels or sample weights are not
+    finite (the weights are unchanged), after it when only the loss is not (the model
+    diverged).
 
     Attributes:
         epoch, iters_fit: where the loop stood (the bad slice is not counted in `iters_fit`).
         set_name, slice_idx: the slice's batch and place in it.
         sample_indices: global indices of the slice's samples (None when unknown).
-        bad_inputs, bad_labels: those of `sample_indices` whose inputs / labels hold a
-            NaN or inf.
+        bad_inputs, bad_labels, bad_weights: those of `sample_indices` whose inputs /
+            labels / sample weights hold a NaN or inf.
+        before_step: True when the data was caught before the step (weights unchanged).
     """
 
     def __init__(
@@ -39,18 +47,98 @@ class NonFiniteLossError(FloatingPointError):
         sample_indices: list[int] | None,
         bad_inputs: list[int],
         bad_labels: list[int],
+        bad_weights: list[int] | None = None,
+        before_step: bool = False,
     ) -> None:
         super().__init__(message)
         self.epoch, self.iters_fit = epoch, iters_fit
         self.set_name, self.slice_idx = set_name, slice_idx
         self.sample_indices = sample_indices
         self.bad_inputs, self.bad_labels = bad_inputs, bad_labels
+        self.bad_weights = bad_weights or []
+        self.before_step = before_step
+
+
+class NonFiniteWeightsError(FloatingPointError):
+    """A checkpoint or best model was not written: the model's weights hold NaN or inf.
+
+    The checkpoints written before stay the ones to resume from.
+
+    Attributes:
+        variables: paths of the variables holding non-finite values.
+        first_nonfinite_iter: the first iter whose train loss was not finite, if known.
+    """
+
+    def __init__(
+        self, message: str, *, variables: list[str], first_nonfinite_iter: int | None
+    ) -> None:
+        super().__init__(message)
+        self.variables = variables
+        self.first_nonfinite_iter = first_nonfinite_iter
 
 
 def loss_is_finite(logs: dict[str, float]) -> bool:
     """Whether the slice's loss is finite (True when the step reports no `loss`)."""
     loss = logs.get("loss")
     return loss is None or math.isfinite(loss)
+
+
+def data_is_finite(args: tuple[Any, ...]) -> bool:
+    """Whether every floating array of a slice `(x, y[, sample_weight])` is finite.
+
+    One vectorized pass per array: a sum is finite exactly when no element is NaN or inf,
+    unless the sum itself overflows, and only then is each element looked at.
+    """
+    for leaf in _leaves(args):
+        if leaf.dtype.kind not in "fc" or leaf.size == 0:
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.add.reduce(leaf, axis=None)
+        if math.isfinite(abs(total)):
+            continue
+        if not np.isfinite(leaf).all():
+            return False
+    return True
+
+
+def check_weights(
+    arrays: dict[str, np.ndarray],
+    paths: dict[str, list[str]],
+    *,
+    what: str,
+    first_nonfinite_iter: int | None,
+) -> None:
+    """Refuse to write `what` (a checkpoint, a best model) from non-finite weights.
+
+    Args:
+        arrays, paths: what `model_state.capture` returned.
+
+    Raises:
+        NonFiniteWeightsError: a variable of the model or its optimizer holds NaN or inf.
+    """
+    bad = []
+    for group in ("model", "optimizer"):
+        for index, path in enumerate(paths.get(group, [])):
+            value = arrays.get(f"{group}/{index}")
+            if value is None or value.dtype.kind not in "fc" or np.isfinite(value).all():
+                continue
+            bad.append(path or f"{group}/{index}")
+    if not bad:
+        return
+    when = (
+        f"the train loss was first non-finite at iter {first_nonfinite_iter}"
+        if first_nonfinite_iter is not None
+        else "no train loss was seen non-finite (check custom steps, callbacks or "
+        "assignments that changed the weights)"
+    )
+    raise NonFiniteWeightsError(
+        f"{what} was not written: {len(bad)} variables of the model or its optimizer hold "
+        f"NaN or inf, e.g. {_listing_names(bad)}; {when}. The checkpoints written before are "
+        "intact: resume from the last one (TrainGenerator(..., resume=True)) after fixing "
+        "the cause (lower the learning rate, clip gradients, clean the data).",
+        variables=bad,
+        first_nonfinite_iter=first_nonfinite_iter,
+    )
 
 
 def nonfinite_error(
@@ -62,14 +150,18 @@ def nonfinite_error(
     set_name: str,
     slice_idx: int,
     batch: Any,
+    before_step: bool = False,
+    skipping: bool = False,
 ) -> NonFiniteLossError:
-    """The error for a slice whose loss was not finite.
+    """The error for a slice whose data (before the step) or loss was not finite.
 
     Args:
-        logs: the slice's values (its `loss` is NaN or inf).
+        logs: the slice's values (its `loss` is NaN or inf); `{}` before the step.
         args: what was fit: `(x, y)` or `(x, y, sample_weight)`.
         batch: the generator's `current_batch` for the slice (its `rows()` are the
             samples' global indices), or None.
+        before_step: the data was found non-finite before the step (weights unchanged).
+        skipping: the message of on_nonfinite='skip' (the slice is left out).
     """
     x, y = args[0], args[1]
     weights = args[2] if len(args) > 2 else None
@@ -109,15 +201,24 @@ def nonfinite_error(
             "learning rate, clip gradients (e.g. the optimizer's clipnorm=1.0) or check the "
             "loss, then resume from the last checkpoint."
         )
-    message = (
-        f"The train loss was {logs.get('loss')} at {where} ({samples}): {cause} "
-        "The slice was not counted nor checkpointed as fit. "
-        "Pass on_nonfinite='ignore' to keep training as Keras does, or 'stop' to end the "
-        "run with this message."
-    )
+    if before_step:
+        found_what = "The slice to fit holds NaN or inf"
+        after = "It was caught before the step: the weights are unchanged."
+    else:
+        found_what = f"The train loss was {logs.get('loss')}"
+        after = "The slice was not counted nor checkpointed as fit."
+    if skipping:
+        ending = "The slice was left out (on_nonfinite='skip'); training goes on."
+    else:
+        ending = (
+            f"{after} Pass on_nonfinite='skip' to leave such slices out and train on, "
+            "'stop' to end the run with this message, or 'ignore' to train on as Keras does."
+        )
+    message = f"{found_what} at {where} ({samples}): {cause} {ending}"
     return NonFiniteLossError(
         message, epoch=epoch, iters_fit=iters_fit, set_name=set_name, slice_idx=slice_idx,
         sample_indices=rows if known else None, bad_inputs=bad_x, bad_labels=bad_y,
+        bad_weights=bad_w, before_step=before_step,
     )  # fmt: skip
 
 
@@ -153,6 +254,11 @@ def _global_rows(batch: Any, count: int) -> tuple[list[int], bool]:
     if len(rows) == count:
         return [int(r) for r in rows], True
     return list(range(count)), False
+
+
+def _listing_names(names: list[str], limit: int = 5) -> str:
+    more = f" ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(repr(name) for name in names[:limit]) + more
 
 
 def _listing(values: list[int], limit: int = 20) -> str:

@@ -31,7 +31,9 @@ STAGES = (FIT, ITER_END, BATCH_END, VALIDATE_MID, EPOCH_END, VALIDATE, EPOCH_LOG
 # A stage commits its bookkeeping and moves on (`LoopState.move_to`) before it calls
 # any hook, so the hook order per epoch reads top to bottom here.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    FIT: (ITER_END,),  # on_epoch_begin / on_train_batch_begin if new; get slice, fit it
+    # on_epoch_begin / on_train_batch_begin if new; get slice, fit it (or skip it: a
+    # skipped last slice of a batch ends the batch without an iter end)
+    FIT: (ITER_END, BATCH_END),
     ITER_END: (BATCH_END, FIT),  # on_train_iter_end; checkpoint by 'iter'; batch over?
     BATCH_END: (VALIDATE_MID, EPOCH_END, FIT),  # count, reset statefuls, on_train_batch_end
     VALIDATE_MID: (EPOCH_END, FIT),  # validation due by 'batch' or 'iter'
@@ -91,6 +93,9 @@ class LoopState:
     key_metric_history: list[float] = field(default_factory=list)
     best_key_metric: float = -math.inf
     stop_training: bool = False
+    # Slices left out by on_nonfinite='skip', in order: epoch, iters_fit, set_name, ...
+    skipped_slices: list[dict[str, Any]] = field(default_factory=list)
+    first_nonfinite_iter: int | None = None  # the first iter fit with a non-finite loss
 
     # Progress inside the loop body; see the stage constants above.
     stage: str = FIT
@@ -196,6 +201,12 @@ class LoopStateView:
     @property
     def best_key_metric(self) -> float:
         return self._state.best_key_metric
+
+    @property
+    def skipped_slices(self) -> list[dict[str, Any]]:
+        """Slices left out by on_nonfinite='skip': `epoch`, `iters_fit` (iters fit
+        before it), `set_name`, `slice_idx`, `samples` (global indices, when known)."""
+        return self._state.skipped_slices
 
     @property
     def stop_training(self) -> bool:

@@ -57,7 +57,7 @@ _NO_LABELS = (
     "x as its own target (autoencoders). Received: {name}.get() -> (x, None)"
 )
 _LABELS_OUT_OF_RANGE = (
-    "`{name}` serves labels from {low} to {high}, but the model's loss is sparse "
+    "`{name}`{where} serves labels from {low} to {high}, but the model's loss is sparse "
     "categorical cross-entropy with {units} output units: labels must be class indices "
     "in [0, {top}]. Check the labels (one-hot labels need 'categorical_crossentropy'), "
     "or give the last layer one unit per class. Received: labels min={low}, max={high} "
@@ -104,6 +104,8 @@ def check_before_training(
     """
     _check_class_weight_outputs(model, validation)
     train, val = peek(datagen), peek(val_datagen)
+    check_whole_labels("datagen", datagen, model)
+    check_whole_labels("val_datagen", val_datagen, model)
     if train is not None:
         needs = _labels_needed("datagen", model, validation)
         _check_slice("datagen", datagen, train, model, input_as_labels, needs, False, replicas)
@@ -358,24 +360,65 @@ def _needs_labels(model: Any, step: str) -> bool:
 
 
 def _check_sparse_labels(name: str, labels: Any, model: Any) -> None:
-    loss = loss_name(model).lower()
+    bound = sparse_label_bound(model)
+    if bound is not None:
+        check_label_range(name, labels, bound)
+
+
+def sparse_label_bound(model: Any) -> tuple[int, Any] | None:
+    """`(output units, ignored class)` when the loss is sparse categorical, else None."""
     units = _output_units(model)
-    if "sparse" not in loss or units is None or not isinstance(labels, np.ndarray):
+    if "sparse" not in loss_name(model).lower() or units is None:
+        return None
+    return units, _ignored_class(model)
+
+
+def check_label_range(
+    name: str, labels: Any, bound: tuple[int, Any], datagen: Any = None, whole: bool = False
+) -> None:
+    """Sparse labels must be class indices below the output units (`sparse_label_bound`).
+
+    `datagen`: named in the message with the batch being served; `whole`: the labels are
+    the generator's whole labels array (checked once, at construction).
+    """
+    if not isinstance(labels, np.ndarray) or labels.size == 0 or labels.dtype.kind not in "iuf":
         return
-    if labels.size == 0 or labels.dtype.kind not in "iuf":
+    units, ignored = bound
+    low, high = labels.min(), labels.max()
+    if low >= 0 and high < units:  # the common case: no copy
         return
-    ignored = _ignored_class(model)
     values = labels[labels != ignored] if ignored is not None else labels
     if values.size == 0:
         return
     low, high = values.min(), values.max()
     if low < 0 or high >= units:
+        where = ""
+        if whole:
+            where = " (over its whole labels array, checked before training)"
+        elif datagen is not None:
+            where = f" (in batch set_name={datagen.set_name!r}, slice_idx={datagen.slice_idx})"
         raise ValueError(
             _LABELS_OUT_OF_RANGE.format(
-                name=name, low=_number(low), high=_number(high), units=units, top=units - 1,
-                dtype=labels.dtype,
+                name=name, where=where, low=_number(low), high=_number(high), units=units,
+                top=units - 1, dtype=labels.dtype,
             )
         )  # fmt: skip
+
+
+def check_whole_labels(name: str, datagen: Any, model: Any) -> None:
+    """Labels held in memory or memory-mapped: the range of every label, once.
+
+    Class-sorted data (labels 1..C for C output units) often looks right in the first
+    slice; a min/max over the labels array finds it before the first step.
+    """
+    bound = sparse_label_bound(model)
+    source = getattr(datagen, "labels_source", None)
+    array = getattr(source, "array", None)
+    if bound is None or not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
+        return
+    if len(datagen.set_nums_original) != len(getattr(source, "set_nums", ())):
+        return  # some sets left out: their slices are checked as they are served
+    check_label_range(name, array, bound, whole=True)
 
 
 def _ignored_class(model: Any) -> Any:

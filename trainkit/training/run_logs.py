@@ -38,6 +38,7 @@ class RunLogs:
         self.tensorboard_every = tensorboard_every
         self._writer: Any = None
         self._truncate_to: int | None = None
+        self._skips_unwritten: list[dict[str, Any]] = []  # rows before metrics.csv opens
 
     # ------------------------------------------------------------------ metrics.csv
     def _open(self, tg: TrainGenerator, logs: dict[str, float]) -> MetricsLog | None:
@@ -62,6 +63,7 @@ class RunLogs:
     def train_batch(self, tg: TrainGenerator, logs: dict[str, float], set_name: str) -> None:
         log = self._open(tg, logs)
         if log is not None:
+            self._write_skips(log)
             log.append("train", self._row(tg, set_name), logs)
         if tg.batches_fit % self.tensorboard_every == 0:
             self._scalars(tg, "train", logs, tg.batches_fit)
@@ -69,6 +71,7 @@ class RunLogs:
     def validation(self, tg: TrainGenerator, logs: dict[str, float]) -> None:
         log = self._open(tg, logs)
         if log is not None:
+            self._write_skips(log)
             log.append(
                 "val", self._row(tg, ""), {k: v for k, v in logs.items() if k in log.columns}
             )
@@ -82,6 +85,31 @@ class RunLogs:
         if self.provenance is None:
             self.provenance = ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE))
         self.provenance.append(provenance_record(tg, record))
+
+    def skipped(self, tg: TrainGenerator, record: SliceRecord) -> None:
+        """A slice left out by on_nonfinite='skip': a provenance record and a
+        `metrics.csv` row of kind 'skipped' (written with the next row if the file is
+        not open yet, as its columns come from the first batch's metrics)."""
+        if tg.run_dir is None:
+            return
+        if self.provenance is None:
+            self.provenance = ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE))
+        entry = provenance_record(tg, record)
+        entry.update(skip=len(tg.skipped_slices), skipped=record.skipped)
+        self.provenance.append(entry)
+        row = self._row(tg, record.set_name)
+        if self.metrics is None and not tg.history:
+            self._skips_unwritten.append(row)
+            return
+        log = self._open(tg, {})
+        if log is not None:
+            self._write_skips(log)
+            log.append("skipped", row, {})
+
+    def _write_skips(self, log: MetricsLog) -> None:
+        for row in self._skips_unwritten:
+            log.append("skipped", row, {})
+        self._skips_unwritten = []
 
     def stopped(self, tg: TrainGenerator, message: str) -> None:
         """Record why the run stopped (a non-finite loss) in the provenance log."""
@@ -113,6 +141,7 @@ class RunLogs:
             # Not reopened since a resume: the rows kept are the ones the truncation keeps.
             "metrics_csv": self.metrics.row_count() if self.metrics else self._truncate_to or 0,
             "provenance_iters": tg.iters_fit,
+            "provenance_skips": len(tg.skipped_slices),
         }
 
     def truncate(self, tg: TrainGenerator, rows: dict[str, int]) -> None:
@@ -120,7 +149,7 @@ class RunLogs:
         if tg.run_dir is None:
             return
         ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE)).truncate(
-            rows.get("provenance_iters", 0)
+            rows.get("provenance_iters", 0), rows.get("provenance_skips")
         )
         if os.path.exists(os.path.join(tg.run_dir, "introspection.jsonl")):
             from trainkit.introspection import IntrospectionLog

@@ -28,6 +28,7 @@ from trainkit._validation import check_bool, check_choice, check_int, closest
 from trainkit._validation import describe as describe_short
 from trainkit.training import config, preflight
 from trainkit.training.frequency import Frequency, parse_frequency
+from trainkit.training.health import ON_NONFINITE
 from trainkit.training.scoring import ValidationSettings
 
 LOOP_CONTROL = (
@@ -40,7 +41,7 @@ COMPARED = (
 )  # fmt: skip
 LOOP_CONTROL_OPTIONS = (
     "progress_every", "defer_interrupts", "plot_history_freq", "tensorboard", "tensorboard_every",
-    "introspect_freq",
+    "introspect_freq", "check_finite_data",
 )  # fmt: skip
 # Compared settings that may change while the saved run has not validated yet.
 FIXABLE_BEFORE_VALIDATION = ("key_metric", "max_is_best")
@@ -133,7 +134,7 @@ def check_loop_control(name: str, value: Any) -> Any:
     if name == "steps_per_execution":
         return check_int("steps_per_execution", value, minimum=1)
     if name == "on_nonfinite":
-        return check_choice("on_nonfinite", value, ("raise", "stop", "ignore"))
+        return check_choice("on_nonfinite", value, ON_NONFINITE)
     raise KeyError(name)
 
 
@@ -343,7 +344,7 @@ class SettingsView:
         "steps_per_execution", "Slices fit per compiled call (assignable)."
     )
     on_nonfinite = _setting(
-        "on_nonfinite", "'raise', 'stop' or 'ignore' a non-finite train loss (assignable)."
+        "on_nonfinite", "'raise', 'stop', 'skip' or 'ignore' a non-finite slice (assignable)."
     )
     key_metric = _setting("key_metric", "The validation metric that picks the best model.")
     max_is_best = _setting("max_is_best", "Whether a larger `key_metric` is better.")

@@ -35,6 +35,7 @@ class SliceRecord:
     batch_exhausted: bool = False
     epoch_exhausted: bool = False
     args: tuple[Any, ...] | None = None  # what was fit, `(x, y[, sample_weight])`
+    skipped: str | None = None  # why on_nonfinite='skip' left it out (not fit)
 
 
 def keras_data(args: tuple[Any, ...]) -> tuple[Any, ...]:

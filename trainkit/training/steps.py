@@ -39,12 +39,20 @@ class CompiledStep:
 
     `y=None` calls the Keras step with `(x,)`, for models that compute their own loss;
     `sample_weight` (one weight per sample) is passed as Keras' third element.
+
+    `guard=True` (on_nonfinite='skip'): a train step whose loss is not finite is undone
+    inside the graph, so the weights, the optimizer's slots and its `iterations` are as
+    before it. It costs one copy of those variables per step.
     """
 
-    def __init__(self, model: Any, mode: str):
+    def __init__(self, model: Any, mode: str, guard: bool = False):
         self.model = model
         self.names: list[str] = []  # filled when the graph is traced
-        self._step_fn = model.train_step if mode == "train" else model.test_step
+        self.guard = guard and mode == "train"
+        if self.guard:
+            _build_optimizer(model)  # its slots exist before the first guarded step
+        step_fn = model.train_step if mode == "train" else model.test_step
+        self._step_fn = guarded(model, step_fn) if self.guard else step_fn
         self._function = self._build()
         self._traced_with_built_metrics = False
         self._concrete: dict[tuple[Any, ...], Callable[..., Any]] = {}
@@ -157,6 +165,34 @@ class FusedSteps:
             lambda part: tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype)), stacked
         )
         return self._function.get_concrete_function(spec)  # type: ignore[attr-defined]
+
+
+def guarded(model: Any, step_fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`step_fn` undone when its loss is not finite: weights and optimizer as before it."""
+
+    def guarded_step(data: Any) -> Any:
+        variables = [*model.variables, *model.optimizer.variables]
+        saved = [tf.identity(variable) for variable in variables]
+        logs = step_fn(data)
+        if "loss" not in logs:
+            return logs
+
+        def undo() -> Any:
+            for variable, value in zip(variables, saved, strict=True):
+                variable.assign(value)
+            return tf.constant(False)
+
+        finite = tf.reduce_all(tf.math.is_finite(tf.cast(logs["loss"], tf.float32)))
+        tf.cond(finite, lambda: tf.constant(True), undo)
+        return logs
+
+    return guarded_step
+
+
+def _build_optimizer(model: Any) -> None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built and model.built:
+        optimizer.build(model.trainable_variables)
 
 
 def step_data(x: Any, y: Any, sample_weight: Any = None) -> tuple[Any, ...]:

@@ -16,7 +16,7 @@ from trainkit.checkpoints.lock import lock_to_resume
 from trainkit.training import checkpointing, config, distribute, figures, preflight, settings
 from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
 from trainkit.training.frequency import Frequency
-from trainkit.training.health import loss_is_finite, nonfinite_error
+from trainkit.training.health import data_is_finite, loss_is_finite, nonfinite_error
 from trainkit.training.interrupts import DeferredInterrupt, warn_preempted
 from trainkit.training.loop_state import (
     BATCH_END,
@@ -129,12 +129,19 @@ class TrainGenerator(SettingsView, LoopStateView):
             ends where the loop acts between slices: a due checkpoint, validation or
             plot, a stateful reset, the epoch end, a slice of another shape. A stop
             requested by a callback takes effect at the group's end.
-        on_nonfinite: what a NaN or inf train loss does. 'raise' (default): raise
-            `trainkit.NonFiniteLossError` naming the epoch, `iters_fit`, `set_name`,
-            `slice_idx`, the slice's global sample indices and which of them hold
-            non-finite inputs or labels; the slice is not counted nor checkpointed.
-            'stop': end the run with that message (a warning, the report and the
-            provenance log say it; `tg.nonfinite_message`). 'ignore': train on, as Keras.
+        on_nonfinite: what a slice holding NaN or inf, or a non-finite train loss, does.
+            Each slice's inputs, labels and sample weights are checked on the host before
+            it is fit (rare option `check_finite_data=False` turns that off). 'raise'
+            (default): raise `trainkit.NonFiniteLossError` naming the epoch, `iters_fit`,
+            `set_name`, `slice_idx`, the slice's global sample indices and which of them
+            hold non-finite values, before the step when the data is at fault; the slice
+            is not counted nor checkpointed. 'stop': end the run with that message (a
+            warning, the report and the provenance log say it; `tg.nonfinite_message`).
+            'skip': leave the slice out with the weights unchanged (a step whose loss is
+            not finite is undone in the graph), name it in `tg.skipped_slices`, the
+            provenance log, `metrics.csv` and a warning, and train on. 'ignore': train
+            on, as Keras. Whatever the choice, no checkpoint is written from non-finite
+            weights (`trainkit.NonFiniteWeightsError`).
         **rare_options: `progress_every` (batches per printed line, default 1),
             `defer_interrupts` (default True), `plot_history_freq` (redraw history.png
             and the report during the run, e.g. `{'epoch': 5}`; default None: once,
@@ -194,6 +201,8 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _setting_changed(self, name: str) -> None:
         if name == "iter_verbosity":
             self._progress.verbosity = self.iter_verbosity
+        if name == "on_nonfinite" and self._train_step.guard != (self.on_nonfinite == "skip"):
+            self._build_train_steps()  # 'skip' undoes a non-finite step inside the graph
 
     @config.explicit_arguments
     def __init__(
@@ -282,12 +291,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._interrupt = DeferredInterrupt()
         self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
         self._callbacks = CallbackList(check_callbacks(callbacks), self)
-        self._train_step: Any = self._step("train")
-        self._fused_steps: Any = (
-            FusedSteps(self._train_step)
-            if self._distribution is None
-            else distribute.DistributedFusedSteps(self._train_step)
-        )
+        self._build_train_steps()
+        self._label_bound = preflight.sparse_label_bound(model)  # checked per slice
         # Slices fit by one fused call whose bookkeeping is still to do, in order; and
         # the record of the slice being accounted (None until one is, in this process).
         self._pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
@@ -335,8 +340,23 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def _step(self, mode: str) -> Any:
         if self._distribution is None:
-            return CompiledStep(self.model, mode)
+            return CompiledStep(self.model, mode, guard=self.on_nonfinite == "skip")
+        if mode == "train" and self.on_nonfinite == "skip":
+            raise ValueError(
+                "on_nonfinite='skip' is not supported under a tf.distribute strategy yet: "
+                "use 'raise' or 'stop' (non-finite data is still caught before the step). "
+                "Received: on_nonfinite='skip', strategy="
+                f"{type(self._distribution.strategy).__name__}"
+            )
         return distribute.DistributedStep(self.model, mode, self._distribution)
+
+    def _build_train_steps(self) -> None:
+        self._train_step: Any = self._step("train")
+        self._fused_steps: Any = (
+            FusedSteps(self._train_step)
+            if self._distribution is None
+            else distribute.DistributedFusedSteps(self._train_step)
+        )
 
     def _strategy_scope(self) -> Any:
         if self._distribution is None:
@@ -436,18 +456,22 @@ class TrainGenerator(SettingsView, LoopStateView):
             if not self._pending:  # its loss was not finite and on_nonfinite='stop'
                 return None
         record, logs = self._pending.popleft()
+        if record.skipped is not None:
+            return self._count_skipped(record)
         self._count_slice(logs, record)
 
     def _fit_ahead(self) -> None:
         """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
         args, record = self._take_slice()
+        if not self._data_ok(args):
+            return self._nonfinite({}, args, record, before_step=True)
         if self.steps_per_execution == 1 or not self._train_step.ready:
             logs = self._train_step(*args)
             record.samples = int(logs.pop(distribute.SAMPLES_KEY, record.samples))
             if self.on_nonfinite != "ignore" and not loss_is_finite(logs):
-                self._checkpoints.iterations_offset += 1  # applied, but not counted
-                self._nonfinite(logs, args, record)  # the generator stays at the slice
-                return
+                if self.on_nonfinite != "skip":  # 'skip': the guarded step undid itself
+                    self._checkpoints.iterations_offset += 1  # applied, but not counted
+                return self._nonfinite(logs, args, record)  # the generator stays there
             self._advance(record)
             self._pending.append((record, logs))
             return
@@ -464,6 +488,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         except BaseException:
             self._rewind_group(saved, self._optimizer_steps() - applied_before)
             raise
+        if self.on_nonfinite == "skip":  # each undone in the graph; left out when counted
+            for logs, each, fit in zip(values, records, group, strict=True):
+                if not loss_is_finite(logs):
+                    each.skipped = self._nonfinite_message(logs, fit, each, before_step=False)
         bad = self._first_nonfinite(values)
         if bad is not None:
             # Count the good slices before it; put the generator back at the bad one.
@@ -502,20 +530,51 @@ class TrainGenerator(SettingsView, LoopStateView):
             self._pending.append((record, {}))
 
     def _first_nonfinite(self, values: list[dict[str, float]]) -> int | None:
-        if self.on_nonfinite == "ignore":
+        if self.on_nonfinite in ("ignore", "skip"):
             return None
         return next((j for j, logs in enumerate(values) if not loss_is_finite(logs)), None)
 
-    def _nonfinite(
-        self, logs: dict[str, float], args: tuple[Any, ...], record: SliceRecord
-    ) -> None:
-        """A non-finite train loss: raise NonFiniteLossError, or end the run with it."""
+    def _data_ok(self, args: tuple[Any, ...]) -> bool:
+        """Host checks before a slice is fit: labels in the loss' range (else ValueError),
+        inputs, labels and sample weights finite (False when not, where it is checked)."""
+        if self._label_bound is not None and args[1] is not None:
+            preflight.check_label_range("datagen", args[1], self._label_bound, self.datagen)
+        if self.on_nonfinite == "ignore" or not self._options["check_finite_data"]:
+            return True
+        return data_is_finite(args)
+
+    def _nonfinite_message(
+        self, logs: dict[str, float], args: tuple[Any, ...], record: SliceRecord, **how: bool
+    ) -> str:
         s = self._state
+        return str(
+            nonfinite_error(
+                logs, args, epoch=s.epoch, iters_fit=s.iters_fit, set_name=record.set_name,
+                slice_idx=record.slice_idx, batch=record.batch,
+                skipping=self.on_nonfinite == "skip", **how,
+            )
+        )  # fmt: skip
+
+    def _nonfinite(
+        self,
+        logs: dict[str, float],
+        args: tuple[Any, ...],
+        record: SliceRecord,
+        before_step: bool = False,
+    ) -> None:
+        """A non-finite slice or loss: skip it, raise NonFiniteLossError, or end the run."""
+        s = self._state
+        if self.on_nonfinite == "skip":  # the weights are as before the slice
+            record.skipped = self._nonfinite_message(logs, args, record, before_step=before_step)
+            self._advance(record)
+            self._pending.append((record, logs))
+            return
         error = nonfinite_error(
             logs, args, epoch=s.epoch, iters_fit=s.iters_fit, set_name=record.set_name,
-            slice_idx=record.slice_idx, batch=record.batch,
+            slice_idx=record.slice_idx, batch=record.batch, before_step=before_step,
         )  # fmt: skip
-        self._unhealthy = str(error)  # the weights in memory hold the bad step
+        if not before_step:
+            self._unhealthy = str(error)  # the weights in memory hold the bad step
         if self.on_nonfinite == "raise":
             raise error
         self.nonfinite_message = str(error)
@@ -568,8 +627,8 @@ class TrainGenerator(SettingsView, LoopStateView):
             if self._acts_after(s.iters_fit + len(group), batches, records[-1]):
                 break
             args, record = self._take_slice()
-            if signature_key(keras_data(args)) != key:
-                break
+            if signature_key(keras_data(args)) != key or not self._data_ok(args):
+                break  # stays served: fit (or refused) first in the next call
             self._advance(record)
             group.append(args)
             records.append(record)
@@ -594,8 +653,26 @@ class TrainGenerator(SettingsView, LoopStateView):
             return True
         return self._val_due(iters, batches)
 
+    def _count_skipped(self, record: SliceRecord) -> None:
+        """A slice left out by on_nonfinite='skip': named, not counted as fit."""
+        s = self._state
+        rows = record.batch.rows().tolist() if hasattr(record.batch, "rows") else None
+        s.skipped_slices.append(
+            {
+                "epoch": s.epoch, "iters_fit": s.iters_fit, "set_name": record.set_name,
+                "slice_idx": record.slice_idx, "samples": rows,
+            }
+        )  # fmt: skip
+        self._slice = record
+        if record.batch_exhausted:
+            s.move_to(BATCH_END)
+        self._logs.skipped(self, record)
+        warnings.warn(str(record.skipped), stacklevel=4)
+
     def _count_slice(self, logs: dict[str, float], record: SliceRecord) -> None:
         s = self._state
+        if s.first_nonfinite_iter is None and not loss_is_finite(logs):
+            s.first_nonfinite_iter = s.iters_fit + 1  # on_nonfinite='ignore'
         s.iters_fit += 1
         s.iter_in_batch += 1
         s.last_iter_logs = logs
@@ -799,7 +876,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         """On (re-)entry: a step interrupted after it applied is counted, not refit."""
         s = self._state
         done = int(self.model.optimizer.iterations.numpy()) - self._checkpoints.iterations_offset
-        if done == s.iters_fit + len(self._pending):
+        pending = sum(record.skipped is None for record, _ in self._pending)
+        if done == s.iters_fit + pending:
             return
         if done == s.iters_fit + 1 and s.stage == FIT:
             warnings.warn(
