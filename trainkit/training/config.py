@@ -23,6 +23,7 @@ from trainkit._validation import (
     check_unknown_keys,
     describe,
 )
+from trainkit.data.sources.indexed import is_py_dataset, py_dataset_batch_size
 from trainkit.training.sample_weights import check_class_weights, check_weight_range
 from trainkit.training.scoring import ValidationSettings, resolve_model_val_metrics
 
@@ -228,23 +229,89 @@ def check_model(model: Any) -> None:
         )
 
 
+_TUPLE_AS_DATAGEN = (
+    " A tuple of arrays is the model.fit habit; trainkit serves them through a generator: "
+    "TrainGenerator(model, DataGenerator(data=x, labels=y, batch_size=...))."
+)
+_TF_DATASET_AS_DATAGEN = (
+    " A tf.data.Dataset cannot resume exactly: it has no random access (batch i is reached "
+    "only by iterating through the batches before it), so trainkit can neither serve the "
+    "batches of its epoch plan (shuffled, sharded) nor restart mid-epoch. Give trainkit "
+    "what the dataset reads instead: arrays or files, DataGenerator(data=x, labels=y, "
+    "batch_size=...), or an object with __len__ and __getitem__ (a keras.utils.PyDataset, "
+    "or one sample per index) as DataGenerator(data=source, batch_size=...); put the "
+    "dataset's map() augmentation in a trainkit Preprocessor."
+)
+_PY_DATASET_AS_DATAGEN = (
+    " Wrap the PyDataset in a DataGenerator, which serves its batch i as set str(i) and "
+    "resumes exactly: TrainGenerator(model, DataGenerator(data=py_dataset, "
+    "batch_size=<its batch size>))."
+)
+
+
 def check_datagen(name: str, datagen: Any, required: bool) -> None:
     if datagen is None and not required:
         return
     needed = ("get", "update_state", "on_epoch_end", "state_dict")
     if not all(callable(getattr(datagen, attr, None)) for attr in needed):
-        arrays = hasattr(datagen, "shape") and hasattr(datagen, "dtype")
-        hint = (
+        raise TypeError(
+            f"`{name}` must be a trainkit.DataGenerator (or follow its protocol: "
+            f"{', '.join(needed)}).{_datagen_hint(datagen)} Received: {name}={describe(datagen)}"
+        )
+
+
+def _datagen_hint(datagen: Any) -> str:
+    """How to turn what was passed as `datagen` into a DataGenerator."""
+    if hasattr(datagen, "shape") and hasattr(datagen, "dtype"):
+        return (
             " TrainGenerator takes generators, not arrays (the model.fit habit): wrap "
             "them, e.g. TrainGenerator(model, DataGenerator(data=x, labels=y, "
             "batch_size=32), DataGenerator(data=x_val, labels=y_val))."
-            if arrays
-            else ""
         )
-        raise TypeError(
-            f"`{name}` must be a trainkit.DataGenerator (or follow its protocol: "
-            f"{', '.join(needed)}).{hint} Received: {name}={describe(datagen)}"
-        )
+    if isinstance(datagen, (tuple, list)) and len(datagen) in (2, 3):
+        return _TUPLE_AS_DATAGEN
+    if any(cls.__name__.endswith("DatasetV2") or cls.__name__ == "DatasetV1"
+           for cls in type(datagen).__mro__):  # fmt: skip
+        return _TF_DATASET_AS_DATAGEN
+    if is_py_dataset(datagen):
+        return _PY_DATASET_AS_DATAGEN
+    return ""
+
+
+def as_datagen(name: str, datagen: Any) -> Any:
+    """`datagen`, or a DataGenerator over it when it is a `keras.utils.PyDataset`.
+
+    The PyDataset's batch i is set str(i) and its first batch's size is the batch size,
+    so the wrapped generator serves its batches as they are, in order, resuming exactly.
+    """
+    if datagen is None or not is_py_dataset(datagen):
+        return datagen
+    from trainkit.data import DataGenerator
+
+    return DataGenerator(data=datagen, batch_size=py_dataset_batch_size(datagen, name))
+
+
+def check_model_strategy(model: Any, strategy: Any) -> None:
+    """A model built and compiled under another scope than `strategy`'s is refused.
+
+    TensorFlow would fail at the first step ("Mixing different tf.distribute.Strategy
+    objects"); the variables say it now: each records the strategy it was created under.
+    """
+    if strategy is None:
+        return
+    optimizer = getattr(model, "optimizer", None)
+    probes = list(model.weights[:1]) + list(getattr(optimizer, "variables", [])[:1])
+    for variable in probes:
+        owner = getattr(getattr(variable, "value", variable), "_distribute_strategy", None)
+        if owner is not strategy:
+            where = "outside any strategy's scope" if owner is None else "in another strategy"
+            raise ValueError(
+                f"The model's variable {variable.path!r} was created {where}: build and "
+                "compile the model under the strategy you pass, "
+                "`with strategy.scope(): model = build_model(); model.compile(...)`, then "
+                "TrainGenerator(model, ..., strategy=strategy). "
+                f"Received: strategy={type(strategy).__name__}"
+            )
 
 
 def check_distributed(

@@ -52,6 +52,16 @@ def is_random_access(value: Any) -> bool:
     )
 
 
+def py_dataset_batch_size(py_dataset: Any, name: str) -> int:
+    """The number of samples in batch 0 of a PyDataset (read once)."""
+    if len(py_dataset) == 0:
+        raise ValueError(f"`{name}` is an empty PyDataset (len 0): it holds no batches.")
+    item = py_dataset[0]
+    x = item[0] if isinstance(item, (tuple, list)) else item
+    first = member_items(x)[0][1] if _is_structure(x) else x
+    return _rows(np.asarray(first), f"`{name}` PyDataset {type(py_dataset).__name__}", 0)
+
+
 class IndexedItems:
     """The items of a PyDataset (`batched=True`) or a random-access source, as rows.
 
