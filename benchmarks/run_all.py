@@ -46,6 +46,7 @@ BENCHES: list[tuple[str, dict[str, Any]]] = [
     ("bench_memory", {}),
     ("bench_train_loop", {}),
     ("bench_store", {}),
+    ("bench_run_health", {}),
 ]
 CHILD_TIMEOUT_S = 3600
 
