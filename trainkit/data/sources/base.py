@@ -50,6 +50,8 @@ class Source(Protocol):
 # bool, signed and unsigned int, float. Not complex: Keras layers compute in real dtypes,
 # and casting complex samples to float drops their imaginary part without an error.
 _NUMERIC_KINDS = "biuf"
+# Byte strings this long are no class names: a compressed or serialized blob per element.
+_BLOB_BYTES = 256
 
 
 def check_numeric(where: str, dtype: np.dtype) -> np.dtype:
@@ -63,6 +65,15 @@ def check_numeric(where: str, dtype: np.dtype) -> np.dtype:
             "sample into real and imaginary parts, e.g. "
             "`np.stack([x.real, x.imag], axis=-1).astype('float32')`. "
             f"Received: dtype={dtype.str}"
+        )
+    if dtype.kind in "SV" and dtype.itemsize >= _BLOB_BYTES:
+        raise ValueError(
+            f"{where} holds dtype {dtype.str}: each element is {dtype.itemsize} bytes, which "
+            "look like compressed or serialized bytes (DeepTrain's lz4f set files are "
+            "stored this way), not samples. Pass `loader=` (or `labels_loader=` for labels) "
+            "a callable loader(path, set_num) -> array that decompresses a set file, e.g. "
+            "`lambda path, set_num: decode(np.load(path))`. Received: dtype="
+            f"{dtype.str}"
         )
     kinds = {"U": "strings", "S": "bytes", "O": "Python objects", "V": "records"}
     kind = kinds.get(dtype.kind, "values that are not numbers")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 import numpy as np
 
@@ -149,16 +150,37 @@ def _column(array: np.ndarray) -> np.ndarray:
 
 
 def _require_keys(path: str, keys: list[str], data: Source, what: str) -> dict[str, str]:
-    """Map data set_nums to keys, or raise naming the keys that match no set."""
+    """Map data set_nums to keys, or raise naming the keys that match no set.
+
+    Keys beyond the data's sets are allowed, as DeepTrain allowed them (one labels file
+    for a folder split into `train/` and `val/`): each set reads its own key, and a
+    warning names the keys no set reads.
+    """
     mapping = match_keys(keys, data.set_nums)
     if mapping is not None:
         return mapping
-    values = {int(n) for n in data.set_nums if n.isdigit()}
-    unmatched = [
-        k for k in keys if k not in data.set_nums and not (k.isdigit() and int(k) in values)
-    ]
-    known = {int(k) for k in keys if k.isdigit()}
-    missing = [n for n in data.set_nums if n not in keys and not (n.isdigit() and int(n) in known)]
+    by_value: dict[int, str] = {}
+    for key in keys:
+        if key.isdigit():
+            by_value.setdefault(int(key), key)
+    partial = {
+        num: num if num in keys else by_value[int(num)]
+        for num in data.set_nums
+        if num in keys or (num.isdigit() and int(num) in by_value)
+    }
+    missing = [n for n in data.set_nums if n not in partial]
+    read = set(partial.values())
+    unmatched = [k for k in keys if k not in read]
+    if not missing and len(read) == len(partial):
+        warnings.warn(
+            f"Labels file {path!r} holds {len(unmatched)} {what} that match no set of "
+            f"{data.description}: {_short(unmatched)}. Each of the data's "
+            f"{len(data.set_nums)} sets reads the labels under its own key; the others are "
+            "not read.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return partial
     raise ValueError(
         f"The {what} of labels file {path!r} do not match the data's sets: {_short(unmatched)} "
         f"match no set of {data.description}, and sets {_short(missing)} have no labels. Labels "
