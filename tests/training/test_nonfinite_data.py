@@ -201,3 +201,23 @@ def test_the_data_check_can_be_turned_off():
     with pytest.raises(NonFiniteLossError) as raised:  # left to the loss: after the step
         tg.train()
     assert not raised.value.before_step and raised.value.bad_inputs == [17]
+
+
+def test_skipped_slices_are_named_in_the_report_metrics_and_provenance(tmp_path):
+    x, y = _skip_data()
+    tg = TrainGenerator(
+        _regression(), DataGenerator(data=x, labels=y, batch_size=32), iter_verbosity=0,
+        on_nonfinite="skip", logs_dir=str(tmp_path), checkpoint_freq=None,
+    )  # fmt: skip
+    _train_quietly(tg)
+    with open(os.path.join(tg.run_dir, "report.txt")) as file:
+        assert "skipped slices" in file.read()
+    with open(os.path.join(tg.run_dir, "metrics.csv")) as file:
+        kinds = [line.split(",")[0] for line in file.read().splitlines()[1:]]
+    # A batch whose only slice was skipped still ends: its train row holds NaN.
+    assert kinds == ["train"] * 3 + ["skipped"] + ["train"] * 3 + ["skipped"] + ["train"] * 2
+    with open(os.path.join(tg.run_dir, "provenance.jsonl")) as file:
+        records = [json.loads(line) for line in file]
+    skipped = [(r["set_name"], r["skip"]) for r in records if "skipped" in r]
+    assert skipped == [("3", 1), ("6", 2)]
+    assert len(records) == 8

@@ -113,6 +113,10 @@ def sections(tg: TrainGenerator) -> dict[str, dict[str, Any]]:
     }
     if getattr(tg, "nonfinite_message", None):
         out["Trainer"]["stopped"] = tg.nonfinite_message
+    if tg.skipped_slices:  # on_nonfinite='skip'
+        names = ", ".join(f"{s['set_name']}:{s['slice_idx']}" for s in tg.skipped_slices[:5])
+        more = f" ... ({len(tg.skipped_slices)} in all)" if len(tg.skipped_slices) > 5 else ""
+        out["Trainer"]["skipped slices"] = f"{len(tg.skipped_slices)} (set:slice {names}{more})"
     records = _introspection_records(tg.run_dir) if tg.run_dir else []
     if records:
         from trainkit.reports.gradient_plot import global_norm
