@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from trainkit.threshold_sweep import FORMULAS, confusion_counts, exact_weights
+from trainkit.threshold_sweep import FORMULAS, confusion_counts, exact_weights, usable_weights
 
 Metric = Callable[..., float]
 
@@ -294,18 +294,29 @@ def best_threshold(
     threshold closest to 0.5, so a flat metric keeps the default. The metrics of this
     module that depend only on the confusion counts (`f1`, `precision`, `recall`/`tpr`,
     `tnr`, `binary_accuracy`, the multi-class averages and `balanced_accuracy`) are
-    computed for every threshold at once from one sort of the scores — the same values
-    as calling the metric per threshold, in milliseconds for 100k samples; any other
-    callable is called once per threshold.
+    computed for every threshold at once from one sort of the scores, for any
+    non-negative weights — the same values as calling the metric per threshold (the
+    same floats for weights whose sums are exact: none, integers, multiples of 2**-20
+    such as 0.5; within float tolerance for others such as 0.3, where values that close
+    count as ties), in milliseconds for 100k samples; any other callable is called once
+    per threshold.
 
     Example:
         >>> threshold, value = best_threshold(labels, scores, metrics.f1)
     """
     thresholds = np.linspace(0.0, 1.0, candidates)
     values = _values_from_counts(metric, y_true, y_pred, sample_weight, thresholds)
+    exact = (
+        values is None
+        or sample_weight is None
+        or exact_weights(sample_weight, np.size(sample_weight)) is not None
+    )
     if values is None:
         values = np.array([metric(y_true, y_pred, sample_weight, threshold=t) for t in thresholds])
-    best = np.flatnonzero(values == values.max())
+    if exact:
+        best = np.flatnonzero(values == values.max())
+    else:  # weights summed with rounding: values within float tolerance are ties
+        best = np.flatnonzero(np.isclose(values, values.max(), rtol=1e-12, atol=1e-15))
     pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
     return float(thresholds[pick]), float(values[pick])
 
@@ -313,11 +324,11 @@ def best_threshold(
 def _values_from_counts(
     metric: Metric, y_true: Any, y_pred: Any, sample_weight: Any, thresholds: np.ndarray
 ) -> np.ndarray | None:
-    """`metric` at every threshold from cumulative counts; None where that is not exact.
+    """`metric` at every threshold from cumulative counts; None where counts cannot say.
 
     None for callables not of this module, multi-column scores, labels other than 0/1,
-    and weights whose sums could round (the caller then calls the metric per threshold,
-    which also raises the metric's own errors for bad input).
+    and weights that are negative, not finite or of another shape (the caller then calls
+    the metric per threshold, which also raises the metric's own errors for bad input).
     """
     name = next((n for n, fn in METRICS.items() if fn is metric and n in FORMULAS), None)
     if name is None:
@@ -337,6 +348,8 @@ def _values_from_counts(
     if labels.min() < 0 or labels.max() > 1:
         return None
     weights = exact_weights(sample_weight, len(labels))
+    if weights is None:
+        weights = usable_weights(sample_weight, len(labels))
     if weights is None:
         return None
     return FORMULAS[name](confusion_counts(labels, scores, weights, thresholds))

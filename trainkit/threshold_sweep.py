@@ -9,9 +9,11 @@ operations scikit-learn performs on those counts, so the values are the same flo
 not just close ones.
 
 That holds because the counts themselves are exact: every partial sum of the weights is
-representable, whatever order they are added in (see `exact_weights`). Weights for which
-that cannot be shown (e.g. `0.1`) return None, and the caller computes the metric per
-threshold instead.
+representable, whatever order they are added in (see `exact_weights`). Other weights
+(e.g. class weights of `0.3`) are summed in float64 too (`usable_weights`): each count is
+then a sum of non-negative terms, within a few ulps of scikit-learn's own sums (and zero
+exactly when scikit-learn's is), so the values agree within float tolerance and the
+caller treats values that close as ties.
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def exact_weights(sample_weight: Any, n: int) -> np.ndarray | None:
     return None
 
 
+def usable_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """Any weights the counts can be summed from: float64, shape (n,), finite, >= 0, with
+    a positive total; None otherwise (the metric itself then says what is wrong)."""
+    if sample_weight is None:
+        return np.ones(n)
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind not in "biuf" or weights.shape != (n,) or not n:
+        return None
+    weights = weights.astype(np.float64)
+    if not np.isfinite(weights).all() or weights.min() < 0 or not weights.sum() > 0:
+        return None
+    return weights
+
+
 def confusion_counts(
     labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, thresholds: np.ndarray
 ) -> Counts:
@@ -88,10 +104,14 @@ def confusion_counts(
     bins = np.searchsorted(thresholds.astype(dtype), scores, side="left")
     positive = labels == 1
     size = len(thresholds) + 1
-    tp = _above(np.bincount(bins, np.where(positive, weights, 0.0), size))
-    fp = _above(np.bincount(bins, np.where(positive, 0.0, weights), size))
+    positives = np.bincount(bins, np.where(positive, weights, 0.0), size)
+    negatives = np.bincount(bins, np.where(positive, 0.0, weights), size)
+    tp, fp = _above(positives), _above(negatives)
+    # Summed from below rather than `total - tp`: a sum of non-negative weights is 0 only
+    # when every term is, so a count that is 0 for scikit-learn is 0 here, whatever the
+    # rounding (a tiny remainder would turn a zero division into a ratio).
+    fn, tn = _below(positives), _below(negatives)
     decided_positive = _above(np.bincount(bins, minlength=size))  # samples, unweighted
-    fn, tn = weights[positive].sum() - tp, weights[~positive].sum() - fp  # exact sums
     return Counts(
         tp=tp,
         fp=fp,
@@ -105,6 +125,11 @@ def confusion_counts(
 def _above(per_bin: np.ndarray) -> np.ndarray:
     """Per threshold k, the sum over bins above k (bins k+1 .. end)."""
     return np.cumsum(per_bin[::-1])[::-1][1:]
+
+
+def _below(per_bin: np.ndarray) -> np.ndarray:
+    """Per threshold k, the sum over bins up to k (bins 0 .. k)."""
+    return np.cumsum(per_bin)[:-1]
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

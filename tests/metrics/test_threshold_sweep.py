@@ -133,3 +133,44 @@ def test_callables_and_multi_class_scores_take_the_per_threshold_path():
 def test_bad_input_still_raises_the_metric_s_own_error():
     with pytest.raises(ValueError, match="This metric is binary"):
         metrics.best_threshold(np.zeros(4), np.ones((4, 3)) / 3, metrics.f1)
+
+
+def inexact_case(seed):
+    """random_case's labels and scores with weights whose sums round: 0.1, 0.3, random."""
+    labels, scores, _ = random_case(seed)
+    rng = np.random.default_rng(seed + 1000)
+    weights = [
+        np.full(len(labels), 0.1),
+        np.where(labels == 1, 0.3, 1.0),  # val_class_weights={1: 0.3}
+        rng.random(len(labels)),
+        np.where(rng.random(len(labels)) < 0.3, 0.0, 0.7),  # zero weights included
+    ][seed % 4]
+    return labels, scores, weights
+
+
+@pytest.mark.parametrize("name", SWEPT)
+def test_any_weights_are_counted_and_equal_scikit_learn_within_float_tolerance(name):
+    metric = metrics.METRICS[name]
+    for seed in range(12):
+        y_true, y_pred, weights = inexact_case(seed)
+        assert exact_weights(weights, len(y_true)) is None or seed % 4 == 3
+        expected_values, (_, value) = per_threshold(metric, y_true, y_pred, weights, COARSE)
+        counted = metrics._values_from_counts(metric, y_true, y_pred, weights, COARSE)
+        assert counted is not None, "weights that round took the per-threshold path"
+        np.testing.assert_allclose(counted, expected_values, rtol=1e-12, atol=1e-12)
+        got = metrics.best_threshold(y_true, y_pred, metric, sample_weight=weights, candidates=11)
+        assert got[1] == pytest.approx(value, rel=1e-12, abs=1e-12), (name, seed)
+        # The pick may differ only between thresholds whose scikit-learn values are ties.
+        index = np.flatnonzero(COARSE == got[0])[0]
+        assert expected_values[index] == pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+def test_class_weights_that_round_give_scikit_learn_s_threshold_on_a_larger_set():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 2000)
+    scores = np.clip(labels * 0.3 + rng.random(2000) * 0.7, 0, 1)
+    weights = np.where(labels == 1, 0.3, 1.0)
+    _, expected = per_threshold(metrics.f1, labels, scores, weights)
+    got = metrics.best_threshold(labels, scores, metrics.f1, sample_weight=weights)
+    assert got[0] == expected[0]
+    assert got[1] == pytest.approx(expected[1], rel=1e-12)
