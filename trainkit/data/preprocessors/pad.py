@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -93,32 +95,103 @@ class PadPreprocessor(Preprocessor):
     """
 
     def __init__(
-        self, pad_value: float = 0.0, length: int | None = None, keys: KeysArg = None
+        self,
+        pad_value: float = 0.0,
+        length: int | None = None,
+        keys: KeysArg = None,
+        *,
+        outputs: OutputsArg = None,
+        groups: Sequence[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.pad_value = _check_pad_value(pad_value)
         self.length = None if length is None else check_int("length", length, minimum=1)
         self.keys = check_keys(keys)
+        self.outputs = check_outputs("outputs", outputs)
+        self.groups = check_groups(groups, keys, outputs)
         self.last_lengths: list[int] | None = None
         self.last_padded_length: int | None = None
+        self._cuts: list[dict[str, Any]] | None = None  # what post_process cuts, if known
         self._described = False  # process() has run: describe_slice() reports its lengths
 
     def check_sample_shape(self, sample_shape: Any) -> None:
         select("PadPreprocessor", shapes(sample_shape), self.keys, lambda shape: True)
 
     def process(self, batch: Any, labels: Any) -> tuple[Any, ...]:
-        x_keys = self._x_keys(batch)
-        y_keys = [k for k, m in members(labels) if is_ragged(m)] if labels is not None else []
-        lengths = self._lengths(batch, labels, x_keys, y_keys)
+        groups = self._resolve_groups(batch, labels)
         self._described = True
-        if lengths is None:  # nothing ragged: dense data passes through
+        padded: list[tuple[Group, list[int]]] = []
+        for group in groups:
+            lengths = self._lengths(batch, labels, group)
+            if lengths is not None:
+                padded.append((group, lengths))
+        if not padded:  # nothing ragged: dense data passes through
             self.last_lengths = self.last_padded_length = None
+            self._cuts = None
             return batch, labels
-        length = self._target_length(lengths)
-        x = self._pad_members(batch, x_keys, length, "batch")
-        y = None if labels is None else self._pad_members(labels, y_keys, length, "labels")
-        self.last_lengths, self.last_padded_length = lengths, length
-        return x, y, self._weights(labels, y_keys, lengths, length)
+        x_updates: dict[Key | None, Any] = {}
+        y_updates: dict[Key | None, Any] = {}
+        masks: dict[Key | None, np.ndarray] = {}
+        cuts: list[dict[str, Any]] | None = []
+        for group, lengths in padded:
+            length = self._target_length(lengths)
+            x_updates.update(self._pad_members(batch, group.batch, length, "batch"))
+            if labels is not None:
+                y_updates.update(self._pad_members(labels, group.labels, length, "labels"))
+            mask = _mask(lengths, length)
+            masks.update(dict.fromkeys(group.labels, mask))
+            cuts = _add_cuts(cuts, group, labels is not None, lengths, length)
+        first_lengths = padded[0][1]
+        self.last_lengths = first_lengths
+        self.last_padded_length = self._target_length(first_lengths)
+        self._cuts = cuts
+        x = rebuild(batch, x_updates)
+        y = None if labels is None else rebuild(labels, y_updates)
+        first_mask = _mask(first_lengths, self.last_padded_length)
+        return x, y, self._weights(labels, masks, first_mask)
+
+    def _resolve_groups(self, batch: Any, labels: Any) -> list[Group]:
+        """The groups to pad in this slice: `groups=` as given, or one group of every
+        padded input member and every ragged label member."""
+        ragged_labels = (
+            [k for k, m in members(labels) if is_ragged(m)] if labels is not None else []
+        )
+        if self.groups is None:
+            return [Group(tuple(self._x_keys(batch)), tuple(ragged_labels), self.outputs)]
+        for group in self.groups:
+            self._check_ragged(batch, group.batch, "batch")
+            if labels is not None:
+                self._check_ragged(labels, group.labels, "labels")
+        grouped = {key for group in self.groups for key in group.labels}
+        left = [key for key in ragged_labels if key not in grouped]
+        if left:
+            raise ValueError(
+                f"PadPreprocessor(groups=...) got ragged labels {left} that no group names: "
+                "each ragged label member is padded with the inputs of its group. Add them "
+                "to the group of the inputs they have one row per point of, e.g. "
+                f"{{'batch': ['points'], 'labels': {left}}}. Received: groups={self._groups_arg()}"
+            )
+        return list(self.groups)
+
+    def _groups_arg(self) -> list[dict[str, Any]] | None:
+        return None if self.groups is None else [g.config() for g in self.groups]
+
+    def _check_ragged(self, value: Any, keys: tuple[Key | None, ...], where: str) -> None:
+        found = dict(members(value))
+        for key in keys:
+            if key not in found:
+                raise ValueError(
+                    f"PadPreprocessor groups={self._groups_arg()} names {where} member "
+                    f"{key!r}, which the {where} does not have; its members are "
+                    f"{list(found)}. Received: groups={self._groups_arg()}"
+                )
+            if not is_ragged(found[key]):
+                raise ValueError(
+                    f"PadPreprocessor groups={self._groups_arg()} names {where} member "
+                    f"{key!r}, which is dense ({describe(found[key])}): a group pads ragged "
+                    f"members (lists of per-sample arrays). Leave it out of the group. "
+                    f"Received: groups={self._groups_arg()}"
+                )
 
     def _x_keys(self, batch: Any) -> list[Key | None]:
         pairs = members(batch)
@@ -134,13 +207,11 @@ class PadPreprocessor(Preprocessor):
                 )
         return keys
 
-    def _lengths(
-        self, batch: Any, labels: Any, x_keys: list[Key | None], y_keys: list[Key | None]
-    ) -> list[int] | None:
-        """Per-sample lengths shared by every padded member, or None when nothing is ragged."""
-        named = [(_member_name(k, "batch"), dict(members(batch))[k]) for k in x_keys]
+    def _lengths(self, batch: Any, labels: Any, group: Group) -> list[int] | None:
+        """Per-sample lengths shared by every member of `group`, or None when it is empty."""
+        named = [(_member_name(k, "batch"), dict(members(batch))[k]) for k in group.batch]
         if labels is not None:
-            named += [(_member_name(k, "labels"), dict(members(labels))[k]) for k in y_keys]
+            named += [(_member_name(k, "labels"), dict(members(labels))[k]) for k in group.labels]
         if not named:
             return None
         first_name, first = named[0]
@@ -153,6 +224,13 @@ class PadPreprocessor(Preprocessor):
 
     def _target_length(self, lengths: list[int]) -> int:
         if self.length is None:
+            if lengths and max(lengths) == 0:
+                raise ValueError(
+                    f"PadPreprocessor got a batch whose {len(lengths)} samples all have length "
+                    "0: there is nothing to fit (the loss over no rows is not a number). Drop "
+                    "empty samples from the data (e.g. `[s for s in samples if len(s)]`), or "
+                    f"pass `length=` to pad them to a fixed size. Received: lengths={lengths}"
+                )
             return max(lengths, default=0)
         for index, sample_length in enumerate(lengths):
             if sample_length > self.length:
@@ -164,10 +242,11 @@ class PadPreprocessor(Preprocessor):
                 )
         return self.length
 
-    def _pad_members(self, value: Any, keys: list[Key | None], length: int, where: str) -> Any:
+    def _pad_members(
+        self, value: Any, keys: Sequence[Key | None], length: int, where: str
+    ) -> dict[Key | None, np.ndarray]:
         found = dict(members(value))
-        padded = {key: self._pad(found[key], length, _member_name(key, where)) for key in keys}
-        return rebuild(value, padded)
+        return {key: self._pad(found[key], length, _member_name(key, where)) for key in keys}
 
     def _pad(self, samples: list[Any], length: int, name: str) -> np.ndarray:
         arrays = [np.asarray(sample) for sample in samples]
@@ -200,22 +279,32 @@ class PadPreprocessor(Preprocessor):
             )
         return value
 
-    def _weights(
-        self, labels: Any, y_keys: list[Key | None], lengths: list[int], length: int
-    ) -> Any:
-        mask = (np.arange(length)[None, :] < np.asarray(lengths)[:, None]).astype("float32")
+    @staticmethod
+    def _weights(labels: Any, masks: dict[Key | None, np.ndarray], first_mask: np.ndarray) -> Any:
+        """Each padded label member's group mask; per-sample label members weigh 1."""
         if labels is None:
-            return mask
+            return first_mask
         pairs = members(labels)
-        ones = np.ones(len(lengths), dtype="float32")
-        if len(y_keys) == len(pairs):
-            return mask
-        if not y_keys:
+        if all(key in masks for key, _ in pairs):
+            distinct = {id(mask) for mask in masks.values()}
+            if len(distinct) == 1:
+                return next(iter(masks.values()))
+        ones = np.ones(len(first_mask), dtype="float32")
+        if not masks:
             return ones
-        return rebuild(labels, {key: mask if key in y_keys else ones for key, _ in pairs})
+        return rebuild(labels, {key: masks.get(key, ones) for key, _ in pairs})
 
     def post_process(self, predictions: Any, description: dict[str, Any] | None = None) -> Any:
         """Cut a padded slice's predictions back into per-sample arrays of their lengths.
+
+        Which outputs are cut is decided output by output from what was padded, never
+        from a width: the outputs whose labels were padded (a dict output by the labels'
+        key, a list output by position, a single output when the labels are one ragged
+        member), or those named by `outputs=` (or a group's `'outputs'`). Each is cut
+        with the lengths of the members it was padded with. When neither is known (no
+        labels served and no `outputs=`), an output `(samples, padded_length, ...)` of 3
+        or more dimensions is cut, one of 2 dimensions `(samples, padded_length)` raises
+        (it may be per point or per sample), and any other is left as it is.
 
         Args:
             predictions: the model's output for the slice: an array `(samples, length,
@@ -224,13 +313,14 @@ class PadPreprocessor(Preprocessor):
                 right after `datagen.get()`; None uses this instance's last slice.
 
         Returns:
-            The predictions in the same structure, every output shaped `(samples, length,
-            ...)` replaced by a list of `(length_i, ...)` arrays; per-sample outputs (and
-            the predictions of a slice that was not padded) are returned unchanged.
+            The predictions in the same structure, every padded output replaced by a list
+            of `(length_i, ...)` arrays; other outputs (and the predictions of a slice
+            that was not padded) are returned unchanged.
 
         Raises:
-            ValueError: no lengths are known, or the predictions hold another number of
-                samples than the slice.
+            ValueError: no lengths are known; the predictions hold another number of
+                samples than the slice; an output to cut is missing or has another
+                length than the padded one; an undeclared output cannot be told apart.
         """
         described = self.describe_slice() if description is None else description
         if "lengths" not in described:
@@ -238,43 +328,49 @@ class PadPreprocessor(Preprocessor):
         lengths = described["lengths"]
         if lengths is None:
             return predictions
-        padded = described.get("padded_length", self.length or max(lengths, default=0))
-        if isinstance(predictions, dict):
-            return {k: self._strip(v, lengths, padded) for k, v in predictions.items()}
-        if isinstance(predictions, (list, tuple)):
-            return type(predictions)(self._strip(v, lengths, padded) for v in predictions)
-        return self._strip(predictions, lengths, padded)
-
-    @staticmethod
-    def _strip(output: Any, lengths: list[int], padded: int) -> Any:
-        array = np.asarray(output)
-        if array.ndim == 0 or array.shape[0] != len(lengths):
-            raise ValueError(
-                f"PadPreprocessor.post_process() got predictions {describe(array)} for a "
-                f"slice of {len(lengths)} samples: pass the predictions of the slice the "
-                "description came from."
-            )
-        if array.ndim < 2 or array.shape[1] != padded:
-            return output  # one prediction per sample: nothing was padded
-        return [array[index, :n] for index, n in enumerate(lengths)]
+        for _, output in _outputs(predictions):
+            _check_rows(output, lengths)
+        cuts = described.get("cuts")
+        if cuts is None:
+            padded = described.get("padded_length", self.length or max(lengths, default=0))
+            return _cut_undeclared(predictions, lengths, padded)
+        updates: dict[Key | None, Any] = {}
+        for cut in cuts:
+            for key in _cut_keys(cut["outputs"], predictions):
+                found = dict(_outputs(predictions))
+                if key not in found:
+                    raise ValueError(_missing_output(key, list(found)))
+                updates[key] = _strip(found[key], cut["lengths"], cut["padded_length"], key)
+        return _rebuild_outputs(predictions, updates)
 
     def describe_slice(self) -> dict[str, Any]:
         if not self._described:
             return {}
         if self.last_lengths is None:  # the slice was dense and passed through
             return {"lengths": None}
-        return {"lengths": self.last_lengths, "padded_length": self.last_padded_length}
+        described: dict[str, Any] = {
+            "lengths": self.last_lengths,
+            "padded_length": self.last_padded_length,
+        }
+        if self._cuts is not None:
+            described["cuts"] = self._cuts
+        return described
 
     def get_config(self) -> dict[str, Any]:
         pad_value: Any = self.pad_value
         if isinstance(pad_value, float) and math.isnan(pad_value):
             pad_value = "nan"  # NaN != NaN would make every resume look like a new setting
-        return {
+        config = {
             "class": "PadPreprocessor",
             "pad_value": pad_value,
             "length": self.length,
             "keys": None if self.keys is None else list(self.keys),
         }
+        if self.outputs is not None:
+            config["outputs"] = _outputs_config(self.outputs)
+        if self.groups is not None:
+            config["groups"] = self._groups_arg()
+        return config
 
 
 def _length_mismatch(first: str, lengths: list[int], name: str, other: list[int]) -> str:
@@ -289,4 +385,192 @@ def _length_mismatch(first: str, lengths: list[int], name: str, other: list[int]
         f"{other[index]} in the {name}; all padded members of a sample must have the same "
         "length (one row per point). Pad only members that share lengths with `keys=`, or "
         "give per-sample labels as one array (samples, ...)."
+    )
+
+
+# --- groups and outputs ------------------------------------------------------------------
+
+OutputsArg = bool | Key | Sequence[Key] | None
+# Normalized: None (not declared), True (every output), or the output keys (None: the only one).
+Outputs = bool | tuple[Key | None, ...] | None
+_GROUP_FIELDS = ("batch", "labels", "outputs")
+
+
+@dataclass(frozen=True)
+class Group:
+    """Members padded together to one length: input keys, label keys, declared outputs."""
+
+    batch: tuple[Key | None, ...]
+    labels: tuple[Key | None, ...]
+    outputs: Outputs = None
+
+    def config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"batch": list(self.batch), "labels": _keys_config(self.labels)}
+        if self.outputs is not None:
+            config["outputs"] = _outputs_config(self.outputs)
+        return config
+
+
+def _keys_config(keys: tuple[Key | None, ...]) -> Any:
+    return True if keys == (None,) else list(keys)
+
+
+def _outputs_config(outputs: Outputs) -> Any:
+    if outputs is None:
+        return None
+    return outputs if isinstance(outputs, bool) else _keys_config(outputs)
+
+
+def check_outputs(name: str, value: Any) -> Outputs:
+    """`outputs=`: None, True/False, an output name or position, or a list of them."""
+    if value is None or isinstance(value, bool):
+        return False if value is False else value and True
+    keys = check_keys(value)
+    assert keys is not None
+    return keys
+
+
+def check_groups(groups: Any, keys: Any, outputs: Any) -> tuple[Group, ...] | None:
+    """`groups=`: a non-empty list of `{'batch': [...], 'labels': [...], 'outputs': [...]}`."""
+    if groups is None:
+        return None
+    if keys is not None or outputs is not None:
+        raise ValueError(
+            "PadPreprocessor takes `groups=` or `keys=`/`outputs=`, not both: with groups, "
+            "each group names its inputs ('batch'), labels and outputs. "
+            f"Received: keys={keys!r}, outputs={outputs!r}, groups={groups!r}"
+        )
+    if not isinstance(groups, (list, tuple)) or not groups:
+        raise TypeError(_GROUPS_TYPE.format(received=describe(groups)))
+    checked = []
+    for group in groups:
+        if not isinstance(group, dict) or set(group) - set(_GROUP_FIELDS):
+            raise TypeError(_GROUPS_TYPE.format(received=repr(group)))
+        batch = check_keys(group["batch"]) if group.get("batch") is not None else ()
+        labels: tuple[Key | None, ...] = ()
+        if group.get("labels") is True:
+            labels = (None,)
+        elif group.get("labels") is not None:
+            labels = check_keys(group["labels"]) or ()
+        checked.append(
+            Group(tuple(batch or ()), labels, check_outputs("outputs", group.get("outputs")))
+        )
+    seen: set[Any] = set()
+    for group in checked:
+        for key in [("batch", k) for k in group.batch] + [("labels", k) for k in group.labels]:
+            if key in seen:
+                raise ValueError(
+                    f"PadPreprocessor groups name {key[0]} member {key[1]!r} twice: each "
+                    f"member is padded by one group. Received: groups={groups!r}"
+                )
+            seen.add(key)
+    return tuple(checked)
+
+
+_GROUPS_TYPE = (
+    "PadPreprocessor `groups` is a non-empty list of dicts, one per set of members that "
+    "share lengths, each with 'batch' (input keys), optionally 'labels' (label keys, or "
+    "True for labels that are one ragged member) and 'outputs' (the model outputs "
+    "post_process cuts with these lengths), e.g. [{{'batch': ['points0'], 'labels': "
+    "['seg']}}, {{'batch': ['points1']}}]. Received: {received}"
+)
+
+
+def _mask(lengths: list[int], length: int) -> np.ndarray:
+    return (np.arange(length)[None, :] < np.asarray(lengths)[:, None]).astype("float32")
+
+
+def _add_cuts(
+    cuts: list[dict[str, Any]] | None,
+    group: Group,
+    has_labels: bool,
+    lengths: list[int],
+    length: int,
+) -> list[dict[str, Any]] | None:
+    """`cuts` with the group's entry: the outputs post_process cuts with its lengths."""
+    if cuts is None:
+        return None
+    outputs: Any = group.outputs
+    if outputs is None:
+        if not has_labels:
+            return None  # not known: post_process falls back to shapes
+        outputs = group.labels
+    if outputs is False:
+        return cuts
+    entry = _outputs_config(outputs) if isinstance(outputs, bool) else list(outputs)
+    return [*cuts, {"outputs": entry, "lengths": lengths, "padded_length": length}]
+
+
+def _outputs(predictions: Any) -> list[tuple[Key | None, Any]]:
+    """`(key, output)` pairs: dict keys, list/tuple positions, or `[(None, array)]`."""
+    if isinstance(predictions, dict):
+        return list(predictions.items())
+    if isinstance(predictions, (list, tuple)):
+        return list(enumerate(predictions))
+    return [(None, predictions)]
+
+
+def _rebuild_outputs(predictions: Any, updates: dict[Key | None, Any]) -> Any:
+    if isinstance(predictions, dict):
+        return {k: updates.get(k, v) for k, v in predictions.items()}
+    if isinstance(predictions, (list, tuple)):
+        return type(predictions)(updates.get(k, v) for k, v in enumerate(predictions))
+    return updates.get(None, predictions)
+
+
+def _cut_keys(outputs: Any, predictions: Any) -> list[Key | None]:
+    if outputs is True:
+        return [key for key, _ in _outputs(predictions)]
+    return list(outputs)
+
+
+def _check_rows(output: Any, lengths: list[int]) -> None:
+    array = np.asarray(output)
+    if array.ndim == 0 or array.shape[0] != len(lengths):
+        raise ValueError(
+            f"PadPreprocessor.post_process() got predictions {describe(array)} for a "
+            f"slice of {len(lengths)} samples: pass the predictions of the slice the "
+            "description came from."
+        )
+
+
+def _strip(output: Any, lengths: list[int], padded: int, key: Key | None) -> list[np.ndarray]:
+    array = np.asarray(output)
+    if array.ndim < 2 or array.shape[1] != padded:
+        name = "the output" if key is None else f"output {key!r}"
+        raise ValueError(
+            f"PadPreprocessor.post_process(): {name} was padded to {padded} rows (its "
+            f"labels were padded, or `outputs=` names it) but the model gives "
+            f"{describe(array)}, not (samples, {padded}, ...). Name only the outputs with "
+            "one row per padded row in `outputs=` (or a group's 'outputs')."
+        )
+    return [array[index, :n] for index, n in enumerate(lengths)]
+
+
+def _cut_undeclared(predictions: Any, lengths: list[int], padded: int) -> Any:
+    """No labels and no `outputs=`: cut `(samples, padded, ...)` outputs of 3+ dims."""
+    updates = {}
+    for key, output in _outputs(predictions):
+        shape = np.shape(output)
+        if len(shape) < 2 or shape[1] != padded:
+            continue
+        if len(shape) == 2:
+            name = "the output" if key is None else f"output {key!r}"
+            raise ValueError(
+                f"PadPreprocessor.post_process() cannot tell whether {name} of shape "
+                f"{shape} holds one value per padded row or {padded} values per sample: "
+                "the slice served no labels to decide from. Name the outputs with one "
+                f"row per padded row: PadPreprocessor(outputs=[...]) (True for a single "
+                f"output, False for none)."
+            )
+        updates[key] = _strip(output, lengths, padded, key)
+    return _rebuild_outputs(predictions, updates)
+
+
+def _missing_output(key: Key | None, available: list[Any]) -> str:
+    return (
+        f"PadPreprocessor.post_process(): the padded labels (or `outputs=`) name output "
+        f"{key!r}, but the predictions' outputs are {available}. Name the outputs to cut "
+        "as the predictions are keyed (dict keys, or list positions): "
+        f"PadPreprocessor(outputs=[...]). Received: outputs {available}"
     )
