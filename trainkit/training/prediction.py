@@ -35,6 +35,7 @@ from trainkit.training import padding
 from trainkit.training.sample_weights import sample_weights, slice_weight
 from trainkit.training.steps import reset_states, restore_states, snapshot_states
 from trainkit.training.structure import (
+    SampleList,
     concat_rows,
     first_member,
     map_structure,
@@ -183,7 +184,8 @@ class PredictionCollector:
             "combined_weights": self._weights(labels, served, count, slice_idx, slices, None),
             "set_name": str(getattr(datagen, "set_name", "")),
             "rows": _rows(datagen, count) if rows is None else rows,
-            "length": _length(self.template, outputs_before),
+            "steps": _steps(outputs_before),
+            "template_like": map_structure(lambda _: None, self.template),
             "slice_idx": slice_idx,
             "batch_index": batch_index,
         })  # fmt: skip
@@ -219,52 +221,126 @@ def _rows(datagen: Any, count: int) -> np.ndarray:
     return np.asarray(rows, np.int64)
 
 
-def _length(template: Any, outputs: Any) -> int | None:
-    """The timesteps (axis 1) of a slice's first output, if it has them."""
-    first = first_member(outputs)
-    return int(first.shape[1]) if np.ndim(first) >= 2 else None
+def _steps(outputs: Any) -> dict[tuple[Any, ...], int | None]:
+    """Each output's timesteps (axis 1), by its path in the output structure; None
+    for an output without them (one value per sample)."""
+    return {
+        path: (int(np.shape(leaf)[1]) if np.ndim(leaf) >= 2 else None)
+        for path, leaf in _paths(outputs)
+    }
+
+
+def _paths(structure: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """`(path, leaf)` pairs of a structure of arrays (dicts, tuples and lists)."""
+    if isinstance(structure, dict):
+        return [pair for k, v in structure.items() for pair in _paths(v, (*prefix, k))]
+    if isinstance(structure, (list, tuple)) and not isinstance(structure, SampleList):
+        return [pair for i, v in enumerate(structure) for pair in _paths(v, (*prefix, i))]
+    return [(prefix, structure)]
+
+
+def _leaf_at(structure: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        structure = structure[key]
+    return structure
+
+
+def _varying(slices: list[dict[str, Any]], field: str) -> dict[tuple[Any, ...], int]:
+    """Paths of `field` whose axis 1 differs between slices: path -> the longest."""
+    sizes: dict[tuple[Any, ...], set[int | None]] = {}
+    for item in slices:
+        value = item[field]
+        steps = _steps(value) if field != "steps" else value
+        for path, size in steps.items():
+            sizes.setdefault(path, set()).add(size)
+    return {
+        path: max(s for s in found if s is not None)
+        for path, found in sizes.items()
+        if len(found) > 1 and None not in found
+    }
+
+
+def _pad_steps(array: Any, longest: int) -> Any:
+    """Zeros at the end of axis 1 up to `longest` (a list of per-sample arrays unchanged)."""
+    if isinstance(array, list) or np.ndim(array) < 2:
+        return array
+    extra = [(0, 0)] * np.ndim(array)
+    extra[1] = (0, longest - np.shape(array)[1])
+    return np.pad(np.asarray(array), extra)
+
+
+def _replace(structure: Any, updates: dict[tuple[Any, ...], Any]) -> Any:
+    """`structure` with the leaves at the given paths replaced."""
+    if () in updates:
+        return updates[()]
+    if isinstance(structure, dict):
+        return {k: _replace(v, _under(updates, k)) for k, v in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_replace(v, _under(updates, i)) for i, v in enumerate(structure))
+    return structure
+
+
+def _under(updates: dict[tuple[Any, ...], Any], key: Any) -> dict[tuple[Any, ...], Any]:
+    return {path[1:]: value for path, value in updates.items() if path and path[0] == key}
 
 
 def _pad_to_longest(slices: list[dict[str, Any]], weights_key: str) -> list[dict[str, Any]]:
     """Slices of different lengths (padded batches): pad to the longest, weighing 0.
 
-    Members with the slice's timesteps on axis 1 (outputs, per-timestep labels) get
-    zeros at the end of axis 1; the weights become per timestep (1, or as served, on
-    the slice's own steps; 0 on the added ones), so predict-mode metrics count only the
-    served steps. Members made ragged by `post_process` are left as they are.
+    Decided output by output: an output whose timesteps (axis 1 of the model's output)
+    differ between slices is padded with zeros at the end of axis 1 to the longest, and
+    so are the labels and per-timestep weights whose axis 1 differs between slices; that
+    output's weights become per timestep (1, or as served, on the slice's own steps; 0
+    on the added ones), so predict-mode metrics count only the served steps. Outputs of
+    one value per sample (a per-cloud class beside per-point ones), and members made
+    ragged by `post_process`, are left as they are.
     """
-    lengths = [item["length"] for item in slices]
-    if None in lengths or len(set(lengths)) <= 1:
+    outputs = _varying(slices, "steps")
+    labels = _varying([s for s in slices if s["labels"] is not None], "labels")
+    if not outputs and not labels:
         return slices
-    longest = max(lengths)
     padded = []
     for item in slices:
-        steps, rows = item["length"], len(item["rows"])
-
-        def pad(array: Any, steps: int = steps) -> Any:
-            if isinstance(array, list) or np.ndim(array) < 2 or np.shape(array)[1] != steps:
-                return array
-            extra = [(0, 0)] * np.ndim(array)
-            extra[1] = (0, longest - steps)
-            return np.pad(np.asarray(array), extra)
-
-        def per_step(weights: Any, steps: int = steps, rows: int = rows) -> Any:
-            weights = np.ones(rows, np.float32) if weights is None else np.asarray(weights)
-            if weights.ndim == 1:
-                weights = np.repeat(weights[:, None], steps, axis=1)
-            return pad(weights)
-
-        weights = item[weights_key]
-        padded.append({
-            **item,
-            "predictions": map_structure(pad, item["predictions"]),
-            "labels": None if item["labels"] is None else map_structure(pad, item["labels"]),
-            weights_key: (
-                map_structure(per_step, weights) if isinstance(weights, (dict, tuple))
-                else per_step(weights)
-            ),
+        item = dict(item)
+        item["predictions"] = _replace(item["predictions"], {
+            path: _pad_steps(_leaf_at(item["predictions"], path), longest)
+            for path, longest in outputs.items()
         })  # fmt: skip
+        if item["labels"] is not None:
+            item["labels"] = _replace(item["labels"], {
+                path: _pad_steps(leaf, labels[path])
+                for path, leaf in _paths(item["labels"]) if path in labels
+            })  # fmt: skip
+        item[weights_key] = _weights_per_step(item, weights_key, outputs)
+        padded.append(item)
     return padded
+
+
+def _weights_per_step(
+    item: dict[str, Any], weights_key: str, outputs: dict[tuple[Any, ...], int]
+) -> Any:
+    """The slice's weights with each padded output's made per timestep and padded with 0.
+
+    Weights given as one array for several outputs are first repeated per output (as
+    Keras repeats them), so each output's can be padded on its own.
+    """
+    weights, rows = item[weights_key], len(item["rows"])
+    steps = item["steps"]
+    paths = list(steps)
+    if not any(path in outputs for path in paths):
+        return weights
+    if paths != [()] and (weights is None or not isinstance(weights, (dict, list, tuple))):
+        weights = _replace(item["template_like"], dict.fromkeys(paths, weights))
+    updates = {}
+    for path in paths:
+        if path not in outputs:
+            continue
+        own = _leaf_at(weights, path)
+        own = np.ones(rows, np.float32) if own is None else np.asarray(own)
+        if own.ndim == 1:
+            own = np.repeat(own[:, None], steps[path], axis=1)
+        updates[path] = _pad_steps(own, outputs[path])
+    return _replace(weights, updates) if updates else weights
 
 
 def _stack(slices: list[dict[str, Any]], weights_key: str, template: Any) -> Predictions:

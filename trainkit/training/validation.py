@@ -30,6 +30,7 @@ import numpy as np
 
 from trainkit.training import padding
 from trainkit.training.loop_state import WeightedMean, append_logs
+from trainkit.training.metric_masses import decode, encode, metric_masses
 from trainkit.training.prediction import (
     PredictionCollector,
     Predictions,
@@ -83,6 +84,18 @@ class ValidationParts:
     def output_names(self) -> list[str] | None:
         """The model's output names when it has several (per-output weights, metrics)."""
         return output_names(self.trainer.model)
+
+    def evaluate_slice(
+        self, datagen: Any, x: Any, labels: Any, served: Any
+    ) -> tuple[dict[str, float], float]:
+        """The test step's values on the slice and what it weighs in row-weighted means,
+        weighted metrics carrying their weight mass (`metric_masses.encode`)."""
+        weights = self.weights(datagen, x, labels, served)
+        model, pad = self.trainer.model, self.options.pad_val_batches
+        logs, rows = padding.evaluate_slice(self.test_step, model, x, labels, weights, pad)
+        if self.distribution is not None:  # local weights: one worker's share of the mass
+            return logs, rows
+        return encode(logs, metric_masses(model, logs, weights), rows), rows
 
     def weights(self, datagen: Any, x: Any, labels: Any, served: Any) -> Any:
         """The slice's validation sample weights: served x class x slice weights."""
@@ -167,12 +180,7 @@ class Validation:
                     s.val_batch_index, served, pad=self.parts.options.pad_val_batches,
                 )  # fmt: skip
             else:
-                weights = self.parts.weights(datagen, x, labels, served)
-                pad = self.parts.options.pad_val_batches
-                step = self.parts.test_step
-                s.val_batch_means.add(
-                    *padding.evaluate_slice(step, t.model, x, labels, weights, pad)
-                )
+                s.val_batch_means.add(*self.parts.evaluate_slice(datagen, x, labels, served))
             s.iters_validated += 1
             datagen.update_state()
             s.val_batch_end_pending = datagen.batch_exhausted
@@ -191,7 +199,7 @@ class Validation:
         index = s.val_batch_index
         s.val_batch_index += 1
         s.val_batch_begun = s.val_batch_end_pending = False
-        parts.callbacks.call("on_val_batch_end", index, logs)
+        parts.callbacks.call("on_val_batch_end", index, decode(logs))
 
     def _record(self) -> None:
         t, s, parts = self.trainer, self.parts.state, self.parts
@@ -221,17 +229,17 @@ class Validation:
 
     def _evaluate_mode_logs(self) -> dict[str, float]:
         t, s, parts = self.trainer, self.parts.state, self.parts
-        logs = s.val_means.result()
+        logs = decode(s.val_means.result())
         size = parts.options.best_subset_size
         if size is not None and self._batch_logs:
             _check_key_in(t.key_metric, logs)
-            values = [batch[0][t.key_metric] for batch in self._batch_logs]
+            values = [decode(batch[0])[t.key_metric] for batch in self._batch_logs]
             weights = [batch[1] for batch in self._batch_logs]
             chosen = best_subset(values, weights, size, t.max_is_best)
             means = WeightedMean()
             for index in chosen:
                 means.add(self._batch_logs[index][0], self._batch_logs[index][1])
-            logs = means.result()
+            logs = decode(means.result())
             t.best_subset_names = [self._batch_logs[index][2] for index in chosen]
         names = parts.options.val_metric_names
         if names is not None:
@@ -323,7 +331,7 @@ def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
     the generator's current position (a fresh pass if it is exhausted) and leaves it
     ready for the next pass. Counters and callbacks are untouched.
     """
-    settings, model = parts.options, parts.trainer.model
+    settings = parts.options
     if settings.eval_fn == "predict":
         collector = predict_pass(parts, datagen, settings.val_class_weights)
         predictions = collector.result(settings.pred_weighted_slices_range)
@@ -337,10 +345,7 @@ def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
     while not datagen.all_data_exhausted:
         x, y, served = unpack_slice(datagen.get())
         labels = parts.labels(x, y)
-        weights = parts.weights(datagen, x, labels, served)
-        batch.add(*padding.evaluate_slice(
-            parts.test_step, model, x, labels, weights, settings.pad_val_batches
-        ))  # fmt: skip
+        batch.add(*parts.evaluate_slice(datagen, x, labels, served))
         datagen.update_state()
         if datagen.batch_exhausted:
             means.add(batch.result(), batch.mean_weight())
@@ -349,7 +354,7 @@ def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
                 reset_states(layers)
     datagen.on_epoch_end()
     restore_states(layers, saved)
-    return means.result()
+    return decode(means.result())
 
 
 def predict_datagen(parts: ValidationParts, datagen: Any) -> Predictions:

@@ -30,6 +30,7 @@ class Chain(Preprocessor):
             raise ValueError("Chain needs at least one preprocessor. Received: Chain()")
         for member in preprocessors:
             check_initialized(member)
+        _check_one_pad(preprocessors)
         self.members = list(preprocessors)
         self._governor = self.members[0]
 
@@ -110,3 +111,26 @@ class Chain(Preprocessor):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for member, member_state in zip(self.members, state["members"], strict=True):
             member.load_state_dict(member_state)
+
+
+def _check_one_pad(preprocessors: tuple[Preprocessor, ...]) -> None:
+    """Refuse two PadPreprocessors in one chain: a later pad would serve weights and
+    lengths that know nothing of the earlier one's (padding counted in the loss)."""
+    from trainkit.data.preprocessors.pad import PadPreprocessor
+
+    def pads(members: Any) -> list[Preprocessor]:
+        found = []
+        for member in members:
+            found += pads(member.members) if isinstance(member, Chain) else []
+            found += [member] if isinstance(member, PadPreprocessor) else []
+        return found
+
+    if len(pads(preprocessors)) > 1:
+        raise ValueError(
+            "Chain got more than one PadPreprocessor: each would serve its own padding "
+            "mask and lengths, and the last would silently replace the others'. Pad "
+            "members of different lengths with one PadPreprocessor and `groups=`, e.g. "
+            "PadPreprocessor(groups=[{'batch': ['points0'], 'labels': ['seg']}, "
+            "{'batch': ['points1']}]). Received: Chain with "
+            f"{len(pads(preprocessors))} PadPreprocessors"
+        )
