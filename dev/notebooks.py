@@ -19,10 +19,12 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -34,6 +36,8 @@ PATTERN = "[0-9][0-9]_*.py"
 KERNEL_NAME = "trainkit-examples"
 SMALL_VARIABLE = "TRAINKIT_EXAMPLES_SMALL"  # "1": each example uses its small sizes
 OUT_VARIABLE = "TRAINKIT_EXAMPLES_OUT"  # where an example writes its run folders
+FAILURES_FILE = "failures.json"  # execute_each's record of the notebooks that raised
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of IPython's tracebacks
 
 
 def scripts(examples: Path = EXAMPLES) -> list[Path]:
@@ -174,6 +178,59 @@ def execute(
             nbformat.write(notebook, out_dir / path.name)
             timings[path.name] = {"wall_s": time.perf_counter() - start, "kernel_cpu_s": cpu}
     return timings
+
+
+def execute_each(
+    paths: Iterable[Path],
+    out_dir: Path,
+    *,
+    small: bool = True,
+    timeout: int = 300,
+    work_dir: Path | None = None,
+    workers: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Execute each notebook as `execute` does, `workers` at a time, going on past failures.
+
+    One notebook that raises does not stop the others: its error is recorded, its partly
+    executed copy is still in `out_dir`, and `read_failures(out_dir)` gives it back, so a
+    test of that notebook can fail with its error while the tests of the others run.
+
+    Args:
+        paths, out_dir, small, timeout, work_dir: as for `execute`.
+        workers: notebooks run at once (each in its own kernel).
+        log: receives one line per notebook that ran (its seconds and kernel CPU seconds).
+
+    Returns:
+        per notebook name (`NN_name.ipynb`) that raised, its error as text; also written
+        to `out_dir/failures.json` (`{}` when every notebook ran).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def run(path: Path) -> tuple[str, str | None]:
+        try:
+            timing = execute([path], out_dir, small=small, timeout=timeout, work_dir=work_dir)
+        except Exception as error:  # a cell raised, the kernel died, a cell timed out
+            return path.name, _ANSI.sub("", f"{type(error).__name__}: {error}")
+        seconds = timing[path.name]
+        log(
+            f"executed {path.name}: {seconds['wall_s']:.1f} s, "
+            f"kernel CPU {seconds['kernel_cpu_s']:.1f} s"
+        )
+        return path.name, None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(run, map(Path, paths)))
+    failures = {name: error for name, error in results if error is not None}
+    (out_dir / FAILURES_FILE).write_text(json.dumps(failures, indent=1), encoding="utf-8")
+    return failures
+
+
+def read_failures(out_dir: Path) -> dict[str, str]:
+    """The notebooks `execute_each` recorded as failed in `out_dir`, with their errors."""
+    path = Path(out_dir) / FAILURES_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 def _cpu_seconds(pid: int | None) -> float:

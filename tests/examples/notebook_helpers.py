@@ -8,11 +8,21 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import load_notebooks_module
+
+_notebooks = load_notebooks_module()  # dev/notebooks.py: where failures are recorded
+
 
 def read_executed(folder: Path, name: str) -> nbformat.NotebookNode:
-    """The executed copy `folder/name.ipynb`, checked to have run every code cell."""
+    """The executed copy `folder/name.ipynb`, checked to have run every code cell.
+
+    Fails the calling test with the notebook's error when it raised as it was executed.
+    """
     if os.environ.get("TRAINKIT_EXAMPLES_ONLY") and not (folder / f"{name}.ipynb").exists():
         pytest.skip(f"{name} not executed: TRAINKIT_EXAMPLES_ONLY is set")
+    failure = _notebooks.read_failures(folder).get(f"{name}.ipynb")
+    if failure is not None:
+        pytest.fail(f"{name} raised when it was executed:\n{failure}", pytrace=False)
     notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code" and cell.source.strip():

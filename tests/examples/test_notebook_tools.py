@@ -61,3 +61,38 @@ def test_execute_runs_the_venvs_python_small_and_outside_the_checkout(notebooks_
     with pytest.raises(ProcessLookupError):  # the kernel was shut down and reaped
         os.kill(int(pid), 0)
     assert timings["probe.ipynb"]["kernel_cpu_s"] > 0
+
+
+def test_a_failing_notebook_fails_only_the_tests_that_read_it(notebooks_module, tmp_path):
+    # The path of the session fixture `executed_notebooks`: execute_each, then read_executed.
+    from notebook_helpers import output_text, read_executed
+
+    cells = {
+        "01_passes": "print('the first notebook ran')",
+        "02_raises": "raise ValueError('a poisoned cell')",
+        "03_passes": "print('the third notebook ran')",
+    }
+    sources = []
+    for name, code in cells.items():
+        sources.append(tmp_path / f"{name}.ipynb")
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        nbformat.write(notebook, sources[-1])
+    out_dir, lines = tmp_path / "executed", []
+    failures = notebooks_module.execute_each(
+        sources, out_dir, work_dir=tmp_path / "work", workers=2, log=lines.append
+    )
+
+    assert list(failures) == ["02_raises.ipynb"]
+    assert "ValueError" in failures["02_raises.ipynb"]
+    assert "a poisoned cell" in failures["02_raises.ipynb"]
+    assert "\x1b[" not in failures["02_raises.ipynb"]  # the traceback without its colours
+    assert notebooks_module.read_failures(out_dir) == failures  # recorded for the tests
+    assert sorted(line.split(":")[0] for line in lines) == [
+        "executed 01_passes.ipynb",
+        "executed 03_passes.ipynb",
+    ]
+    for name, which in (("01_passes", "first"), ("03_passes", "third")):  # read, no error
+        assert f"the {which} notebook ran" in output_text(read_executed(out_dir, name))
+    with pytest.raises(pytest.fail.Exception, match="02_raises raised when it was executed"):
+        read_executed(out_dir, "02_raises")
+    assert (out_dir / "02_raises.ipynb").exists()  # the partly executed copy, for the site
