@@ -8,7 +8,6 @@ ReduceLROnPlateau changes lives in the optimizer's variables, which are saved an
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -48,8 +47,7 @@ def is_known(callback: Any) -> bool:
 def _to_json(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
-    number = float(np.asarray(value))
-    return number if math.isfinite(number) else str(number)
+    return float(np.asarray(value))  # non-finite: encoded by the checkpoint's writer
 
 
 _NOT_JSON = (
@@ -102,6 +100,7 @@ def _refused(run_dir: str, name: str, where: str, kind: str) -> CheckpointWriteE
 
 
 def _from_json(value: Any) -> Any:
+    # Checkpoints written before state.json was strict JSON hold infinities as strings.
     if isinstance(value, str) and value in ("inf", "-inf", "nan"):
         return float(value)
     return value

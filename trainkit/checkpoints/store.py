@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -184,9 +185,44 @@ def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
         os.fsync(file.fileno())
 
 
+# state.json is strict JSON (no NaN/Infinity tokens, which strict parsers refuse): a
+# non-finite float is written as {"$float": "nan" | "inf" | "-inf"}, the one encoding,
+# and read back as the float. Files written before hold NaN/Infinity tokens, which
+# Python's parser still reads.
+NONFINITE_KEY = "$float"
+
+
+def encode_nonfinite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by `{"$float": "nan"|"inf"|"-inf"}`."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {NONFINITE_KEY: str(value)}
+    if isinstance(value, dict):
+        return {key: encode_nonfinite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode_nonfinite(item) for item in value]
+    return value
+
+
+def decode_nonfinite(record: dict[str, Any]) -> Any:
+    """`json.loads` object hook: `{"$float": "inf"}` back to the float."""
+    if len(record) == 1 and record.get(NONFINITE_KEY) in ("nan", "inf", "-inf"):
+        return float(record[NONFINITE_KEY])
+    return record
+
+
+def dumps_state(state: dict[str, Any]) -> str:
+    """`state` as strict JSON, non-finite floats encoded (see `encode_nonfinite`)."""
+    return json.dumps(encode_nonfinite(state), indent=1, allow_nan=False)
+
+
+def loads_state(text: str) -> Any:
+    """Parse what `dumps_state` wrote (and older files with NaN/Infinity tokens)."""
+    return json.loads(text, object_hook=decode_nonfinite)
+
+
 def _write_json(path: str, state: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as file:
-        json.dump(state, file, indent=1, allow_nan=True)
+        file.write(dumps_state(state))
         file.flush()
         os.fsync(file.fileno())
 
@@ -315,7 +351,7 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 def _parse_state(path: str, data: bytes) -> dict[str, Any]:
     try:
-        state = json.loads(data.decode("utf-8"))
+        state = loads_state(data.decode("utf-8"))
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
         raise CheckpointDamagedError(path, [f"{STATE_FILE} cannot be parsed ({error})"]) from error
     if not isinstance(state, dict):

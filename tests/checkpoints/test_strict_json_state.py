@@ -1,0 +1,50 @@
+"""state.json is strict JSON: non-finite floats have one encoding, read back as floats."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from trainkit.checkpoints import store
+
+
+def strict_loads(text: str):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+STATE = {
+    "history": {"roc_auc": [0.5, float("nan"), 0.75], "loss": [float("inf")]},
+    "best_key_metric": -math.inf,
+    "nested": [{"value": float("nan")}, (1.0, float("-inf"))],
+    "name": "inf",  # a string stays a string
+}
+
+
+def test_non_finite_floats_are_written_as_strict_json_in_one_encoding():
+    text = store.dumps_state(STATE)
+    parsed = strict_loads(text)  # a strict parser accepts it
+    assert parsed["history"]["roc_auc"][1] == {"$float": "nan"}
+    assert parsed["best_key_metric"] == {"$float": "-inf"}
+    assert parsed["name"] == "inf"
+    back = store.loads_state(text)
+    assert math.isnan(back["history"]["roc_auc"][1]) and back["history"]["loss"] == [math.inf]
+    assert back["nested"][1] == [1.0, -math.inf] and back["best_key_metric"] == -math.inf
+
+
+def test_checkpoints_write_strict_json_and_read_older_files_with_nan_tokens(tmp_path):
+    path = store.write_checkpoint(
+        str(tmp_path), iters_fit=3, arrays={"w": np.zeros(2)}, state=STATE
+    )
+    with open(f"{path}/{store.STATE_FILE}", encoding="utf-8") as file:
+        strict_loads(file.read())
+    _, state = store.read_checkpoint(path)
+    assert math.isnan(state["history"]["roc_auc"][1]) and state["best_key_metric"] == -math.inf
+    old = json.dumps(STATE, allow_nan=True)  # what earlier versions wrote
+    assert "NaN" in old and "Infinity" in old
+    back = store.loads_state(old)
+    assert math.isnan(back["history"]["roc_auc"][1]) and back["history"]["loss"] == [math.inf]
