@@ -20,7 +20,9 @@ Two kinds of settings:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from trainkit._stable import describe
@@ -82,7 +84,6 @@ class TrainSettings:
     on_nonfinite: str
     key_metric: str
     max_is_best: bool
-    eval_fn: str
     input_as_labels: bool
     reset_statefuls: bool
     model_base_name: str
@@ -91,21 +92,33 @@ class TrainSettings:
     val_metrics: Any  # as given: names and callables (the checked form is in `validation`)
     validation: ValidationSettings
     plot_history_freq: Frequency | None
-    options: dict[str, Any]
+    introspect_freq: Frequency | None
+    # The other rare options, read-only: a setting has one copy, and the two frequencies
+    # above (which can change) live in their fields only.
+    options: Mapping[str, Any]
     sources: dict[str, str] = field(default_factory=dict)  # 'passed' | 'saved' | 'default'
     # Described once, when the trainer is built: objects in it (an optimizer the model was
     # compiled with) change while training, the run's configuration does not.
     model_configs_record: Any = None
 
+    @property
+    def eval_fn(self) -> str:
+        return self.validation.eval_fn
+
     def record(self) -> dict[str, Any]:
         """The settings as JSON, for `state.json` (the same text in every process)."""
         values = {name: _recorded(self, name) for name in (*LOOP_CONTROL, *COMPARED)}
-        values["options"] = {name: describe(_json(self.options[name])) for name in self.options}
+        options = {
+            **self.options,
+            "plot_history_freq": self.plot_history_freq,
+            "introspect_freq": self.introspect_freq,
+        }
+        values["options"] = {name: describe(_json(options[name])) for name in config.RARE_OPTIONS}
         return values
 
     def assign(self, name: str, value: Any) -> None:
         """Set a loop-control setting after construction, checked like the argument."""
-        if name in LOOP_CONTROL or name == "plot_history_freq":
+        if name in ASSIGNABLE:
             setattr(self, name, check_loop_control(name, value))
             self.sources[name] = "passed"
             return
@@ -116,7 +129,7 @@ class TrainSettings:
         )
 
 
-ASSIGNABLE = (*LOOP_CONTROL, "plot_history_freq")
+ASSIGNABLE = (*LOOP_CONTROL, "plot_history_freq", "introspect_freq")
 
 
 def check_loop_control(name: str, value: Any) -> Any:
@@ -218,7 +231,6 @@ def _build(
         on_nonfinite=check_loop_control("on_nonfinite", chosen["on_nonfinite"]),
         key_metric=key_metric,
         max_is_best=max_is_best,
-        eval_fn=validation.eval_fn,
         input_as_labels=check_bool("input_as_labels", chosen["input_as_labels"]),
         reset_statefuls=check_bool("reset_statefuls", chosen["reset_statefuls"]),
         model_base_name=chosen["model_base_name"],
@@ -226,8 +238,9 @@ def _build(
         seed=config.check_seed(chosen["seed"]),
         val_metrics=chosen["val_metrics"],
         validation=validation,
-        plot_history_freq=check_loop_control("plot_history_freq", options["plot_history_freq"]),
-        options=options,
+        plot_history_freq=check_loop_control("plot_history_freq", options.pop("plot_history_freq")),
+        introspect_freq=check_loop_control("introspect_freq", options.pop("introspect_freq")),
+        options=MappingProxyType(options),
         sources=sources,
         model_configs_record=describe(chosen["model_configs"]),
     )
@@ -335,6 +348,9 @@ class SettingsView:
     epochs = _setting("epochs", "The absolute number of epochs to train (assignable).")
     val_freq = _setting("val_freq", "How often to validate, a `Frequency` (assignable).")
     checkpoint_freq = _setting("checkpoint_freq", "How often to checkpoint (assignable).")
+    introspect_freq = _setting(
+        "introspect_freq", "How often to log gradient norms and weight health (assignable)."
+    )
     plot_history_freq = _setting(
         "plot_history_freq", "How often to redraw history.png and the report (assignable)."
     )
@@ -381,7 +397,7 @@ class SettingsView:
         return self._settings.validation
 
     @property
-    def _options(self) -> dict[str, Any]:
+    def _options(self) -> Mapping[str, Any]:
         return self._settings.options
 
     def _setting_changed(self, name: str) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import math
 import time
 import warnings
-from collections import deque
 from typing import Any
 
 import keras
@@ -15,8 +14,9 @@ from trainkit.checkpoints import RunFolder
 from trainkit.checkpoints.lock import lock_to_resume
 from trainkit.training import checkpointing, config, distribute, figures, preflight, settings
 from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
+from trainkit.training.feeder import SliceFeeder
 from trainkit.training.frequency import Frequency
-from trainkit.training.health import data_is_finite, loss_is_finite, nonfinite_error
+from trainkit.training.health import loss_is_finite
 from trainkit.training.interrupts import DeferredInterrupt, warn_preempted
 from trainkit.training.loop_state import (
     BATCH_END,
@@ -35,23 +35,30 @@ from trainkit.training.padding import fixed_batch_size
 from trainkit.training.prediction import Predictions
 from trainkit.training.progress import Progress
 from trainkit.training.run_logs import RunLogs
-from trainkit.training.sample_weights import slice_sample_weights
 from trainkit.training.settings import SettingsView
-from trainkit.training.slices import SliceRecord, keras_data
+from trainkit.training.slices import SliceRecord
 from trainkit.training.steps import (
     CompiledStep,
     FusedSteps,
-    num_samples,
     reset_states,
-    signature_key,
     stateful_layers,
 )
-from trainkit.training.structure import output_names, unpack_slice
+from trainkit.training.structure import output_names
 from trainkit.training.validation import (
     Validation,
     ValidationParts,
     evaluate_datagen,
     predict_datagen,
+)
+
+# The loop's outputs between slices, in the order they run where several fall due: each
+# is `(frequency setting, method)`. The stage methods run the due ones at each iter,
+# batch, epoch and validation end (`_outputs_by`), and a fused group of slices ends
+# where any is due (`_acts_after`): one table, read by both.
+OUTPUTS = (
+    ("checkpoint_freq", "_save_checkpoint"),
+    ("introspect_freq", "_introspect"),
+    ("plot_history_freq", "_draw_figures"),
 )
 
 
@@ -292,19 +299,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
         self._callbacks = CallbackList(check_callbacks(callbacks), self)
         self._build_train_steps()
-        self._label_bound = preflight.sparse_label_bound(model)  # checked per slice
-        # Slices fit by one fused call whose bookkeeping is still to do, in order; and
-        # the record of the slice being accounted (None until one is, in this process).
-        self._pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
-        self._slice: SliceRecord | None = None
-        # A slice of a fused group whose loss was not finite, handled once the good
-        # slices before it are counted: (logs, args, record).
-        self._poisoned: tuple[dict[str, float], tuple[Any, ...], SliceRecord] | None = None
+        self._feeder = SliceFeeder(self)  # takes, checks and fits slices; queues their records
+        self._slice: SliceRecord | None = None  # the slice being accounted, once there is one
         self.nonfinite_message = None
         self._unhealthy: str | None = None  # why the weights in memory must not be saved
-        self._introspect_freq = settings.check_loop_control(
-            "introspect_freq", self._options["introspect_freq"]
-        )
         self._introspection: Any = None  # an IntrospectionLog once one is written
         self._test_step: Any = self._step("test")
         self._validation = Validation(
@@ -388,8 +386,9 @@ class TrainGenerator(SettingsView, LoopStateView):
             self._begin_run()
             # One stage per pass; `loop_state.TRANSITIONS` lists each stage and its next.
             # The slices of a fused call are all accounted before anything else acts.
-            while not (s.stage == FIT and not self._pending and self._run_done()):
-                if not self._pending:
+            pending = self._feeder.pending
+            while not (s.stage == FIT and not pending and self._run_done()):
+                if not pending:
                     self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
                     if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
                         return self._stop_preempted()
@@ -446,212 +445,31 @@ class TrainGenerator(SettingsView, LoopStateView):
             s.batch_begun, s.iter_in_batch = True, 0
             s.batch_means.clear()
             self._callbacks.call("on_train_batch_begin", s.batch_in_epoch, {})
-        if not self._pending and self._poisoned is not None:
-            poisoned, self._poisoned = self._poisoned, None
-            return self._nonfinite(*poisoned)
-        if not self._pending:
+        feeder = self._feeder
+        if not feeder.pending and feeder.poisoned is not None:
+            poisoned, feeder.poisoned = feeder.poisoned, None
+            return feeder.nonfinite(*poisoned)
+        if not feeder.pending:
             started = time.perf_counter()
-            self._fit_ahead()  # get slice(s) -> fit -> datagen.update_state()
+            feeder.fit_next()  # get slice(s) -> check -> fit -> datagen.update_state()
             self._timings["train"] += time.perf_counter() - started
-            if not self._pending:  # its loss was not finite and on_nonfinite='stop'
+            if not feeder.pending:  # not finite, and on_nonfinite='stop'
                 return None
-        record, logs = self._pending.popleft()
+        record, logs = feeder.pending.popleft()
         if record.skipped is not None:
             return self._count_skipped(record)
         self._count_slice(logs, record)
 
-    def _fit_ahead(self) -> None:
-        """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
-        args, record = self._take_slice()
-        if not self._data_ok(args):
-            return self._nonfinite({}, args, record, before_step=True)
-        if self.steps_per_execution == 1 or not self._train_step.ready:
-            logs = self._train_step(*args)
-            record.samples = int(logs.pop(distribute.SAMPLES_KEY, record.samples))
-            if self.on_nonfinite != "ignore" and not loss_is_finite(logs):
-                if self.on_nonfinite != "skip":  # 'skip': the guarded step undid itself
-                    self._checkpoints.iterations_offset += 1  # applied, but not counted
-                return self._nonfinite(logs, args, record)  # the generator stays there
-            self._advance(record)
-            self._pending.append((record, logs))
-            return
-        saved = self.datagen.state_dict()
-        applied_before = self._optimizer_steps()
-        try:
-            group, records = self._take_group(args, record)
-            if len(group) == 1:
-                values = [self._train_step(*args)]
-            else:
-                values = self._fused_steps([keras_data(a) for a in group])
-            for logs, each in zip(values, records):  # under a strategy: rows on all workers
-                each.samples = int(logs.pop(distribute.SAMPLES_KEY, each.samples))
-        except BaseException:
-            self._rewind_group(saved, self._optimizer_steps() - applied_before)
-            raise
-        if self.on_nonfinite == "skip":  # each undone in the graph; left out when counted
-            for logs, each, fit in zip(values, records, group, strict=True):
-                if not loss_is_finite(logs):
-                    each.skipped = self._nonfinite_message(logs, fit, each, before_step=False)
-        bad = self._first_nonfinite(values)
-        if bad is not None:
-            # Count the good slices before it; put the generator back at the bad one.
-            self._move_generator(saved, bad)
-            self.datagen.get()  # the bad slice is served, not consumed (as with K=1)
-            self._checkpoints.iterations_offset += len(group) - bad
-            self._poisoned = (values[bad], group[bad], records[bad])
-            values, records = values[:bad], records[:bad]
-        self._pending.extend(zip(records, values))
-
-    def _optimizer_steps(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
-    def _move_generator(self, saved: dict[str, Any], slices: int) -> None:
-        """The generator back at `saved`, then `slices` slices on."""
-        self.datagen.load_state_dict(saved)
-        for _ in range(slices):
-            self.datagen.get()
-            self.datagen.update_state()
-
-    def _rewind_group(self, saved: dict[str, Any], applied: int) -> None:
-        """After a failure in a group: the slices the optimizer applied are counted (their
-        values lost, as for one slice interrupted after its step), the rest served again."""
-        self._move_generator(saved, 0)
-        if applied > 0:
-            warnings.warn(
-                f"{applied} train steps of a fused call were applied before it was "
-                "interrupted; they are counted as fit (their metric values were lost) "
-                "and not fit again.",
-                stacklevel=4,
-            )
-        for _ in range(max(applied, 0)):
-            _, record = self._take_slice()
-            self._advance(record)
-            record.samples = 0  # no values: they add nothing to the batch means
-            self._pending.append((record, {}))
-
-    def _first_nonfinite(self, values: list[dict[str, float]]) -> int | None:
-        if self.on_nonfinite in ("ignore", "skip"):
-            return None
-        return next((j for j, logs in enumerate(values) if not loss_is_finite(logs)), None)
-
-    def _data_ok(self, args: tuple[Any, ...]) -> bool:
-        """Host checks before a slice is fit: labels in the loss' range (else ValueError),
-        inputs, labels and sample weights finite (False when not, where it is checked)."""
-        if self._label_bound is not None and args[1] is not None:
-            preflight.check_label_range("datagen", args[1], self._label_bound, self.datagen)
-        if self.on_nonfinite == "ignore" or not self._options["check_finite_data"]:
-            return True
-        return data_is_finite(args)
-
-    def _nonfinite_message(
-        self, logs: dict[str, float], args: tuple[Any, ...], record: SliceRecord, **how: bool
-    ) -> str:
-        s = self._state
-        return str(
-            nonfinite_error(
-                logs, args, epoch=s.epoch, iters_fit=s.iters_fit, set_name=record.set_name,
-                slice_idx=record.slice_idx, batch=record.batch,
-                skipping=self.on_nonfinite == "skip", **how,
-            )
-        )  # fmt: skip
-
-    def _nonfinite(
-        self,
-        logs: dict[str, float],
-        args: tuple[Any, ...],
-        record: SliceRecord,
-        before_step: bool = False,
-    ) -> None:
-        """A non-finite slice or loss: skip it, raise NonFiniteLossError, or end the run."""
-        s = self._state
-        if self.on_nonfinite == "skip":  # the weights are as before the slice
-            record.skipped = self._nonfinite_message(logs, args, record, before_step=before_step)
-            self._advance(record)
-            self._pending.append((record, logs))
-            return
-        error = nonfinite_error(
-            logs, args, epoch=s.epoch, iters_fit=s.iters_fit, set_name=record.set_name,
-            slice_idx=record.slice_idx, batch=record.batch, before_step=before_step,
-        )  # fmt: skip
-        if not before_step:
-            self._unhealthy = str(error)  # the weights in memory hold the bad step
-        if self.on_nonfinite == "raise":
-            raise error
-        self.nonfinite_message = str(error)
-        s.stop_training = True
-        self._logs.stopped(self, str(error))
-        warnings.warn(str(error), stacklevel=4)
-
-    def _take_slice(self) -> tuple[tuple[Any, ...], SliceRecord]:
-        """The current slice as the step's arguments, and its record (not yet advanced)."""
-        datagen = self.datagen
-        x, y, served = unpack_slice(datagen.get())
-        labels = self._labels(x, y)
-        weights = slice_sample_weights(
-            datagen, x, labels, self._val.class_weights, self._val.loss_weighted_slices_range,
-            served, self._output_names,
-        )  # fmt: skip
-        args = (x, labels) if weights is None else (x, labels, weights)
-        describe = self.run_dir is not None and getattr(datagen, "describe_slice", None)
-        record = SliceRecord(
-            slice_idx=int(datagen.slice_idx),
-            slices_per_batch=int(datagen.slices_per_batch),
-            set_name=datagen.set_name,
-            batch=getattr(datagen, "current_batch", None),
-            samples=num_samples(x),
-            description=describe() if describe else {},
-            args=args if self._introspect_freq is not None else None,
-        )
-        return args, record
-
-    def _advance(self, record: SliceRecord) -> None:
-        self.datagen.update_state()
-        record.batch_exhausted = bool(self.datagen.batch_exhausted)
-        record.epoch_exhausted = bool(self.datagen.all_data_exhausted)
-
-    def _take_group(
-        self, args: tuple[Any, ...], record: SliceRecord
-    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord]]:
-        """Up to `steps_per_execution` slices of one shape, ending where the loop acts.
-
-        A group ends after the slice where a checkpoint, validation or plot falls due,
-        at a stateful reset, at the epoch end, and before a slice of another shape
-        (which stays served, for the next call).
-        """
-        s = self._state
-        key = signature_key(keras_data(args))
-        group, records = [args], [record]
-        self._advance(record)
-        batches = s.batches_fit + record.batch_exhausted
-        while len(group) < self.steps_per_execution:
-            if self._acts_after(s.iters_fit + len(group), batches, records[-1]):
-                break
-            args, record = self._take_slice()
-            if signature_key(keras_data(args)) != key or not self._data_ok(args):
-                break  # stays served: fit (or refused) first in the next call
-            self._advance(record)
-            group.append(args)
-            records.append(record)
-            batches += record.batch_exhausted
-        return group, records
-
     def _acts_after(self, iters: int, batches: int, record: SliceRecord) -> bool:
-        """Whether the loop acts between this slice (the `iters`-th) and the next."""
-        if record.epoch_exhausted or self._due(self.checkpoint_freq, "iter", iters):
-            return True
-        if self._due(self._introspect_freq, "iter", iters):
+        """Whether the loop acts between this slice (the `iters`-th) and the next: where a
+        fused group must end. Reads the same `OUTPUTS` table as the stage methods."""
+        if record.epoch_exhausted or self._outputs_due("iter", iters):
             return True
         if not record.batch_exhausted:
             return False
         if self.reset_statefuls and self._stateful_layers:
             return True
-        if self._due(self.checkpoint_freq, "batch", batches):
-            return True
-        if self._due(self.plot_history_freq, "batch", batches):
-            return True
-        if self._due(self._introspect_freq, "batch", batches):
-            return True
-        return self._val_due(iters, batches)
+        return self._outputs_due("batch", batches) or self._val_due(iters, batches)
 
     def _count_skipped(self, record: SliceRecord) -> None:
         """A slice left out by on_nonfinite='skip': named, not counted as fit."""
@@ -688,8 +506,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         s.move_to(BATCH_END if exhausted else FIT)
         self._progress.iter_end(self, s.last_iter_logs, self._slice)
         self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
-        self._checkpoint_by("iter", s.iters_fit)  # exactly here, between slices
-        self._introspect_by("iter", s.iters_fit)
+        self._outputs_by("iter", s.iters_fit)  # a checkpoint exactly here, between slices
 
     def _end_batch(self) -> None:
         s = self._state
@@ -754,19 +571,25 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._outputs_by("epoch", self._state.epoch)
 
     def _outputs_by(self, unit: str, counter: int) -> None:
-        """Checkpoint, then redraw plot and report, where their frequencies say so."""
-        self._checkpoint_by(unit, counter)
-        self._introspect_by(unit, counter)
-        if self._due(self.plot_history_freq, unit, counter):
-            figures.draw_history(self)
-            figures.write_report(self)
+        """Run each output of `OUTPUTS` whose frequency is by `unit` and due at `counter`."""
+        for setting, action in OUTPUTS:
+            if self._due(getattr(self, setting), unit, counter):
+                getattr(self, action)()
 
-    def _introspect_by(self, unit: str, counter: int) -> None:
-        """Log gradient norms and weight health of the slice just fit, if due."""
+    def _outputs_due(self, unit: str, counter: int) -> bool:
+        return any(self._due(getattr(self, setting), unit, counter) for setting, _ in OUTPUTS)
+
+    def _save_checkpoint(self) -> None:
+        self._checkpoints.save()
+
+    def _draw_figures(self) -> None:
+        figures.draw_history(self)
+        figures.write_report(self)
+
+    def _introspect(self) -> None:
+        """Log gradient norms and weight health of the slice just fit."""
         record, run_dir = self._slice, self.run_dir
         if record is None or record.args is None or run_dir is None:
-            return
-        if not self._due(self._introspect_freq, unit, counter):
             return
         from trainkit import introspection
 
@@ -775,11 +598,6 @@ class TrainGenerator(SettingsView, LoopStateView):
         x, y, *weights = record.args
         snapshot = introspection.snapshot(self.model, x, y, weights[0] if weights else None)
         self._introspection.append({"iter": self.iters_fit, "epoch": self.epoch, **snapshot})
-
-    def _checkpoint_by(self, unit: str, counter: int) -> None:
-        """Checkpoint if `checkpoint_freq` is by `unit` and `counter` is due."""
-        if self._due(self.checkpoint_freq, unit, counter):
-            self._checkpoints.save()
 
     def _due(self, freq: Frequency | None, unit: str, counter: int) -> bool:
         """A run-folder output with frequency `freq` is due at this `unit` counter."""
@@ -804,7 +622,7 @@ class TrainGenerator(SettingsView, LoopStateView):
                 "(or the learning rate) and resume from the last checkpoint with "
                 "TrainGenerator(..., resume=True). The error was: " + self._unhealthy
             )
-        if self._pending:
+        if self._feeder.pending:
             raise RuntimeError(
                 "tg.checkpoint() was called while the slices of one fused call "
                 f"(steps_per_execution={self.steps_per_execution}) are being accounted: the "
@@ -863,9 +681,6 @@ class TrainGenerator(SettingsView, LoopStateView):
             return freq.due(batches)
         return iters // freq.n > self._state.val_iter_mark
 
-    def _labels(self, x: Any, y: Any) -> Any:
-        return x if self.input_as_labels else y
-
     def _run_test_step(self, *data: Any) -> dict[str, float]:
         return self._test_step(*data)  # looked up per call: tests may wrap the step
 
@@ -876,7 +691,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         """On (re-)entry: a step interrupted after it applied is counted, not refit."""
         s = self._state
         done = int(self.model.optimizer.iterations.numpy()) - self._checkpoints.iterations_offset
-        pending = sum(record.skipped is None for record, _ in self._pending)
+        pending = sum(record.skipped is None for record, _ in self._feeder.pending)
         if done == s.iters_fit + pending:
             return
         if done == s.iters_fit + 1 and s.stage == FIT:
@@ -885,10 +700,9 @@ class TrainGenerator(SettingsView, LoopStateView):
                 "it is counted as fit (its metric values were lost) and not fit again.",
                 stacklevel=3,
             )
-            _, record = self._take_slice()
-            self._advance(record)
-            record.samples = 0  # no values: it adds nothing to the batch means
-            self._count_slice({}, record)
+            self._feeder.take_applied()
+            record, logs = self._feeder.pending.pop()
+            self._count_slice(logs, record)
             return
         warnings.warn(
             f"optimizer.iterations moved by {done - s.iters_fit} steps outside of this "

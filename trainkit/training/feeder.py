@@ -1,0 +1,236 @@
+"""`SliceFeeder`: takes slices from the train generator and fits them, one or a group.
+
+The trainer's loop asks for the next fitted slice; the feeder takes the current slice
+from the generator, checks it on the host (labels in range, no NaN or inf), fits it
+with the compiled step (or, with `steps_per_execution` > 1, a group of same-shaped
+slices in one call that ends where the loop acts between slices), and queues each
+slice's record and values for the loop's bookkeeping, in order. What a slice that is
+not finite does (`on_nonfinite`) is decided here too, since it decides whether the
+generator moves past it.
+
+It is the trainer's own part, not a helper of its own: it reads the trainer's settings
+(`steps_per_execution`, `on_nonfinite`, ...) and its compiled steps at each call, so an
+assigned setting or a wrapped step takes effect at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from trainkit.training import distribute, preflight
+from trainkit.training.health import data_is_finite, loss_is_finite, nonfinite_error
+from trainkit.training.sample_weights import slice_sample_weights
+from trainkit.training.slices import SliceRecord, keras_data
+from trainkit.training.steps import num_samples, signature_key
+from trainkit.training.structure import unpack_slice
+
+if TYPE_CHECKING:
+    from trainkit.training.trainer import TrainGenerator
+
+
+class SliceFeeder:
+    """The next slices fit, as `(record, logs)` pairs in `pending`, for the loop to count.
+
+    Attributes:
+        pending: slices fit whose bookkeeping is still to do, in order (a fused call
+            fits several). A slice left out by on_nonfinite='skip' has `record.skipped`.
+        poisoned: a slice of a fused group whose loss was not finite, handled once the
+            good slices before it are counted: `(logs, args, record)`.
+    """
+
+    def __init__(self, trainer: TrainGenerator) -> None:
+        self.trainer = trainer
+        self.pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
+        self.poisoned: tuple[dict[str, float], tuple[Any, ...], SliceRecord] | None = None
+        self.label_bound = preflight.sparse_label_bound(trainer.model)  # checked per slice
+
+    def fit_next(self) -> None:
+        """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
+        tg = self.trainer
+        args, record = self.take_slice()
+        if not self.data_ok(args):
+            return self.nonfinite({}, args, record, before_step=True)
+        if tg.steps_per_execution == 1 or not tg._train_step.ready:
+            logs = tg._train_step(*args)
+            record.samples = int(logs.pop(distribute.SAMPLES_KEY, record.samples))
+            if tg.on_nonfinite != "ignore" and not loss_is_finite(logs):
+                if tg.on_nonfinite != "skip":  # 'skip': the guarded step undid itself
+                    tg._checkpoints.iterations_offset += 1  # applied, but not counted
+                return self.nonfinite(logs, args, record)  # the generator stays there
+            self.advance(record)
+            self.pending.append((record, logs))
+            return None
+        return self._fit_group(args, record)
+
+    def _fit_group(self, args: tuple[Any, ...], record: SliceRecord) -> None:
+        tg = self.trainer
+        saved = tg.datagen.state_dict()
+        applied_before = self._optimizer_steps()
+        try:
+            group, records = self._take_group(args, record)
+            if len(group) == 1:
+                values = [tg._train_step(*args)]
+            else:
+                values = tg._fused_steps([keras_data(a) for a in group])
+            for logs, each in zip(values, records, strict=True):  # strategy: all workers' rows
+                each.samples = int(logs.pop(distribute.SAMPLES_KEY, each.samples))
+        except BaseException:
+            self.rewind_group(saved, self._optimizer_steps() - applied_before)
+            raise
+        if tg.on_nonfinite == "skip":  # each undone in the graph; left out when counted
+            for logs, each, fit in zip(values, records, group, strict=True):
+                if not loss_is_finite(logs):
+                    each.skipped = self._message(logs, fit, each, before_step=False)
+        bad = self._first_nonfinite(values)
+        if bad is not None:
+            # Count the good slices before it; put the generator back at the bad one.
+            self._move_generator(saved, bad)
+            tg.datagen.get()  # the bad slice is served, not consumed (as with K=1)
+            tg._checkpoints.iterations_offset += len(group) - bad
+            self.poisoned = (values[bad], group[bad], records[bad])
+            values, records = values[:bad], records[:bad]
+        self.pending.extend(zip(records, values, strict=True))
+
+    def _optimizer_steps(self) -> int:
+        return int(self.trainer.model.optimizer.iterations.numpy())
+
+    def _move_generator(self, saved: dict[str, Any], slices: int) -> None:
+        """The generator back at `saved`, then `slices` slices on."""
+        datagen = self.trainer.datagen
+        datagen.load_state_dict(saved)
+        for _ in range(slices):
+            datagen.get()
+            datagen.update_state()
+
+    def rewind_group(self, saved: dict[str, Any], applied: int) -> None:
+        """After a failure in a group: the slices the optimizer applied are counted (their
+        values lost, as for one slice interrupted after its step), the rest served again."""
+        self._move_generator(saved, 0)
+        if applied > 0:
+            warnings.warn(
+                f"{applied} train steps of a fused call were applied before it was "
+                "interrupted; they are counted as fit (their metric values were lost) "
+                "and not fit again.",
+                stacklevel=5,
+            )
+        for _ in range(max(applied, 0)):
+            self.take_applied()
+
+    def take_applied(self) -> None:
+        """The current slice, whose step applied before an interrupt: counted, no values."""
+        _, record = self.take_slice()
+        self.advance(record)
+        record.samples = 0  # no values: it adds nothing to the batch means
+        self.pending.append((record, {}))
+
+    def _first_nonfinite(self, values: list[dict[str, float]]) -> int | None:
+        if self.trainer.on_nonfinite in ("ignore", "skip"):
+            return None
+        return next((j for j, logs in enumerate(values) if not loss_is_finite(logs)), None)
+
+    def data_ok(self, args: tuple[Any, ...]) -> bool:
+        """Host checks before a slice is fit: labels in the loss' range (else ValueError),
+        inputs, labels and sample weights finite (False when not, where it is checked)."""
+        tg = self.trainer
+        if self.label_bound is not None and args[1] is not None:
+            preflight.check_label_range("datagen", args[1], self.label_bound, tg.datagen)
+        if tg.on_nonfinite == "ignore" or not tg._options["check_finite_data"]:
+            return True
+        return data_is_finite(args)
+
+    def _message(
+        self, logs: dict[str, float], args: tuple[Any, ...], record: SliceRecord, **how: bool
+    ) -> str:
+        return str(self._error(logs, args, record, **how))
+
+    def _error(
+        self, logs: dict[str, float], args: tuple[Any, ...], record: SliceRecord, **how: bool
+    ) -> Any:
+        tg = self.trainer
+        return nonfinite_error(
+            logs, args, epoch=tg.epoch, iters_fit=tg.iters_fit, set_name=record.set_name,
+            slice_idx=record.slice_idx, batch=record.batch,
+            skipping=tg.on_nonfinite == "skip", **how,
+        )  # fmt: skip
+
+    def nonfinite(
+        self,
+        logs: dict[str, float],
+        args: tuple[Any, ...],
+        record: SliceRecord,
+        before_step: bool = False,
+    ) -> None:
+        """A non-finite slice or loss: skip it, raise NonFiniteLossError, or end the run."""
+        tg = self.trainer
+        if tg.on_nonfinite == "skip":  # the weights are as before the slice
+            record.skipped = self._message(logs, args, record, before_step=before_step)
+            self.advance(record)
+            self.pending.append((record, logs))
+            return
+        error = self._error(logs, args, record, before_step=before_step)
+        if not before_step:
+            tg._unhealthy = str(error)  # the weights in memory hold the bad step
+        if tg.on_nonfinite == "raise":
+            raise error
+        tg.nonfinite_message = str(error)
+        tg.stop_training = True
+        tg._logs.stopped(tg, str(error))
+        warnings.warn(str(error), stacklevel=5)
+
+    def take_slice(self) -> tuple[tuple[Any, ...], SliceRecord]:
+        """The current slice as the step's arguments, and its record (not yet advanced)."""
+        tg = self.trainer
+        datagen = tg.datagen
+        x, y, served = unpack_slice(datagen.get())
+        labels = x if tg.input_as_labels else y
+        weights = slice_sample_weights(
+            datagen, x, labels, tg._val.class_weights, tg._val.loss_weighted_slices_range,
+            served, tg._output_names,
+        )  # fmt: skip
+        args = (x, labels) if weights is None else (x, labels, weights)
+        describe = tg.run_dir is not None and getattr(datagen, "describe_slice", None)
+        record = SliceRecord(
+            slice_idx=int(datagen.slice_idx),
+            slices_per_batch=int(datagen.slices_per_batch),
+            set_name=datagen.set_name,
+            batch=getattr(datagen, "current_batch", None),
+            samples=num_samples(x),
+            description=describe() if describe else {},
+            args=args if tg.introspect_freq is not None else None,
+        )
+        return args, record
+
+    def advance(self, record: SliceRecord) -> None:
+        datagen = self.trainer.datagen
+        datagen.update_state()
+        record.batch_exhausted = bool(datagen.batch_exhausted)
+        record.epoch_exhausted = bool(datagen.all_data_exhausted)
+
+    def _take_group(
+        self, args: tuple[Any, ...], record: SliceRecord
+    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord]]:
+        """Up to `steps_per_execution` slices of one shape, ending where the loop acts.
+
+        A group ends after the slice where the schedule acts (a checkpoint, validation,
+        plot or introspection falls due, a stateful reset, the epoch end), and before a
+        slice of another shape or one that fails the host checks (which stays served,
+        for the next call).
+        """
+        tg = self.trainer
+        key = signature_key(keras_data(args))
+        group, records = [args], [record]
+        self.advance(record)
+        batches = tg.batches_fit + record.batch_exhausted
+        while len(group) < tg.steps_per_execution:
+            if tg._acts_after(tg.iters_fit + len(group), batches, records[-1]):
+                break
+            args, record = self.take_slice()
+            if signature_key(keras_data(args)) != key or not self.data_ok(args):
+                break  # stays served: fit (or refused) first in the next call
+            self.advance(record)
+            group.append(args)
+            records.append(record)
+            batches += record.batch_exhausted
+        return group, records
