@@ -146,6 +146,21 @@ class Preprocessor:
         """
         return predictions
 
+    def for_prediction(self) -> Preprocessor | None:
+        """The form this preprocessor takes when predicting (`DataGenerator.for_prediction()`).
+
+        Predictions want each sample as it is, once: random augmentation drops out, the
+        rest stays. Default: the preprocessor itself. The random augmenters return None
+        (dropped), `RandomCropPreprocessor` a center crop, `Chain` the chain of its
+        members' forms. Override it in a subclass whose `process()` draws from `rng` to
+        augment: return None to drop it, or a preprocessor that does the same without
+        randomness.
+
+        Returns:
+            A preprocessor to use when predicting, or None to use none.
+        """
+        return self
+
     def get_config(self) -> dict[str, Any]:
         """Settings that change what is served (part of the generator's fingerprint)."""
         return {"class": type(self).__qualname__}
