@@ -6,6 +6,8 @@ evaluate mode averages weighted metrics by weight mass, as `model.evaluate` does
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -91,3 +93,21 @@ def test_evaluate_mode_weighted_metrics_equal_model_evaluate_with_per_point_weig
     # seg_accuracy would be another number.
     for name in ("seg_accuracy", "cls_accuracy", "loss", "seg_loss", "cls_loss"):
         assert logs[name] == pytest.approx(expected[name], rel=1e-5), name
+
+
+def test_predict_on_a_shuffling_augmenting_generator_warns_naming_for_prediction():
+    from trainkit import Chain, JitterPreprocessor
+
+    model = two_output_model(True)
+    tg = TrainGenerator(model, clouds(True), iter_verbosity=0)
+    augmenting = DataGenerator(
+        data=CLOUDS, labels={"cls": CLS, "seg": SEG}, batch_size=2, shuffle=True,
+        preprocessor=Chain(JitterPreprocessor(), PadPreprocessor()),
+    )  # fmt: skip
+    with pytest.warns(
+        UserWarning, match=r"shuffles \(shuffle='sets'\) and augments.*for_prediction\(\)"
+    ):
+        tg.predict(augmenting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tg.predict(clouds(True))  # sample order, padding only: no warning

@@ -21,6 +21,7 @@ before it and restored after it, so validating mid-epoch does not disturb traini
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -357,12 +358,45 @@ def evaluate_datagen(parts: ValidationParts, datagen: Any) -> dict[str, float]:
     return decode(means.result())
 
 
+_NOT_FOR_PREDICTION = (
+    "tg.predict() got a generator that {what}: its predictions {effect}. Predict on "
+    "`datagen.for_prediction()`, the same data in sample order with each preprocessor's "
+    "prediction form (random augmenters dropped, a random crop centered)."
+)
+
+
+def warn_if_not_for_prediction(datagen: Any) -> None:
+    """Warn when `datagen` shuffles or augments: predictions are rarely wanted so."""
+    what, effect = [], []
+    shuffle = getattr(datagen, "shuffle", None)
+    groups = [getattr(datagen, name, False) for name in _SHUFFLE_GROUPS]
+    if shuffle or any(groups):
+        what.append(f"shuffles (shuffle={shuffle!r})" if shuffle else "shuffles within sets")
+        effect.append("come in shuffled order (in_sample_order() sorts them back)")
+    pre = getattr(datagen, "preprocessor", None)
+    if pre is not None and _changes_for_prediction(pre):
+        what.append(f"augments ({type(pre).__name__})")
+        effect.append("are of randomly augmented samples")
+    if what:
+        message = _NOT_FOR_PREDICTION.format(what=" and ".join(what), effect=" and ".join(effect))
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+_SHUFFLE_GROUPS = ("shuffle_group_batches", "shuffle_group_samples")
+
+
+def _changes_for_prediction(pre: Any) -> bool:
+    form = getattr(pre, "for_prediction", None)
+    return form is not None and form() is not pre
+
+
 def predict_datagen(parts: ValidationParts, datagen: Any) -> Predictions:
     """`tg.predict`: one pass, predictions in data order (see `prediction.Predictions`).
 
     Each slice's outputs pass through the generator's preprocessor's `post_process`.
     """
     settings = parts.options
+    warn_if_not_for_prediction(datagen)
     post_process = post_processor(datagen)
     collector = predict_pass(parts, datagen, settings.val_class_weights, post_process)
     return collector.result(settings.pred_weighted_slices_range)

@@ -70,6 +70,10 @@ class _PointAugmenter(Preprocessor):
     def _keys_text(self) -> Any:
         return None if self.keys is None else list(self.keys)
 
+    def for_prediction(self) -> None:
+        """None: predictions see each sample as it is (random augmentation drops out)."""
+        return None
+
     def check_sample_shape(self, sample_shape: Any) -> None:
         name = type(self).__name__
         pairs = shapes(sample_shape)

@@ -96,6 +96,17 @@ class Chain(Preprocessor):
             predictions = member.post_process(predictions, description)
         return predictions
 
+    def for_prediction(self) -> Preprocessor | None:
+        """The chain of its members' prediction forms (those that are None dropped);
+        None when none is left, the member itself when one is left."""
+        forms = [member.for_prediction() for member in self.members]
+        if all(form is member for form, member in zip(forms, self.members)):
+            return self
+        kept = [form for form in forms if form is not None]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else Chain(*kept)
+
     def describe_slice(self) -> dict[str, Any]:
         described: dict[str, Any] = {}
         for member in self.members:

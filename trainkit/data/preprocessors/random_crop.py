@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from trainkit._validation import check_bool, describe, is_int
@@ -58,6 +59,7 @@ class RandomCropPreprocessor(Preprocessor):
         self.crop_labels = check_bool("crop_labels", crop_labels)
         self.crop_same = check_bool("crop_same", crop_same)
         self.last_offsets: dict[str, tuple[int, int]] = {}
+        self.center = False  # for_prediction(): the middle window, no draw
 
     def _check_fits(self, shape: tuple[int, ...], what: str) -> None:
         if len(shape) < 2:
@@ -76,8 +78,17 @@ class RandomCropPreprocessor(Preprocessor):
         if self.crop_batch:
             self._check_fits(sample_shape, "images")
 
+    def for_prediction(self) -> RandomCropPreprocessor:
+        """A center crop of the same size (and the same labels options): predictions see
+        one fixed window per image, the middle one (offsets `(width - size) // 2`)."""
+        center = copy.copy(self)
+        center.center = True
+        return center
+
     def _draw(self, shape: tuple[int, ...]) -> tuple[int, int]:
         width, height = shape[1], shape[2]
+        if self.center:
+            return (width - self.size[0]) // 2, (height - self.size[1]) // 2
         rng = self.rng
         return (
             int(rng.integers(0, width - self.size[0] + 1)),
@@ -114,4 +125,5 @@ class RandomCropPreprocessor(Preprocessor):
             "crop_batch": self.crop_batch,
             "crop_labels": self.crop_labels,
             "crop_same": self.crop_same,
+            **({"center": True} if self.center else {}),
         }
