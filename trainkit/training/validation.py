@@ -379,7 +379,7 @@ def warn_if_not_for_prediction(datagen: Any) -> None:
         effect.append("are of randomly augmented samples")
     if what:
         message = _NOT_FOR_PREDICTION.format(what=" and ".join(what), effect=" and ".join(effect))
-        warnings.warn(message, UserWarning, stacklevel=3)
+        warnings.warn(message, UserWarning, stacklevel=4)  # the caller of tg.predict
 
 
 _SHUFFLE_GROUPS = ("shuffle_group_batches", "shuffle_group_samples")
