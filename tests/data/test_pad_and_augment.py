@@ -329,8 +329,24 @@ def test_a_pad_value_the_dtype_cannot_hold_is_refused():
     assert x.dtype == np.int32 and x[0, 2, 0] == -1
     with pytest.raises(ValueError, match=r"pad_value=0\.5 cannot be stored .*int32"):
         run(PadPreprocessor(pad_value=0.5), ints)
-    with pytest.raises(ValueError, match=r"pad_value=nan cannot be stored"):
-        run(PadPreprocessor(pad_value=float("nan")), ints)
+    with pytest.raises(ValueError, match=r"pad_value=300 cannot be stored .*uint8"):
+        run(PadPreprocessor(pad_value=300), [np.ones((n, 3), dtype="uint8") for n in (2, 4)])
+    with pytest.raises(ValueError, match=r"pad_value=-1 cannot be stored .*uint8"):
+        run(PadPreprocessor(pad_value=-1), [np.ones((n, 3), dtype="uint8") for n in (2, 4)])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_pad_value_is_refused_when_built(value):
+    with pytest.raises(ValueError, match=r"`pad_value` must be finite"):
+        PadPreprocessor(pad_value=value)
+
+
+def test_a_batch_of_empty_samples_is_named_not_fit():
+    empty = [np.ones((0, 3), "float32") for _ in range(2)]
+    with pytest.raises(ValueError, match=r"2 samples all have length 0"):
+        run(PadPreprocessor(), empty)
+    x, _, weights = run(PadPreprocessor(length=3), empty)  # a fixed length pads them
+    assert x.shape == (2, 3, 3) and not weights.any()
 
 
 def test_post_process_restores_the_original_lengths_and_values():
@@ -404,7 +420,6 @@ def test_get_config_fingerprints_the_settings():
     assert PadPreprocessor(length=4, keys="points").get_config() == {
         "class": "PadPreprocessor", "pad_value": 0.0, "length": 4, "keys": ["points"]
     }  # fmt: skip
-    assert PadPreprocessor(pad_value=float("nan")).get_config()["pad_value"] == "nan"
     config = RandomRotationPreprocessor(axis="x", max_angle=1, center=True).get_config()
     assert config["axis"] == [1.0, 0.0, 0.0] and config["center"] == "centroid"
 

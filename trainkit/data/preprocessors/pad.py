@@ -38,7 +38,23 @@ def _check_pad_value(value: Any) -> int | float:
             "`pad_value` must be a number (the value padded rows hold, e.g. 0.0). "
             f"Received: pad_value={describe(value)}"
         )
+    if not math.isfinite(value):
+        raise ValueError(
+            "`pad_value` must be finite: padded rows holding NaN or inf would make every "
+            "padded slice look poisoned to the trainer's data check (and reach the loss "
+            "through layers that do not mask). Pad with a finite value (0.0) and let the "
+            f"sample weights PadPreprocessor serves mask the padding. Received: pad_value={value!r}"
+        )
     return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+def _in_range(value: int, dtype: np.dtype) -> bool:
+    if dtype.kind == "b":
+        return value in (0, 1)
+    if dtype.kind not in "iu":
+        return True
+    limits = np.iinfo(dtype)
+    return int(limits.min) <= value <= int(limits.max)
 
 
 def _member_name(key: Key | None, where: str) -> str:
@@ -269,7 +285,7 @@ class PadPreprocessor(Preprocessor):
     def _fill(self, dtype: np.dtype, name: str) -> Any:
         value = self.pad_value
         fits = np.issubdtype(dtype, np.inexact) or (
-            not (isinstance(value, float) and math.isnan(value)) and float(value).is_integer()
+            float(value).is_integer() and _in_range(int(value), dtype)
         )
         if not fits:
             raise ValueError(
@@ -357,12 +373,9 @@ class PadPreprocessor(Preprocessor):
         return described
 
     def get_config(self) -> dict[str, Any]:
-        pad_value: Any = self.pad_value
-        if isinstance(pad_value, float) and math.isnan(pad_value):
-            pad_value = "nan"  # NaN != NaN would make every resume look like a new setting
-        config = {
+        config: dict[str, Any] = {
             "class": "PadPreprocessor",
-            "pad_value": pad_value,
+            "pad_value": self.pad_value,
             "length": self.length,
             "keys": None if self.keys is None else list(self.keys),
         }
