@@ -111,7 +111,7 @@ def run(case: str, mode: str, logs_dir: str, out_file: str) -> None:
     tg.train()
     np.savez(out_file, *tg.model.get_weights())
     reported = {name: describe(getattr(tg, name)) for name in SETTING_NAMES}
-    reported["options"] = describe(tg._options)
+    reported["options"] = describe(dict(tg._options))
     for name in ("val_freq", "checkpoint_freq", "plot_history_freq"):  # Frequency or None
         frequency = getattr(tg, name)
         reported[name] = {frequency.unit: frequency.n} if frequency else None

@@ -37,7 +37,7 @@ def test_restoring_captured_state_continues_bitwise():
     resumed = build(seed=123)  # other initial weights, other seed states
     model_state.restore(resumed, arrays, paths, sample=(x[0], y[0]))
     steps(resumed, x, y, 3)
-    for a, b in zip(reference.get_weights(), resumed.get_weights()):
+    for a, b in zip(reference.get_weights(), resumed.get_weights(), strict=True):
         assert np.array_equal(a, b)
 
 

@@ -81,7 +81,7 @@ def test_a_resumed_run_uses_every_saved_setting_without_passing_it_again(setting
 def test_a_run_resumed_without_its_settings_ends_bitwise_equal(settings_runs, case):
     _, (full_weights, full), (weights, resumed) = settings_runs[case]
     assert len(weights) == len(full_weights)
-    for expected, got in zip(full_weights, weights):
+    for expected, got in zip(full_weights, weights, strict=True):
         assert np.array_equal(expected, got)
     assert resumed["history"] == full["history"]
     assert resumed["val_history"] == full["val_history"]

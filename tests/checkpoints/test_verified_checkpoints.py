@@ -151,14 +151,18 @@ def test_damage_to_the_newest_checkpoint_is_warned_and_resume_falls_back_bitwise
     damaged = _snapshot(newest)
     assert verify_checkpoint(newest)
     tg = _resume_and_finish(logs, True, problem)
-    assert all(np.array_equal(a, b) for a, b in zip(tg.model.get_weights(), reference[1]))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(tg.model.get_weights(), reference[1], strict=True)
+    )
     assert _snapshot(newest) == damaged  # left exactly as it was
 
 
 def test_resume_with_the_run_folder_falls_back_the_same_way(reference, logs):
     _flip_bit(_path(logs, NEWEST, "arrays.npz"))
     tg = _resume_and_finish(logs, _path(logs), "arrays.npz does not match")
-    assert all(np.array_equal(a, b) for a, b in zip(tg.model.get_weights(), reference[1]))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(tg.model.get_weights(), reference[1], strict=True)
+    )
 
 
 def test_state_that_disagrees_with_its_folder_is_caught_even_under_a_matching_manifest(logs):
@@ -221,7 +225,9 @@ def test_torn_last_lines_in_the_logs_never_fail_a_resume(reference, logs):
         file.write(b'{"iter":9,"epoch":1,"set_na')
     tg = trainer(logs, resume=_path(logs, FALLBACK))
     tg.train()
-    assert all(np.array_equal(a, b) for a, b in zip(tg.model.get_weights(), reference[1]))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(tg.model.get_weights(), reference[1], strict=True)
+    )
     assert [_text(_path(logs, name)) for name in LOG_FILES] == reference_logs
 
 

@@ -259,7 +259,7 @@ def test_the_checks_leave_generators_model_and_random_states_untouched():
     assert datagen.state_dict() == before[0] and val_datagen.state_dict() == before[1]
     np.testing.assert_array_equal(np.random.get_state()[1], before[2])
     assert random.getstate() == python_state
-    for variable, value in zip(model.variables, weights):
+    for variable, value in zip(model.variables, weights, strict=True):
         np.testing.assert_array_equal(variable.numpy(), value)
 
 
@@ -284,7 +284,7 @@ def trained_weights(monkeypatch, with_checks):
 def test_training_after_the_checks_is_bitwise_equal_to_training_without_them(monkeypatch):
     checked = trained_weights(monkeypatch, with_checks=True)
     unchecked = trained_weights(monkeypatch, with_checks=False)
-    for a, b in zip(checked, unchecked):
+    for a, b in zip(checked, unchecked, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

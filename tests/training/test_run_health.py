@@ -112,6 +112,10 @@ def test_introspection_is_logged_when_asked_and_costs_nothing_when_not(tmp_path)
     plain = trainer(x, y, str(tmp_path / "plain"), checkpoint_freq=None)
     plain.train()
     assert not os.path.exists(os.path.join(plain.run_dir, "introspection.jsonl"))
+    one_by_one = trainer(
+        x, y, str(tmp_path / "single"), checkpoint_freq=None, introspect_freq={"iter": 4}
+    )
+    one_by_one.train()
     asked = trainer(
         x, y, str(tmp_path / "asked"), checkpoint_freq=None, introspect_freq={"iter": 4},
         steps_per_execution=8,
@@ -127,7 +131,18 @@ def test_introspection_is_logged_when_asked_and_costs_nothing_when_not(tmp_path)
     with open(os.path.join(asked.run_dir, "report.txt")) as file:
         report = file.read()
     assert "Introspection" in report and "global gradient norm" in report
-    # Fused groups end where introspection is due: the run equals the unfused one.
+
+    # Fused groups end where introspection is due: each record is taken after exactly the
+    # slices the unfused run had fit (a group running past iter 4 would log other
+    # weights and gradients), and the runs end equal.
+    def values(record):  # variable paths differ between two models' names
+        return [record["iter"], *record["gradient_norms"].values()] + [
+            list(health.values()) for health in record["weight_health"].values()
+        ]
+
+    assert [values(r) for r in records] == [
+        values(r) for r in read_introspection(one_by_one.run_dir)
+    ]
     for a, b in zip(plain.model.get_weights(), asked.model.get_weights(), strict=True):
         assert np.array_equal(a, b)
 

@@ -104,7 +104,7 @@ def test_training_equals_train_on_batch_with_the_combined_weights():
         classes = np.where(y["out1"][:, 0] == 1, 3.0, 1.0).astype("float32")
         weights = {"out1": served * classes, "out2": served}
         reference.train_on_batch(x, y, sample_weight=weights)
-    for got, want in zip(tg.model.get_weights(), reference.get_weights()):
+    for got, want in zip(tg.model.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 

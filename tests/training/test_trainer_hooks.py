@@ -1,4 +1,4 @@
-"""Hook order of DESIGN.md §4, for trainkit callbacks and stock Keras callbacks."""
+"""The hook order of the train loop, for trainkit callbacks and stock Keras callbacks."""
 
 import os
 import signal
@@ -76,6 +76,14 @@ def test_hooks_of_a_two_epoch_run_with_validation_fire_in_the_documented_order()
     trainer.train()
     assert recorder.calls == EXPECTED_TWO_EPOCHS
     assert recorder.trainer is trainer
+
+
+def test_the_first_epoch_calls_its_hooks_in_the_order_of_the_hook_table():
+    from trainkit.training.loop_state import HOOK_ORDER
+
+    first_epoch = EXPECTED_TWO_EPOCHS[: EXPECTED_TWO_EPOCHS.index(("on_epoch_end", 0)) + 1]
+    first_seen = list(dict.fromkeys(call[0] for call in [*first_epoch, ("on_train_end",)]))
+    assert first_seen == [hook for hook, _ in HOOK_ORDER if hook != "on_save"]
 
 
 @pytest.mark.parametrize("points", [[1], [2, 5], [4, 11, 12, 13], [15, 25, 29], [30]])

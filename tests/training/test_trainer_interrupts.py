@@ -1,5 +1,5 @@
 """A run interrupted anywhere and continued with train() ends where the uninterrupted
-run ends: no slice fit twice, none skipped (DESIGN.md §4)."""
+run ends: no slice fit twice, none skipped."""
 
 import numpy as np
 import pytest

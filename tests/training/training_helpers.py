@@ -143,7 +143,10 @@ for _name in HOOKS:
 
 
 def weights_equal(model_a, model_b):
-    return all(np.array_equal(a, b) for a, b in zip(model_a.get_weights(), model_b.get_weights()))
+    return all(
+        np.array_equal(a, b)
+        for a, b in zip(model_a.get_weights(), model_b.get_weights(), strict=True)
+    )
 
 
 def train_through_failures(trainer, expected=(Exception,), max_attempts=200):

@@ -8,7 +8,6 @@ NumPy RNG states, thread settings and the row counts of the run's logs (`state.j
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -28,6 +27,7 @@ from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_sta
 from trainkit.checkpoints.atomic import write_folder
 from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import safe_name
+from trainkit.checkpoints.store import dumps_state
 from trainkit.training import health
 
 if TYPE_CHECKING:
@@ -150,6 +150,35 @@ class Checkpoints:
                     callback.on_save(path)
         return path
 
+    def check_asked(self, unhealthy: str | None, pending: int) -> None:
+        """`tg.checkpoint()` asked for a checkpoint: refuse where it would not be a good one.
+
+        Args:
+            unhealthy: why the weights in memory must not be saved (a non-finite loss's
+                step), or None.
+            pending: slices of a fused call fit but not yet counted.
+        """
+        if self.run is None:
+            raise ValueError(
+                "tg.checkpoint() needs a run folder: pass `logs_dir` to TrainGenerator. "
+                "Received: logs_dir=None"
+            )
+        if unhealthy is not None:
+            raise RuntimeError(
+                "tg.checkpoint() refused: the model's weights in memory hold the step of a "
+                "non-finite loss, so this checkpoint would not be a good one. Fix the data "
+                "(or the learning rate) and resume from the last checkpoint with "
+                "TrainGenerator(..., resume=True). The error was: " + unhealthy
+            )
+        if pending:
+            raise RuntimeError(
+                "tg.checkpoint() was called while the slices of one fused call "
+                f"(steps_per_execution={self.trainer.steps_per_execution}) are being "
+                "accounted: the model has fit slices the counters do not count yet. "
+                "Checkpoint from `checkpoint_freq` (groups end where a checkpoint is due), "
+                "or from a hook that runs between groups (on_epoch_end, on_val_end)."
+            )
+
     def _check_weights(
         self, arrays: dict[str, np.ndarray], state: dict[str, Any], what: str
     ) -> None:
@@ -184,11 +213,12 @@ class Checkpoints:
             CheckpointWriteError: the folder could not be written; none is left half-done.
         """
         tg = self.trainer
-        arrays, state = self.capture()  # before anything is written: may refuse callback state
-        self._check_weights(arrays, state, f"The best model at iters_fit={tg.iters_fit}")
+        best_models_dir = self.best_models_dir or tg.best_models_dir
+        if best_models_dir is not None:  # before anything is written
+            arrays, state = self.capture()  # may refuse callback state
+            self._check_weights(arrays, state, f"The best model at iters_fit={tg.iters_fit}")
         if self.run is not None:
             self.run.best_is_next()  # the next checkpoint holds this best: never pruned
-        best_models_dir = self.best_models_dir or tg.best_models_dir
         if best_models_dir is None:
             return None
         name = f"{self.run.name if self.run else tg.model_base_name}__iter{tg.iters_fit}"
@@ -198,7 +228,7 @@ class Checkpoints:
         def fill(tmp: str) -> None:
             tg.model.save(os.path.join(tmp, store.MODEL_FILE))
             with open(os.path.join(tmp, store.STATE_FILE), "w", encoding="utf-8") as file:
-                json.dump(state, file, indent=1)
+                file.write(dumps_state(state))  # strict JSON, as checkpoints
 
         return write_folder(folder, fill)
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trainkit.training import distribute, preflight
 from trainkit.training.health import data_is_finite, loss_is_finite, nonfinite_error
+from trainkit.training.loop_state import FIT
 from trainkit.training.sample_weights import slice_sample_weights
 from trainkit.training.slices import SliceRecord, keras_data
 from trainkit.training.steps import num_samples, signature_key
@@ -92,6 +94,31 @@ class SliceFeeder:
             self.poisoned = (values[bad], group[bad], records[bad])
             values, records = values[:bad], records[:bad]
         self.pending.extend(zip(records, values, strict=True))
+
+    def check_optimizer_iterations(self, count: Callable[[dict[str, float], Any], None]) -> None:
+        """On (re-)entry: a step interrupted after it applied is counted (by `count`), not
+        refit; steps taken outside this trainer are told of and set aside."""
+        tg = self.trainer
+        done = self._optimizer_steps() - tg._checkpoints.iterations_offset
+        pending = sum(record.skipped is None for record, _ in self.pending)
+        if done == tg.iters_fit + pending:
+            return
+        if done == tg.iters_fit + 1 and tg._state.stage == FIT:
+            warnings.warn(
+                "The last train step was interrupted after the optimizer applied it; "
+                "it is counted as fit (its metric values were lost) and not fit again.",
+                stacklevel=4,
+            )
+            self.take_applied()
+            record, logs = self.pending.pop()
+            count(logs, record)
+            return
+        warnings.warn(
+            f"optimizer.iterations moved by {done - tg.iters_fit} steps outside of this "
+            "trainer (was the model trained elsewhere?); continuing from here.",
+            stacklevel=4,
+        )
+        tg._checkpoints.iterations_offset += done - tg.iters_fit
 
     def _optimizer_steps(self) -> int:
         return int(self.trainer.model.optimizer.iterations.numpy())

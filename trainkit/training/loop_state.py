@@ -44,6 +44,28 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Every hook of a trainkit Callback, in the order one run calls them, with the stage that
+# calls it (stock Keras callbacks get the same calls by their Keras names, `on_test_*` for
+# validation). Per epoch: `on_epoch_begin` and `on_train_batch_begin` where FIT starts an
+# epoch or a batch, then per slice and per batch; validation (by 'batch' or 'iter' at
+# VALIDATE_MID, by 'epoch' at VALIDATE); `on_epoch_end`; a due checkpoint's `on_save`.
+# The hook-order tests and the docs' hook-order page are checked against this table.
+HOOK_ORDER: tuple[tuple[str, str], ...] = (
+    ("on_train_begin", "train() begins a run"),
+    ("on_epoch_begin", FIT),
+    ("on_train_batch_begin", FIT),
+    ("on_train_iter_end", ITER_END),
+    ("on_train_batch_end", BATCH_END),
+    ("on_val_begin", VALIDATE),
+    ("on_val_batch_begin", VALIDATE),
+    ("on_val_batch_end", VALIDATE),
+    ("on_val_end", VALIDATE),
+    ("on_epoch_end", EPOCH_LOGS),
+    ("on_save", CHECKPOINT),
+    ("on_train_end", "train() ends the run"),
+)
+
+
 @dataclass
 class WeightedMean:
     """Sample-weighted running means of a dict of metric values."""

@@ -57,7 +57,7 @@ _NO_LABELS = (
     "x as its own target (autoencoders). Received: {name}.get() -> (x, None)"
 )
 _LABELS_OUT_OF_RANGE = (
-    "`{name}`{where} serves labels from {low} to {high}, but the model's loss is sparse "
+    "`{name}` serves labels from {low} to {high}{where}, but the model's loss is sparse "
     "categorical cross-entropy with {units} output units: labels must be class indices "
     "in [0, {top}]. Check the labels (one-hot labels need 'categorical_crossentropy'), "
     "or give the last layer one unit per class. Received: labels min={low}, max={high} "

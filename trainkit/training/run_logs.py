@@ -39,6 +39,7 @@ class RunLogs:
         self._writer: Any = None
         self._truncate_to: int | None = None
         self._skips_unwritten: list[dict[str, Any]] = []  # rows before metrics.csv opens
+        self._introspection: Any = None  # an IntrospectionLog once one is written
 
     # ------------------------------------------------------------------ metrics.csv
     def _open(self, tg: TrainGenerator, logs: dict[str, float]) -> MetricsLog | None:
@@ -111,6 +112,19 @@ class RunLogs:
             log.append("skipped", row, {})
         self._skips_unwritten = []
 
+    def introspect(self, tg: TrainGenerator, record: SliceRecord | None) -> None:
+        """Gradient norms and weight health of the slice just fit, to introspection.jsonl
+        (`introspect_freq`); nothing without a run folder or the slice's arrays."""
+        if record is None or record.args is None or tg.run_dir is None:
+            return
+        from trainkit import introspection
+
+        if self._introspection is None:
+            self._introspection = introspection.IntrospectionLog(tg.run_dir)
+        x, y, *weights = record.args
+        snapshot = introspection.snapshot(tg.model, x, y, weights[0] if weights else None)
+        self._introspection.append({"iter": tg.iters_fit, "epoch": tg.epoch, **snapshot})
+
     def stopped(self, tg: TrainGenerator, message: str) -> None:
         """Record why the run stopped (a non-finite loss) in the provenance log."""
         if tg.run_dir is None:
@@ -173,6 +187,9 @@ class RunLogs:
             self.provenance.flush()
         if self._writer is not None:
             self._writer.flush()
+        if self._introspection is not None:
+            self._introspection.close()
+            self._introspection = None
 
 
 def _val_names(tg: TrainGenerator) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 import warnings
 from typing import Any
@@ -11,9 +9,8 @@ from typing import Any
 import keras
 
 from trainkit.checkpoints import RunFolder
-from trainkit.checkpoints.lock import lock_to_resume
-from trainkit.training import checkpointing, config, distribute, figures, preflight, settings
-from trainkit.training.callback_list import CallbackList, check_callbacks, keras_verbose
+from trainkit.training import checkpointing, config, figures, wiring
+from trainkit.training.callback_list import CallbackList, keras_verbose
 from trainkit.training.feeder import SliceFeeder
 from trainkit.training.frequency import Frequency
 from trainkit.training.health import loss_is_finite
@@ -38,15 +35,10 @@ from trainkit.training.run_logs import RunLogs
 from trainkit.training.settings import SettingsView
 from trainkit.training.slices import SliceRecord
 from trainkit.training.steps import (
-    CompiledStep,
-    FusedSteps,
     reset_states,
-    stateful_layers,
 )
-from trainkit.training.structure import output_names
 from trainkit.training.validation import (
     Validation,
-    ValidationParts,
     evaluate_datagen,
     predict_datagen,
 )
@@ -157,17 +149,10 @@ class TrainGenerator(SettingsView, LoopStateView):
             `tensorboard_every` batches, default 10), `introspect_freq` (log gradient
             norms and weight health to `introspection.jsonl`, e.g. `{'iter': 100}`;
             docs/introspection.md), `deterministic=True` (TensorFlow op determinism),
-            and for validation (docs/validation.md):
-            `predict_threshold=0.5` (binary decision threshold of f1, precision, ...),
-            `dynamic_predict_threshold=True` (tune it on each validation, e.g. with
-            `key_metric='f1'`; recorded in `tg.predict_threshold` and
-            `val_history['predict_threshold']`), `loss_weighted_slices_range=(0.5, 1.5)`
-            (sample weights linear from a batch's first slice to its last, train and
-            validation), `pred_weighted_slices_range=(1, 2)` (combine the slices'
-            predictions per sample by those weights), `best_subset_size=3` (score
-            validation on its best 3 batches; names in `tg.best_subset_names`),
-            `pad_val_batches=True` (pad a fixed-batch model's partial validation batch
-            with zero-weight rows so every sample is scored).
+            `check_finite_data=False` (no host check of each slice for NaN/inf), and
+            for validation (docs/validation.md): `predict_threshold`,
+            `dynamic_predict_threshold`, `loss_weighted_slices_range`,
+            `pred_weighted_slices_range`, `best_subset_size`, `pad_val_batches`.
 
     Settings are resolved once (passed > saved in the checkpoint being resumed >
     default) and the attributes are views of them: loop-control settings (`epochs`,
@@ -187,6 +172,24 @@ class TrainGenerator(SettingsView, LoopStateView):
     """
 
     _explicit: set[str]  # keyword arguments the caller passed (set by the decorator)
+    # The loop's parts, built by `wiring.build` when the trainer is constructed.
+    _distribution: Any  # the strategy's layout (`distribute.Distribution`), or None
+    _state: LoopState
+    _interrupt: DeferredInterrupt
+    _progress: Progress
+    _callbacks: CallbackList
+    _train_step: Any
+    _fused_steps: Any
+    _test_step: Any
+    _feeder: SliceFeeder
+    _slice: SliceRecord | None  # the slice being accounted, once there is one
+    _unhealthy: str | None  # why the weights in memory must not be saved
+    _validation: Validation
+    _logs: RunLogs
+    _timings: dict[str, float]
+    _checkpoints: checkpointing.Checkpoints
+    _stateful_layers: list[Any]
+    _output_names: Any
     _new_best: bool
     # Public attributes besides the settings (`SettingsView`) and counters (`LoopStateView`).
     model: Any
@@ -209,7 +212,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         if name == "iter_verbosity":
             self._progress.verbosity = self.iter_verbosity
         if name == "on_nonfinite" and self._train_step.guard != (self.on_nonfinite == "skip"):
-            self._build_train_steps()  # 'skip' undoes a non-finite step inside the graph
+            wiring.build_train_steps(self)  # 'skip' undoes a non-finite step in the graph
 
     @config.explicit_arguments
     def __init__(
@@ -244,122 +247,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         **rare_options: Any,
     ):
         arguments = {name: value for name, value in locals().items() if name != "self"}
-        config.check_unknown_options(TrainGenerator.__init__, rare_options)
-        config.check_model(model)
-        config.check_datagen("datagen", datagen, required=True)
-        config.check_datagen("val_datagen", val_datagen, required=False)
-        if val_datagen is not None and val_datagen is datagen:
-            raise ValueError(
-                "`val_datagen` must be a different DataGenerator object than `datagen`: "
-                "validation runs its own pass and would move the train cursor. Build a "
-                "second generator on the same data if you mean to validate on it."
-            )
-        config.check_run_args(logs_dir, best_models_dir, resume)
-        self._distribution = None if strategy is None else distribute.Distribution(strategy)
-        follower = self._distribution is not None and not self._distribution.is_chief
-        # Every setting is resolved once, here: passed > saved (when resuming) > default.
-        # Under the run folder's lock: locate removes half-written checkpoints, and a
-        # trainer still writing that run must refuse us before anything is touched. A
-        # worker other than the chief only reads the chief's run folder.
-        locking = (
-            contextlib.nullcontext(None)
-            if follower
-            else lock_to_resume(logs_dir, model_base_name, resume)
-        )
-        with locking as run_lock:
-            resumed = checkpointing.locate(logs_dir, model_base_name, resume, clean=not follower)
-        self._settings = settings.resolve(
-            arguments,
-            self._explicit,
-            model,
-            saved=resumed.settings if resumed else None,
-            saved_validated=resumed.validated if resumed else False,
-        )
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
-        if self._distribution is not None:
-            config.check_distributed(
-                self._distribution, datagen, val_datagen, self._val.pad_val_batches,
-                stateful_layers(model), self.reset_statefuls, self.checkpoint_freq,
-            )  # fmt: skip
-
-        self.model, self.datagen, self.val_datagen = model, datagen, val_datagen
-        self._logs_dir, self._best_models_dir = logs_dir, best_models_dir
-        self.predict_threshold = self._val.predict_threshold  # tuned per validation if dynamic
-        self.best_subset_names = []  # set_names of the last best subset
-        self._stateful_layers = stateful_layers(model)
-        self._output_names = output_names(model)  # None for a single output
-        config.check_stateful_data(
-            self._stateful_layers, datagen, val_datagen, self.reset_statefuls,
-            self._val.pad_val_batches,
-        )  # fmt: skip
-
-        self._state = LoopState(best_key_metric=-math.inf if self.max_is_best else math.inf)
-        self._interrupt = DeferredInterrupt()
-        self._progress = Progress(self.iter_verbosity, self._options["progress_every"])
-        self._callbacks = CallbackList(check_callbacks(callbacks), self)
-        self._build_train_steps()
-        self._feeder = SliceFeeder(self)  # takes, checks and fits slices; queues their records
-        self._slice: SliceRecord | None = None  # the slice being accounted, once there is one
-        self.nonfinite_message = None
-        self._unhealthy: str | None = None  # why the weights in memory must not be saved
-        self._introspection: Any = None  # an IntrospectionLog once one is written
-        self._test_step: Any = self._step("test")
-        self._validation = Validation(
-            ValidationParts(
-                trainer=self, settings=self._settings, state=self._state,
-                callbacks=self._callbacks, test_step=self._run_test_step,
-                stateful_layers=self._stateful_layers, interrupt=self._interrupt,
-                progress=self._progress, on_new_best=self._mark_new_best,
-                distribution=self._distribution,
-            )
-        )  # fmt: skip
-        self._logs = RunLogs(
-            tensorboard=self._options["tensorboard"],
-            tensorboard_every=self._options["tensorboard_every"],
-        )
-        self._timings = {"train": 0.0, "validation": 0.0}
-        self._new_best = False
-        preflight.check_before_training(
-            model, datagen, val_datagen, self._val, self.key_metric, self.input_as_labels,
-            replicas=1 if self._distribution is None else self._distribution.local_replicas,
-        )  # fmt: skip
-        self._checkpoints = checkpointing.Checkpoints(
-            self, settings=self._settings, state=self._state, callbacks=self._callbacks,
-            run_logs=self._logs, distribution=self._distribution,
-        )  # fmt: skip
-        with self._strategy_scope():  # restored variables are the strategy's
-            if follower:
-                self._checkpoints.open_follower(resumed, self._distribution)
-            else:
-                self._checkpoints.open_run(resumed, run_lock)
-        if self._distribution is not None:  # every worker resumed the same point
-            self._distribution.agree("the resumed iters_fit", self.iters_fit)
-
-    def _step(self, mode: str) -> Any:
-        if self._distribution is None:
-            return CompiledStep(self.model, mode, guard=self.on_nonfinite == "skip")
-        if mode == "train" and self.on_nonfinite == "skip":
-            raise ValueError(
-                "on_nonfinite='skip' is not supported under a tf.distribute strategy yet: "
-                "use 'raise' or 'stop' (non-finite data is still caught before the step). "
-                "Received: on_nonfinite='skip', strategy="
-                f"{type(self._distribution.strategy).__name__}"
-            )
-        return distribute.DistributedStep(self.model, mode, self._distribution)
-
-    def _build_train_steps(self) -> None:
-        self._train_step: Any = self._step("train")
-        self._fused_steps: Any = (
-            FusedSteps(self._train_step)
-            if self._distribution is None
-            else distribute.DistributedFusedSteps(self._train_step)
-        )
-
-    def _strategy_scope(self) -> Any:
-        if self._distribution is None:
-            return contextlib.nullcontext()
-        return self._distribution.scope()
+        wiring.build(self, arguments)  # checks, resolves settings, resumes, builds the parts
 
     # ----------------------------------------------------------------- the loop
 
@@ -417,7 +305,7 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def _begin_run(self) -> None:
         s = self._state
-        self._check_optimizer_iterations()
+        self._feeder.check_optimizer_iterations(self._count_slice)
         verbose = keras_verbose(self.iter_verbosity)
         params = {"epochs": self.epochs, "steps": len(self.datagen), "verbose": verbose}
         # A stock ProgbarLogger draws the progress instead of trainkit's display.
@@ -587,49 +475,22 @@ class TrainGenerator(SettingsView, LoopStateView):
         figures.write_report(self)
 
     def _introspect(self) -> None:
-        """Log gradient norms and weight health of the slice just fit."""
-        record, run_dir = self._slice, self.run_dir
-        if record is None or record.args is None or run_dir is None:
-            return
-        from trainkit import introspection
-
-        if self._introspection is None:
-            self._introspection = introspection.IntrospectionLog(run_dir)
-        x, y, *weights = record.args
-        snapshot = introspection.snapshot(self.model, x, y, weights[0] if weights else None)
-        self._introspection.append({"iter": self.iters_fit, "epoch": self.epoch, **snapshot})
+        self._logs.introspect(self, self._slice)
 
     def _due(self, freq: Frequency | None, unit: str, counter: int) -> bool:
         """A run-folder output with frequency `freq` is due at this `unit` counter."""
-        return (
-            self.run_dir is not None
-            and freq is not None
-            and freq.unit == unit
-            and freq.due(counter)
-        )
+        if self.run_dir is None or freq is None:
+            return False
+        return freq.unit == unit and freq.due(counter)
 
     def checkpoint(self) -> str:
-        """Write a checkpoint now and return its folder (needs `logs_dir`)."""
-        if self.run_dir is None:
-            raise ValueError(
-                "tg.checkpoint() needs a run folder: pass `logs_dir` to TrainGenerator. "
-                "Received: logs_dir=None"
-            )
-        if self._unhealthy is not None:
-            raise RuntimeError(
-                "tg.checkpoint() refused: the model's weights in memory hold the step of a "
-                "non-finite loss, so this checkpoint would not be a good one. Fix the data "
-                "(or the learning rate) and resume from the last checkpoint with "
-                "TrainGenerator(..., resume=True). The error was: " + self._unhealthy
-            )
-        if self._feeder.pending:
-            raise RuntimeError(
-                "tg.checkpoint() was called while the slices of one fused call "
-                f"(steps_per_execution={self.steps_per_execution}) are being accounted: the "
-                "model has fit slices the counters do not count yet. Checkpoint from "
-                "`checkpoint_freq` (groups end where a checkpoint is due), or from a hook "
-                "that runs between groups (on_epoch_end, on_val_end)."
-            )
+        """Write a checkpoint now and return its folder (needs `logs_dir`).
+
+        Raises:
+            ValueError: no run folder. RuntimeError: the weights hold the step of a
+                non-finite loss, or a fused call's slices are being accounted.
+        """
+        self._checkpoints.check_asked(self._unhealthy, len(self._feeder.pending))
         return self._checkpoints.save()
 
     def _stop_preempted(self) -> keras.callbacks.History:
@@ -644,9 +505,6 @@ class TrainGenerator(SettingsView, LoopStateView):
             figures.draw_history(self)
             figures.write_report(self)
             self._logs.close()
-            if self._introspection is not None:
-                self._introspection.close()
-                self._introspection = None
         self._callbacks.call("on_train_end", {})
 
     # ----------------------------------------------------------------- helpers
@@ -686,30 +544,6 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def _mark_new_best(self) -> None:
         self._new_best = True  # saved as the best model after the validation
-
-    def _check_optimizer_iterations(self) -> None:
-        """On (re-)entry: a step interrupted after it applied is counted, not refit."""
-        s = self._state
-        done = int(self.model.optimizer.iterations.numpy()) - self._checkpoints.iterations_offset
-        pending = sum(record.skipped is None for record, _ in self._feeder.pending)
-        if done == s.iters_fit + pending:
-            return
-        if done == s.iters_fit + 1 and s.stage == FIT:
-            warnings.warn(
-                "The last train step was interrupted after the optimizer applied it; "
-                "it is counted as fit (its metric values were lost) and not fit again.",
-                stacklevel=3,
-            )
-            self._feeder.take_applied()
-            record, logs = self._feeder.pending.pop()
-            self._count_slice(logs, record)
-            return
-        warnings.warn(
-            f"optimizer.iterations moved by {done - s.iters_fit} steps outside of this "
-            "trainer (was the model trained elsewhere?); continuing from here.",
-            stacklevel=3,
-        )
-        self._checkpoints.iterations_offset += done - s.iters_fit
 
     # ----------------------------------------------------------------- public API
 
