@@ -7,26 +7,29 @@
 # ---
 
 # %% [markdown]
-# # Ragged point clouds: two inputs, augmentation, padding, predictions per cloud
+# # Ragged point clouds: classify and segment, padded per batch, predicted per cloud
 #
 # Point clouds differ in their number of points, so a batch of them is ragged: a list of
-# arrays of different lengths, not one tensor. This notebook segments generated clouds
-# point by point:
+# arrays of different lengths, not one tensor. This notebook trains one model with two
+# outputs on generated clouds, VL3D's classify-and-segment job:
 #
 # * each cloud has 40 to 120 points and two inputs, `{'points': (n, 3) coordinates,
 #   'features': (n, 1) intensity}`; each point belongs to one of three parts: the cone
 #   above the origin around the z axis (`z > r`, with `r` the distance to the axis), the
 #   cone below it (`z < -r`), or the rest (`|z| < r`); its intensity hints at the part,
 #   noisily;
+# * the model answers per point (`seg`: the point's part) and per cloud (`cls`: the part
+#   that holds half the cloud's points), `{"cls": (clouds, 3), "seg": (clouds, points, 3)}`;
 # * training augments the coordinates (rotation about z, jitter, scale), then
-#   `PadPreprocessor` pads the clouds to one length, with sample weights that are 0 on
-#   the padding;
-# * `tg.predict` on padded test batches returns each cloud's predictions at the cloud's
-#   own length (the preprocessor's `post_process` cuts the padding off), equal to the
-#   model applied to that cloud alone.
+#   `PadPreprocessor()` pads each batch to its longest cloud, with sample weights that
+#   are 0 on the padded points;
+# * `tg.predict` on `test_datagen.for_prediction()` (sample order, augmenters dropped,
+#   padding kept) returns one `cls` row per cloud and each cloud's `seg` at the cloud's
+#   own length, equal to the model applied to that cloud alone.
 #
 # Run it as a script with `python examples/09_point_clouds.py`; with
-# `TRAINKIT_EXAMPLES_SMALL=1` it trains on fewer clouds (what the tests run).
+# `TRAINKIT_EXAMPLES_SMALL=1` it trains on fewer clouds (what the tests run). It writes
+# to `$TRAINKIT_EXAMPLES_OUT`, or a new temporary folder.
 
 # %%
 import os
@@ -52,6 +55,7 @@ from trainkit import (
 
 SMALL = os.environ.get("TRAINKIT_EXAMPLES_SMALL") == "1"
 OUT = Path(os.environ.get("TRAINKIT_EXAMPLES_OUT") or tempfile.mkdtemp(prefix="trainkit-"))
+OUT.mkdir(parents=True, exist_ok=True)
 
 
 def show(figure, path):
@@ -71,48 +75,67 @@ def show(figure, path):
 # %% [markdown]
 # ## The clouds
 #
+# A cloud of class `c` has half its points in part `c` and a quarter in each other part.
 # No point lies within 0.05 of a cone's surface (`||z| - r| >= 0.05`). That margin is
 # what keeps the augmentation honest: a rotation about z keeps every point's `z` and
 # `r`, a positive scale keeps the sign of `|z| - r`, and jitter clipped to 0.02 per
 # coordinate moves `|z| - r` by at most `0.02 * (1 + sqrt(2)) < 0.05`, so no augmented
-# point changes part.
+# point changes part, and no augmented cloud changes class.
 
 # %%
-MAX_POINTS = 120  # clouds have 40..MAX_POINTS points; also the pad length
+MAX_POINTS = 120  # clouds have 40..MAX_POINTS points
 MARGIN = 0.05  # no point lies closer to a cone's surface: jitter cannot change a label
 PARTS = ["outside the cones", "upper cone", "lower cone"]
 
 
-def make_clouds(count: int, rng: np.random.Generator) -> tuple[list, list, list]:
-    """`count` clouds: coordinates (n, 3), intensities (n, 1), part labels (n,)."""
-    points, features, labels = [], [], []
-    for _ in range(count):
-        n = int(rng.integers(40, MAX_POINTS + 1))
-        xyz = rng.uniform(-1.0, 1.0, (4 * n, 3))
-        z, r = xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])
-        xyz = xyz[np.abs(np.abs(z) - r) >= MARGIN][:n]
-        z, r = xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])
-        part = np.select([z > r, z < -r], [1, 2], 0)
-        intensity = np.array([0.5, 0.8, 0.2])[part] + rng.normal(0.0, 0.3, n)
-        points.append(xyz.astype("float32"))
-        features.append(intensity[:, None].astype("float32"))
-        labels.append(part.astype("int64"))
-    return points, features, labels
+def make_cloud(kind: int, n: int, rng: np.random.Generator) -> tuple:
+    """n points, half of them in part `kind`: coordinates (n, 3), intensity (n, 1), parts (n,)."""
+    counts = np.full(len(PARTS), n // 4)
+    counts[kind] = n - counts.sum() + counts[kind]
+    xyz = rng.uniform(-1.0, 1.0, (30 * n, 3))  # enough of every part to choose from
+    z, r = xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])
+    part = np.select([z > r, z < -r], [1, 2], 0)
+    part[np.abs(np.abs(z) - r) < MARGIN] = -1  # too close to a surface: never chosen
+    chosen = np.concatenate([np.flatnonzero(part == p)[:count] for p, count in enumerate(counts)])
+    chosen = rng.permutation(chosen)
+    intensity = np.array([0.5, 0.8, 0.2])[part[chosen]] + rng.normal(0.0, 0.3, n)
+    return xyz[chosen].astype("float32"), intensity[:, None].astype("float32"), part[chosen]
+
+
+def make_clouds(count: int, rng: np.random.Generator) -> dict:
+    """`count` clouds: their two inputs, and labels per cloud (`cls`) and per point (`seg`)."""
+    kinds = rng.integers(0, len(PARTS), count)
+    clouds = [make_cloud(kind, int(rng.integers(40, MAX_POINTS + 1)), rng) for kind in kinds]
+    points, features, parts = zip(*clouds)
+    return {"points": list(points), "features": list(features), "cls": kinds, "seg": list(parts)}
 
 
 counts = (48, 16, 12) if SMALL else (480, 96, 96)
 rng = np.random.default_rng(0)
 train, val, test = (make_clouds(count, rng) for count in counts)
-print("train clouds:", len(train[0]), "points per cloud:", [len(p) for p in train[0][:8]], "...")
+print(
+    "train clouds:",
+    len(train["points"]),
+    "points per cloud:",
+    [len(p) for p in train["points"][:8]],
+    "...",
+)
+print("their classes:", train["cls"][:8].tolist(), "...")
 
 # %% [markdown]
 # ## The model
 #
-# The model is applied to each point on its own (`Dense` acts on the last axis; no
-# pooling over points), so a point's prediction depends neither on the padding nor on
-# the other clouds in its batch. Its inputs have shape `(None, ...)`: any number of
-# points, so one cloud alone fits it too. `weighted_metrics`: Keras passes the sample
-# weights (0 on padding) to those metrics only, so the accuracy counts real points.
+# The per-point part comes from layers applied to each point on its own (`Dense` acts on
+# the last axis), so a point's answer depends neither on the padding nor on the other
+# clouds of its batch. The per-cloud class pools over the points, so it must not see the
+# padding: `Masking` marks the rows that are all zero (the padding; no real point is
+# exactly zero in its four values), `Dense` carries that mask along, and
+# `GlobalAveragePooling1D` averages over the real points only. The inputs have shape
+# `(None, ...)`: any number of points, so one cloud alone fits the model too.
+#
+# `weighted_metrics`: Keras passes the sample weights (per point for `seg`, 0 on the
+# padding; per cloud for `cls`) to those metrics only, so `seg_accuracy` counts real
+# points.
 
 
 # %%
@@ -120,59 +143,73 @@ def build_model() -> keras.Model:
     points = keras.Input((None, 3), name="points")
     features = keras.Input((None, 1), name="features")
     h = keras.layers.Concatenate()([points, features])
+    h = keras.layers.Masking(mask_value=0.0)(h)  # the padded rows, for the pooling below
     h = keras.layers.Dense(32, activation="relu")(h)
     h = keras.layers.Dense(32, activation="relu")(h)
-    outputs = keras.layers.Dense(len(PARTS), activation="softmax")(h)  # (clouds, points, 3)
-    model = keras.Model({"points": points, "features": features}, outputs)
+    seg = keras.layers.Dense(len(PARTS), activation="softmax", name="seg")(h)
+    pooled = keras.layers.GlobalAveragePooling1D()(h)  # the mean over real points
+    cls = keras.layers.Dense(len(PARTS), activation="softmax", name="cls")(pooled)
+    model = keras.Model({"points": points, "features": features}, {"cls": cls, "seg": seg})
+    loss = "sparse_categorical_crossentropy"
     model.compile(
         keras.optimizers.Adam(1e-2),
-        "sparse_categorical_crossentropy",
-        weighted_metrics=["accuracy"],
+        {"cls": loss, "seg": loss},
+        weighted_metrics={"cls": ["accuracy"], "seg": ["accuracy"]},
     )
     return model
 
 
 # %% [markdown]
-# ## Augment, then pad
+# ## Augment, then pad each batch to its longest cloud
 #
 # `Chain` runs the augmenters first, so they see the real points only; `keys="points"`
 # spares the intensities. Every augmenter draws per cloud from the `rng` the generator
 # derives from `(seed, epoch, batch, slice)`, so a resumed run augments exactly as the
-# uninterrupted one would. The fixed pad length gives every batch one shape, so the
-# compiled step is traced once instead of once per batch's longest cloud.
+# uninterrupted one would. `PadPreprocessor()` pads both inputs and the per-point labels
+# `seg` to the batch's longest cloud and leaves the per-cloud labels `cls` as they are;
+# its sample weights follow the labels: a mask per point for `seg`, 1 per cloud for
+# `cls`. (Batches then differ in length: the compiled step, a `tf.function` with
+# `reduce_retracing`, is traced for the first length, once more for any length at the
+# second, and never again.)
 
 
 # %%
-def pad() -> PadPreprocessor:
-    return PadPreprocessor(length=MAX_POINTS, keys=["points", "features"])
-
-
 def augment_and_pad() -> Chain:
     return Chain(
         RandomRotationPreprocessor(axis="z", max_angle=math.pi, keys="points"),
         JitterPreprocessor(sigma=0.01, clip=0.02, keys="points"),
         RandomScalePreprocessor(low=0.8, high=1.2, keys="points"),
-        pad(),
+        PadPreprocessor(),
     )
 
 
-def datagen(clouds: tuple[list, list, list], preprocessor, **kwargs) -> DataGenerator:
-    points, features, labels = clouds
+def datagen(clouds: dict, preprocessor, **kwargs) -> DataGenerator:
     return DataGenerator(
-        data={"points": points, "features": features},  # two inputs, named as the model's
-        labels=labels,  # one array of part labels per cloud
+        data={"points": clouds["points"], "features": clouds["features"]},  # the model's inputs
+        labels={"cls": clouds["cls"], "seg": clouds["seg"]},  # one per cloud; one per point
         preprocessor=preprocessor,
         **kwargs,
     )
 
 
+def shapes(structure: dict) -> dict:
+    return {key: value.shape for key, value in structure.items()}
+
+
 train_datagen = datagen(train, augment_and_pad(), batch_size=8, shuffle="samples", seed=0)
 x, y, weights = train_datagen.get()  # the current slice, without moving the cursor
-print("one training slice:", {key: value.shape for key, value in x.items()}, "labels", y.shape)
-print("sample weights of its first cloud: 1 on", int(weights[0].sum()), "points, 0 after")
+print("one training slice:", shapes(x))
+print("its labels:", shapes(y), "weights:", shapes(weights))
+shortest = int(weights["seg"].sum(axis=1).min())  # real points of the slice's shortest cloud
+padded = weights["seg"].shape[1]
+print(f"seg weights of its shortest cloud: 1 on {shortest} points, 0 on {padded - shortest}")
 
 # %% [markdown]
 # ## Train
+#
+# Validation pads its batches alike (no augmentation); evaluate mode weighs every real
+# point once in `seg_accuracy` and every cloud once in `cls_accuracy`, as `model.evaluate`
+# does.
 
 # %%
 keras.utils.set_random_seed(0)  # before building: reproducible initial weights
@@ -180,63 +217,90 @@ model = build_model()
 tg = TrainGenerator(
     model,
     train_datagen,
-    datagen(val, pad(), batch_size=16),
+    datagen(val, PadPreprocessor(), batch_size=16),
     epochs=8 if SMALL else 10,
-    key_metric="accuracy",
+    key_metric="seg_accuracy",
     iter_verbosity=0,
 )
 tg.train()
 first, last = np.mean(tg.history["loss"][:3]), np.mean(tg.history["loss"][-3:])
-print(f"train loss, first 3 batches {first:.3f} -> last 3 {last:.3f}")
-print("val accuracy per epoch:", np.round(tg.val_history["accuracy"], 3).tolist())
-assert last < 0.5 * first and tg.val_history["accuracy"][-1] > 0.9
+print(f"train loss, first 3 batches {first:.2f} -> last 3 {last:.2f}")
+for name in ("cls_accuracy", "seg_accuracy"):
+    print(f"val {name} per epoch:", np.round(tg.val_history[name], 2).tolist())
+assert last < 0.5 * first
+assert tg.val_history["seg_accuracy"][-1] > 0.9 and tg.val_history["cls_accuracy"][-1] > 0.8
 
 # %% [markdown]
-# ## Predictions back at each cloud's length
+# ## Predictions, one per cloud and one per point at each cloud's length
 #
-# The test clouds are padded but not augmented. `tg.predict` passes each slice's outputs
-# through `PadPreprocessor.post_process`, which cuts them back to each cloud's length:
-# `result.predictions` is a list with one `(n_i, 3)` array per cloud. The generator is
-# not shuffled, so the rows come in the clouds' order (else: `result.in_sample_order()`).
+# `test_datagen` is built by the training recipe: it shuffles and augments, so
+# predicting on it would give rows in another order each epoch and augmented clouds
+# (`tg.predict` warns and names the fix). `test_datagen.for_prediction()` serves the same
+# clouds in sample order with each preprocessor's prediction form: the random augmenters
+# drop out and the padding stays. `tg.predict` passes each slice's outputs through
+# `PadPreprocessor.post_process`, which cuts `seg` (its labels were padded) back to each
+# cloud's length and leaves `cls` whole: `result.predictions["seg"]` is a list with one
+# `(n_i, 3)` array per cloud, `result.predictions["cls"]` one `(clouds, 3)` array.
 
 # %%
-result = tg.predict(datagen(test, pad(), batch_size=4))
-per_cloud = result.predictions
-points, features, labels = test
-lengths = [len(p) for p in per_cloud]
-print(f"tg.predict: {len(per_cloud)} clouds, lengths {lengths[:6]} ...")
-print(f"lengths equal the clouds' own: {lengths == [len(c) for c in points]}")
-assert lengths == [len(c) for c in points]
+test_datagen = datagen(test, augment_and_pad(), batch_size=4, shuffle="samples", seed=1)
+view = test_datagen.for_prediction()
+print("for_prediction():", f"shuffle={view.shuffle},", type(view.preprocessor).__name__)
+result = tg.predict(view)
+per_cloud, per_point = result.predictions["cls"], result.predictions["seg"]
+lengths = [len(p) for p in per_point]
+print(f"tg.predict: cls {per_cloud.shape}, seg {len(per_point)} clouds, lengths {lengths[:6]} ...")
+print(f"lengths equal the clouds' own: {lengths == [len(c) for c in test['points']]}")
+assert lengths == [len(c) for c in test["points"]]
 
-# The model on each cloud alone: a batch of one, unpadded.
+# The model on each cloud alone: a batch of one, unpadded, not augmented.
 alone = [
-    keras.ops.convert_to_numpy(model({"points": p[None], "features": f[None]}))[0]
-    for p, f in zip(points, features)
+    model.predict_on_batch({"points": p[None], "features": f[None]})
+    for p, f in zip(test["points"], test["features"])
 ]
-difference = max(float(np.max(np.abs(a - b))) for a, b in zip(per_cloud, alone))
-print(f"max |tg.predict - model(cloud alone)|: {difference:.2e}")
-assert difference < 1e-5  # equal up to rounding: padded batches may differ in the last bits
+cls_difference = max(float(np.max(np.abs(a["cls"][0] - b))) for a, b in zip(alone, per_cloud))
+seg_difference = max(float(np.max(np.abs(a["seg"][0] - b))) for a, b in zip(alone, per_point))
+# Equal up to rounding: a padded batch may sum in another order than one cloud alone.
+print(f"cls and seg equal the model on each cloud alone within 1e-5: "
+      f"{max(cls_difference, seg_difference) < 1e-5}")  # fmt: skip
+assert max(cls_difference, seg_difference) < 1e-5
 
-decided = np.concatenate([p.argmax(axis=-1) for p in per_cloud])
-accuracy = float(np.mean(decided == np.concatenate(labels)))
-print(f"per-point test accuracy: {accuracy:.3f} over {len(decided)} points")
-assert accuracy > 0.9
+cls_accuracy = float(np.mean(per_cloud.argmax(axis=-1) == test["cls"]))
+decided = np.concatenate([p.argmax(axis=-1) for p in per_point])
+seg_accuracy = float(np.mean(decided == np.concatenate(test["seg"])))
+print(f"test accuracy: per cloud {cls_accuracy:.2f} over {len(per_cloud)} clouds, "
+      f"per point {seg_accuracy:.2f} over {len(decided)} points")  # fmt: skip
+assert cls_accuracy > 0.8 and seg_accuracy > 0.9
+
+# Kept for tests/examples/test_09_point_clouds.py, which checks them once more.
+model.save(OUT / "model.keras")
+np.savez(
+    OUT / "test_predictions.npz",
+    cloud_lengths=[len(c) for c in test["points"]],
+    points=np.concatenate(test["points"]),
+    features=np.concatenate(test["features"]),
+    cls_labels=test["cls"],
+    seg_labels=np.concatenate(test["seg"]),
+    cls=per_cloud,
+    seg_lengths=lengths,
+    seg=np.concatenate(per_point),
+)
 
 # %% [markdown]
 # ## What the model sees
 #
 # Seen from the side, each point at its distance `r` from the z axis and its height `z`,
 # the parts are the regions above `z = r` and below `z = -r`: the model's decisions on
-# a few test clouds follow those two lines, and its few mistakes lie close to them.
+# a few test clouds follow those two lines, and what it gets wrong lies close to them.
 
 # %%
 from matplotlib.figure import Figure
 
 shown = slice(0, 4)
-xyz = np.concatenate(points[shown])
+xyz = np.concatenate(test["points"][shown])
 r, z = np.hypot(xyz[:, 0], xyz[:, 1]), xyz[:, 2]
-truth = np.concatenate(labels[shown])
-predicted = np.concatenate([p.argmax(axis=-1) for p in per_cloud[shown]])
+truth = np.concatenate(test["seg"][shown])
+predicted = np.concatenate([p.argmax(axis=-1) for p in per_point[shown]])
 fig = Figure(figsize=(9, 4), layout="constrained")
 for ax, parts, title in zip(
     fig.subplots(1, 2, sharey=True), (truth, predicted), ("true", "predicted")
