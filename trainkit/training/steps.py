@@ -81,11 +81,11 @@ class CompiledStep:
         data = step_data(x, y, sample_weight)
         if not self._traced_with_built_metrics:
             return self._first_call(data)
-        key = _signature_key(data)
+        key = _array_key(data) or _signature_key(data)
         function = self._concrete.get(key)
         if function is None:
             function = self._concrete[key] = self._concrete_function(data)
-        return dict(zip(self.names, function(data).numpy().tolist()))
+        return dict(zip(self.names, function(data).numpy().tolist(), strict=True))
 
     def _concrete_function(self, data: tuple[Any, ...]) -> Callable[..., Any]:
         # Calling the concrete function skips tf.function's per-call signature
@@ -211,6 +211,17 @@ def _signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:
     """What selects a concrete function: the structure, shapes and dtypes of `data`."""
     flat = tf.nest.flatten(data)
     return (_structure(data), *((tuple(a.shape), str(a.dtype)) for a in flat))
+
+
+def _array_key(data: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The concrete function's key when every member is a NumPy array (the common case),
+    from shapes and dtypes alone; None for structured data (`_signature_key` then)."""
+    key: list[Any] = []
+    for part in data:
+        if type(part) is not np.ndarray:
+            return None
+        key += (part.shape, part.dtype.num)
+    return tuple(key)
 
 
 def _structure(data: Any) -> Any:
