@@ -149,7 +149,8 @@ class TrainGenerator(SettingsView, LoopStateView):
             `tensorboard_every` batches, default 10), `introspect_freq` (log gradient
             norms and weight health to `introspection.jsonl`, e.g. `{'iter': 100}`;
             docs/introspection.md), `deterministic=True` (TensorFlow op determinism),
-            `check_finite_data=False` (no host check of each slice for NaN/inf), and
+            `check_finite_data=False` (no host check of each slice for NaN/inf),
+            `async_checkpoints=True` (checkpoints written in the background), and
             for validation (docs/validation.md): `predict_threshold`,
             `dynamic_predict_threshold`, `loss_weighted_slices_range`,
             `pred_weighted_slices_range`, `best_subset_size`, `pad_val_batches`.
@@ -278,7 +279,9 @@ class TrainGenerator(SettingsView, LoopStateView):
             while not (s.stage == FIT and not pending and self._run_done()):
                 if not pending:
                     self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
-                    if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
+                    # SIGTERM: checkpoint, then stop. Under several workers, any worker's
+                    # SIGTERM, shared by the steps' all-reduce, so all stop at one iter.
+                    if self._interrupt.preempted_in_group(self._distribution):
                         return self._stop_preempted()
                 if s.stage == FIT:
                     self._fit_slice()  # get slice -> fit -> datagen.update_state()
@@ -460,15 +463,19 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def _outputs_by(self, unit: str, counter: int) -> None:
         """Run each output of `OUTPUTS` whose frequency is by `unit` and due at `counter`."""
+        if self._checkpoints.run is None:  # no run folder: no output is ever due
+            return
         for setting, action in OUTPUTS:
             if self._due(getattr(self, setting), unit, counter):
                 getattr(self, action)()
 
     def _outputs_due(self, unit: str, counter: int) -> bool:
+        if self._checkpoints.run is None:
+            return False
         return any(self._due(getattr(self, setting), unit, counter) for setting, _ in OUTPUTS)
 
     def _save_checkpoint(self) -> None:
-        self._checkpoints.save()
+        self._checkpoints.save(background=True)  # written aside with async_checkpoints
 
     def _draw_figures(self) -> None:
         figures.draw_history(self)
