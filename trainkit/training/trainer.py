@@ -149,8 +149,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             `tensorboard_every` batches, default 10), `introspect_freq` (log gradient
             norms and weight health to `introspection.jsonl`, e.g. `{'iter': 100}`;
             docs/introspection.md), `deterministic=True` (TensorFlow op determinism),
-            `check_finite_data=False` (no host check of each slice for NaN/inf),
-            `async_checkpoints=True` (checkpoints written in the background), and
+            `check_finite_data=False` (no host check of each slice for NaN/inf), and
             for validation (docs/validation.md): `predict_threshold`,
             `dynamic_predict_threshold`, `loss_weighted_slices_range`,
             `pred_weighted_slices_range`, `best_subset_size`, `pad_val_batches`.
@@ -279,9 +278,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             while not (s.stage == FIT and not pending and self._run_done()):
                 if not pending:
                     self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
-                    # SIGTERM: checkpoint, then stop. Under several workers, any worker's
-                    # SIGTERM, shared by the steps' all-reduce, so all stop at one iter.
-                    if self._interrupt.preempted_in_group(self._distribution):
+                    if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
                         return self._stop_preempted()
                 if s.stage == FIT:
                     self._fit_slice()  # get slice -> fit -> datagen.update_state()
