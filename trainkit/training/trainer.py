@@ -472,7 +472,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         return any(self._due(getattr(self, setting), unit, counter) for setting, _ in OUTPUTS)
 
     def _save_checkpoint(self) -> None:
-        self._checkpoints.save(background=True)  # written aside with async_checkpoints
+        self._checkpoints.save()
 
     def _draw_figures(self) -> None:
         figures.draw_history(self)
