@@ -69,3 +69,29 @@ def test_a_model_built_outside_the_strategy_scope_is_refused_naming_the_scope():
     other = tf.distribute.MirroredStrategy(["/cpu:0"])
     with pytest.raises(ValueError, match="in another strategy"):
         config.check_model_strategy(inside, other)
+
+
+def test_the_trainer_wraps_py_datasets_for_train_and_validation_and_resumes_them(tmp_path):
+    def build(**kwargs):
+        return TrainGenerator(
+            dense_model(), Batches(), Batches(), epochs=2, iter_verbosity=0,
+            logs_dir=str(tmp_path), checkpoint_freq={"batch": 2}, **kwargs,
+        )  # fmt: skip
+
+    tg = build()
+    assert isinstance(tg.datagen, DataGenerator) and isinstance(tg.val_datagen, DataGenerator)
+    tg.train()
+    assert tg.iters_fit == 8 and tg.times_validated == 2
+    resumed = build(resume=True)  # the last checkpoint: after the last batch
+    assert resumed.iters_fit == 8 and resumed.history == tg.history
+
+
+def test_a_model_built_outside_the_strategy_scope_is_refused_by_the_trainer():
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    x, y = dense_arrays(16)
+    with pytest.raises(ValueError, match=r"with strategy\.scope\(\)"):
+        TrainGenerator(
+            dense_model(), DataGenerator(data=x, labels=y, batch_size=8), strategy=strategy
+        )
