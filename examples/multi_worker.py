@@ -9,7 +9,12 @@ which starts `python examples/multi_worker.py --worker K --ports P0,P1 --logs-di
 for K = 0, 1. On several machines, start that command on each, with `--hosts` naming
 every worker's `host:port` in the same order on all of them (worker 0 is the chief). Kill
 the workers at any time and start them again with `--resume`: training continues from
-the chief's last checkpoint, on as many workers as you start.
+the chief's last checkpoint, on as many workers as you start. SIGTERM to any worker (how
+clusters preempt) makes every worker checkpoint the same iter and exit cleanly.
+
+The script does not depend on a launcher: without `--ports`/`--hosts` it takes the
+cluster from the environment, `TF_CONFIG` (Kubernetes, Kubeflow, your own launcher) or
+Slurm's `SLURM_*` variables under `srun` (docs/distributed.md has the recipes).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +42,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the newest run")
     parser.add_argument("--weights-out", default="", help="the chief saves final weights here")
     parser.add_argument("--slow", type=float, default=0.0, help="sleep after each batch (s)")
+    parser.add_argument("--port-base", type=int, default=8888, help="Slurm: first task's port")
     return parser.parse_args(argv)
 
 
@@ -61,14 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.launch:
         sys.exit(launch(args))
-    hosts = (
-        args.hosts.split(",") if args.hosts else [f"127.0.0.1:{p}" for p in args.ports.split(",")]
-    )
-    # TF_CONFIG tells TensorFlow the cluster and which worker this process is.
-    os.environ["TF_CONFIG"] = json.dumps({
-        "cluster": {"worker": hosts},
-        "task": {"type": "worker", "index": args.worker},
-    })  # fmt: skip
+    if args.hosts or args.ports:
+        local = [f"127.0.0.1:{port}" for port in args.ports.split(",")]
+        hosts = args.hosts.split(",") if args.hosts else local
+        # TF_CONFIG tells TensorFlow the cluster and which worker this process is.
+        os.environ["TF_CONFIG"] = json.dumps({
+            "cluster": {"worker": hosts},
+            "task": {"type": "worker", "index": args.worker},
+        })  # fmt: skip
 
     import keras
     import numpy as np
@@ -81,7 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     # worker is noticed by TensorFlow's heartbeats (about 10-20 s here) and reported by
     # trainkit as WorkerLostError; `timeout_seconds` also bounds a collective that hangs.
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
-        communication_options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=300.0)
+        cluster_resolver=cluster_resolver(args.port_base),
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=300.0
+        ),
     )
 
     class Progress(Callback):
@@ -92,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # Every worker holds (or reads) the same data; each serves its rows of every batch.
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(90, 6)).astype("float32")
+    x = rng.normal(size=(100, 6)).astype("float32")
     y = (x[:, 0] - x[:, 2] > 0).astype("float32")
     with strategy.scope():  # the model's variables are the strategy's
         keras.utils.set_random_seed(1)
@@ -104,8 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         model.compile(keras.optimizers.Adam(0.02), "binary_crossentropy", metrics=["accuracy"])
     tg = TrainGenerator(
         model,
-        DataGenerator(data=x, labels=y, batch_size=16, shuffle="samples", seed=5),  # global
-        DataGenerator(data=x[:30], labels=y[:30], batch_size=16),
+        # batch_size is the global batch: 12 rows split 6/6 on 2 workers, 4/4/4 on 3; the
+        # last batch's 4 rows split 2/2 and 2/1/1 (a worker count must divide batch_size).
+        DataGenerator(data=x, labels=y, batch_size=12, shuffle="samples", seed=5),
+        DataGenerator(data=x[:30], labels=y[:30], batch_size=12),
         epochs=args.epochs,
         # Predict mode: each worker predicts its rows, and every worker scores them all.
         eval_fn="predict",
@@ -118,15 +130,46 @@ def main(argv: list[str] | None = None) -> None:
         iter_verbosity=0,
     )
     tg.train()
+    if tg.epoch < tg.epochs and not tg.stop_training:
+        # SIGTERM (on this worker or another): every worker checkpointed this same iter
+        # and stops here, before any other collective. Start them all with --resume.
+        print(f"PREEMPTED {tg.iters_fit}", flush=True)
+        return
     # Each worker predicts its rows; every worker gets the whole generator's predictions.
-    predicted = tg.predict(DataGenerator(data=x[:30], batch_size=16)).predictions
+    predicted = tg.predict(DataGenerator(data=x[:30], batch_size=12)).predictions
     print(f"PREDICT {len(predicted)} {float(np.sum(predicted)):.6f}", flush=True)
-    chief = args.worker == 0
+    chief = not strategy.cluster_resolver.task_id  # worker 0 (or the only one)
     if chief and args.weights_out:
         np.savez(args.weights_out, *model.get_weights())
     if chief:
         print(f"RUN {tg.run_dir}", flush=True)
     print(f"DONE {tg.iters_fit} {json.dumps(tg.val_history['loss'])}", flush=True)
+
+
+def cluster_resolver(port_base: int = 8888):  # type: ignore[no-untyped-def]
+    """The cluster from the environment: Slurm's under `srun`, else `TF_CONFIG` (or none).
+
+    TensorFlow's SlurmClusterResolver counts GPUs with nvidia-smi and cannot place tasks
+    on nodes without GPUs (`gpus_per_task=0` makes it divide by zero); on CPU nodes it is
+    given one "GPU" slot per task, not set in CUDA_VISIBLE_DEVICES, and reports none.
+    """
+    import tensorflow as tf
+
+    resolvers = tf.distribute.cluster_resolver
+    if "SLURM_PROCID" not in os.environ or "TF_CONFIG" in os.environ:
+        return resolvers.TFConfigClusterResolver()
+    if shutil.which("nvidia-smi") and os.environ.get("CUDA_VISIBLE_DEVICES") != "":
+        # GPU nodes: TensorFlow's defaults (GPUs shared out among a node's tasks)
+        return resolvers.SlurmClusterResolver(port_base=port_base)
+
+    class CPUSlurmClusterResolver(resolvers.SlurmClusterResolver):
+        def num_accelerators(self, task_type=None, task_id=None, config_proto=None):  # type: ignore[no-untyped-def]
+            return {}
+
+    tasks = max(int(n.split("(")[0]) for n in os.environ["SLURM_STEP_TASKS_PER_NODE"].split(","))
+    return CPUSlurmClusterResolver(
+        port_base=port_base, gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False
+    )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,17 @@
 
 The workers run examples/multi_worker.py, the script the docs show.
 
-One scenario, in phases (each worker process pays TensorFlow's start-up):
-an uninterrupted 2-worker run; a 2-worker run killed with SIGKILL after its second
-checkpoint (one worker first: the chief must stop with a clear error, not hang);
-that run resumed on 2 workers, which must end with bitwise the weights of the
-uninterrupted run; and the same checkpoint resumed on 1 worker, which must finish.
+Two scenarios, in phases (each worker process pays TensorFlow's start-up), against
+one uninterrupted 2-worker reference run:
+
+* 2 workers: SIGTERM to the non-chief (every worker checkpoints the same iter and
+  exits 0); that run resumed on 2 workers and killed with SIGKILL after two more
+  checkpoints (one worker first: the chief must stop with a clear error, not hang);
+  resumed again on 2 workers, which must end with bitwise the weights of the reference;
+  and the same checkpoint resumed on 1 worker, which must finish.
+* 3 workers started as Slurm tasks (simulated `SLURM_*` variables, on CPU), their
+  batches of 12 rows cut 4/4/4 and the last one of 4 cut 2/1/1: SIGTERM to a
+  non-chief, then that checkpoint resumed on 2 workers, which must finish.
 """
 
 from __future__ import annotations
@@ -40,18 +46,77 @@ def free_ports(count: int) -> str:
 def start(workers: int, logs_dir: Path, out: Path, *extra: str) -> list[subprocess.Popen]:
     """`workers` processes of examples/multi_worker.py on 127.0.0.1 (the chief first)."""
     ports = free_ports(workers)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, str(WORKER), "--ports", ports, "--logs-dir", str(logs_dir)]
     return [
-        subprocess.Popen(
-            [*command, "--worker", str(index), "--weights-out", str(out), *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
+        spawn([*command, "--worker", str(index), "--weights-out", str(out), *extra], {})
         for index in range(workers)
     ]
+
+
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env}
+    env.pop("TF_CONFIG", None)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def start_slurm(tasks: int, logs_dir: Path, *extra: str) -> list[subprocess.Popen]:
+    """`tasks` processes as `srun --ntasks=N` starts them on one node (no --ports)."""
+    base = free_consecutive_ports(tasks)
+    command = [sys.executable, str(WORKER), "--logs-dir", str(logs_dir), "--port-base", base]
+    slurm = {
+        "SLURM_STEP_NUM_TASKS": str(tasks),
+        "SLURM_STEP_NODELIST": "localhost",
+        "SLURM_STEP_TASKS_PER_NODE": str(tasks),
+        "CUDA_VISIBLE_DEVICES": "",  # a CPU node, even where nvidia-smi is installed
+    }
+    return [
+        spawn([*command, *extra], {**slurm, "SLURM_PROCID": str(rank)}) for rank in range(tasks)
+    ]
+
+
+def free_consecutive_ports(count: int) -> str:
+    """A first port whose next `count - 1` are free too (Slurm tasks use port_base + k)."""
+    for _ in range(50):
+        first = int(free_ports(1))
+        try:
+            sockets = [socket.socket() for _ in range(count)]
+            for offset, s in enumerate(sockets):
+                s.bind(("127.0.0.1", first + offset))
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+        return str(first)
+    raise RuntimeError("no run of free ports on 127.0.0.1")
+
+
+def preempt(processes: list[subprocess.Popen], logs_dir: Path, target: int) -> list[str]:
+    """SIGTERM to worker `target` once the run checkpointed; every worker must exit 0."""
+    wait_for_checkpoints(processes, logs_dir, 1)
+    processes[target].send_signal(signal.SIGTERM)
+    outputs = finish(processes, timeout=120)
+    stops = {line_of(out, "PREEMPTED") for out in outputs}
+    assert len(stops) == 1, stops  # the same iter on every worker
+    iters = int(stops.pop().split()[1])
+    for out in outputs:  # no worker lost another, and the signalled one is named
+        assert "WorkerLostError" not in out and "SIGTERM received by" in out, out[-3000:]
+    assert "by this worker" in outputs[target]
+    newest = sorted(glob.glob(str(logs_dir / "*" / "ckpt-*")))[-1]
+    assert int(Path(newest).name.split("-")[1]) == iters  # the chief wrote that iter
+    return outputs
+
+
+def wait_for_checkpoints(processes: list[subprocess.Popen], logs_dir: Path, more: int) -> None:
+    before = len(glob.glob(str(logs_dir / "*" / "ckpt-*")))
+    started = time.monotonic()
+    while len(glob.glob(str(logs_dir / "*" / "ckpt-*"))) < before + more:
+        assert time.monotonic() - started < 300, f"no {more} more checkpoints"
+        for process in processes:
+            assert process.poll() is None, process.communicate()[0][-3000:]
+        time.sleep(0.1)
 
 
 def finish(processes: list[subprocess.Popen], timeout: float = 300) -> list[str]:
@@ -81,25 +146,31 @@ def weights(path: Path) -> list[np.ndarray]:
         return [saved[key] for key in saved.files]
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[list[str], Path]:
+    """An uninterrupted 2-worker run: its outputs and the chief's final weights."""
+    folder = tmp_path_factory.mktemp("reference")
+    outputs = finish(start(2, folder / "logs", folder / "reference.npz"))
+    return outputs, folder / "reference.npz"
+
+
 @pytest.mark.timeout(900)
-def test_two_workers_train_resume_after_kill_9_bitwise_and_resume_on_one_worker(tmp_path):
-    reference = finish(start(2, tmp_path / "reference", tmp_path / "reference.npz"))
+def test_two_workers_stop_together_on_sigterm_and_resume_after_kill_9_bitwise(tmp_path, reference):
+    reference_outputs, reference_weights = reference
     # Both workers saw the same validations: metric state is summed across workers.
-    assert done_line(reference[0]) == done_line(reference[1])
-    assert done_line(reference[0]).startswith("DONE 24 ")
+    assert done_line(reference_outputs[0]) == done_line(reference_outputs[1])
+    assert done_line(reference_outputs[0]).startswith("DONE 36 ")
     # tg.predict gathers every worker's rows on every worker.
-    predicted = [line_of(out, "PREDICT") for out in reference]
+    predicted = [line_of(out, "PREDICT") for out in reference_outputs]
     assert predicted[0] == predicted[1] and predicted[0].startswith("PREDICT 30 ")
-    run_folders = glob.glob(str(tmp_path / "reference" / "*"))
+    run_folders = glob.glob(str(reference_weights.parent / "logs" / "*"))
     assert len(run_folders) == 1  # the follower wrote only a temporary folder
 
     logs = tmp_path / "killed"
-    processes = start(2, logs, tmp_path / "resumed.npz", "--slow", "0.3")
-    started = time.monotonic()
-    while len(glob.glob(str(logs / "*" / "ckpt-*"))) < 2:
-        assert time.monotonic() - started < 300, "no second checkpoint"
-        assert processes[0].poll() is None, processes[0].communicate()[0][-3000:]
-        time.sleep(0.1)
+    preempt(start(2, logs, tmp_path / "preempted.npz", "--slow", "0.3"), logs, target=1)
+
+    processes = start(2, logs, tmp_path / "resumed.npz", "--slow", "0.3", "--resume")
+    wait_for_checkpoints(processes, logs, 2)
     processes[1].send_signal(signal.SIGKILL)
     killed = time.monotonic()
     try:
@@ -117,13 +188,26 @@ def test_two_workers_train_resume_after_kill_9_bitwise_and_resume_on_one_worker(
     shutil.copytree(logs, tmp_path / "copy")
 
     resumed = finish(start(2, logs, tmp_path / "resumed.npz", "--resume"))
-    assert done_line(resumed[0]) == done_line(reference[0])
-    for ours, theirs in zip(weights(tmp_path / "resumed.npz"), weights(tmp_path / "reference.npz")):
-        np.testing.assert_array_equal(ours, theirs)
+    assert done_line(resumed[0]) == done_line(reference_outputs[0])
+    ours, theirs = weights(tmp_path / "resumed.npz"), weights(reference_weights)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
 
     one = finish(start(1, tmp_path / "copy", tmp_path / "one.npz", "--resume"))
-    assert done_line(one[0]).startswith("DONE 24 ")
-    ours, theirs = weights(tmp_path / "one.npz"), weights(tmp_path / "reference.npz")
-    # Another worker count sums the same rows in another order: equal up to rounding.
-    for a, b in zip(ours, theirs):
+    assert done_line(one[0]).startswith("DONE 36 ")
+    assert_close(weights(tmp_path / "one.npz"), weights(reference_weights))
+
+
+def assert_close(ours: list[np.ndarray], theirs: list[np.ndarray]) -> None:
+    """Another worker count sums the same rows in another order: equal up to rounding."""
+    for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.timeout(900)
+def test_three_slurm_tasks_stop_together_on_sigterm_and_resume_on_two_workers(tmp_path, reference):
+    logs = tmp_path / "logs"
+    preempt(start_slurm(3, logs, "--slow", "0.3"), logs, target=2)
+    resumed = finish(start(2, logs, tmp_path / "resumed.npz", "--resume"))
+    assert done_line(resumed[0]).startswith("DONE 36 ")
+    assert_close(weights(tmp_path / "resumed.npz"), weights(reference[1]))

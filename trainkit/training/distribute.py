@@ -92,6 +92,30 @@ class Distribution:
         self.local_replicas = self.replicas // self.workers
         self.is_chief = self.worker_index == 0
         self._predict: Callable[..., Any] | None = None
+        # Preemption as a group: this worker's SIGTERM flag rides on the next step's
+        # all-reduce; `_group_preempted` is what the last steps said about every worker.
+        self._local_preempted = False
+        self._group_preempted = False
+
+    def share_preempted(self, local: bool) -> bool:
+        """Whether any worker has received SIGTERM, as every worker learns it at once.
+
+        `local` (this worker's flag) is summed across workers by the next step, inside
+        the all-reduce that already counts the slice's rows (no extra collective). Every
+        worker reads the sum after the same step, so all of them stop, and checkpoint, at
+        the same iter. The answer is consumed: a later `train()` starts clear.
+        """
+        self._local_preempted = local
+        group, self._group_preempted = self._group_preempted, False
+        return group
+
+    def _step_flag(self) -> Any:
+        """This worker's SIGTERM flag as a step input (1.0 when signalled)."""
+        return tf.constant(1.0 if self._local_preempted else 0.0, tf.float32)
+
+    def _heard(self, flag: float) -> None:
+        """Record a step's summed SIGTERM flags (nonzero: some worker was signalled)."""
+        self._group_preempted = self._group_preempted or flag > 0
 
     @property
     def shard(self) -> tuple[int, int] | None:
@@ -210,12 +234,16 @@ class DistributedStep:
     def ready(self) -> bool:
         return self._built
 
-    def _replica(self, data: tuple[Any, ...]) -> Any:
-        """One step on this replica's rows: the slice's metric values and its global rows."""
+    def _replica(self, data: tuple[Any, ...], flag: Any) -> Any:
+        """One step on this replica's rows: the slice's metric values, its global rows and
+        the SIGTERM flags summed over the replicas (`flag` is this worker's)."""
         model, replicas = self.model, self.distribution.replicas
         context = tf.distribute.get_replica_context()
         rows = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], tf.float32)
-        total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(rows))
+        # One all-reduce carries both: the slice's rows and the workers' SIGTERM flags.
+        total, flags = tf.unstack(
+            context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stack([rows, flag]))
+        )
         model.reset_metrics()
         _LOSS_FACTOR.value, _LOSS_FACTOR.weighed = rows * replicas / total, False
         try:
@@ -237,12 +265,12 @@ class DistributedStep:
         logs.update({k: v for k, v in step_logs.items() if k not in logs})
         names, values = _flatten_logs(logs)
         self.names = names
-        stacked = tf.stack([*values, total])
+        stacked = tf.stack([*values, total, flags])
         model.reset_metrics()
         return stacked
 
-    def _distributed(self, data: Any) -> Any:
-        return self.distribution.strategy.run(self._replica, args=(data,))
+    def _distributed(self, data: Any, flag: Any) -> Any:
+        return self.distribution.strategy.run(self._replica, args=(data, flag))
 
     def __call__(self, x: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
         data = step_data(x, y, sample_weight)
@@ -250,9 +278,11 @@ class DistributedStep:
             self.distribution.build(self.model, data)
             self._built = True
         with _collective(f"a {self.mode} step"):
-            result = self._function(self.distribution.split(data))
-            values = self.distribution.strategy.experimental_local_results(result)[0]
+            distribution = self.distribution
+            result = self._function(distribution.split(data), distribution._step_flag())
+            values = distribution.strategy.experimental_local_results(result)[0]
             values = values.numpy().tolist()
+        distribution._heard(values[-1])
         return _logs(self.names, values)
 
 
@@ -269,16 +299,16 @@ class DistributedFusedSteps:
         self.single = single
         self._function = tf.function(self._steps, reduce_retracing=True)
 
-    def _steps(self, stacked: Any, count: Any) -> Any:
+    def _steps(self, stacked: Any, count: Any, flag: Any) -> Any:
         strategy = self.single.distribution.strategy
         rows = tf.TensorArray(tf.float32, size=count)
         for index in tf.range(count):
 
-            def one(parts: Any, index: Any = index) -> Any:
+            def one(parts: Any, flag: Any, index: Any = index) -> Any:
                 data = tf.nest.map_structure(lambda part: part[index], parts)
-                return self.single._replica(data)
+                return self.single._replica(data, flag)
 
-            result = strategy.run(one, args=(stacked,))
+            result = strategy.run(one, args=(stacked, flag))
             rows = rows.write(index, strategy.experimental_local_results(result)[0])
         return rows.stack()
 
@@ -286,15 +316,18 @@ class DistributedFusedSteps:
         stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *slices)
         distribution = self.single.distribution
         with _collective("a fused train step"):
-            values = self._function(distribution.split(stacked, axis=1), len(slices))
+            split = distribution.split(stacked, axis=1)
+            values = self._function(split, len(slices), distribution._step_flag())
             values = values.numpy().tolist()
+        distribution._heard(max(row[-1] for row in values))
         return [_logs(self.single.names, row) for row in values]
 
 
 def _logs(names: list[str], row: list[float]) -> dict[str, float]:
-    """A step's values by name; the last value is the slice's rows on every worker."""
-    logs: dict[str, float] = dict(zip(names, row[:-1]))
-    logs[SAMPLES_KEY] = round(row[-1])
+    """A step's values by name; then the slice's rows and the summed SIGTERM flags, the
+    same on every worker."""
+    logs: dict[str, float] = dict(zip(names, row[:-2]))
+    logs[SAMPLES_KEY] = round(row[-2])
     return logs
 
 

@@ -11,6 +11,14 @@ state agree:
   run folder, warns, and `train()` returns without `on_train_end` — the run is not
   over, and `resume=True` (or another `train()` in this process) continues it bitwise.
 
+Under several workers (`MultiWorkerMirroredStrategy`) SIGTERM acts as a group: a
+worker that stopped alone would leave the others waiting in the next collective (and
+end them with `WorkerLostError`). So the loop asks `preempted_in_group()`, which hands
+this worker's flag to the next step's all-reduce and answers what that step said about
+every worker: all of them stop after the same step, checkpoint the same iter (the chief
+writes it) and return from `train()`. A SIGTERM that lands after the last step of the
+run lets the run finish normally.
+
 A second signal while the first waits acts at once (`KeyboardInterrupt`). The previous
 handlers are restored on exit.
 """
@@ -28,7 +36,7 @@ from typing import Any
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _PREEMPTED = (
-    "SIGTERM received: training stopped at a slice boundary after {iters} iters "
+    "SIGTERM received{where}: training stopped at a slice boundary after {iters} iters "
     "({epoch} of {epochs} epochs done); {saved}"
 )
 _SAVED = (
@@ -73,6 +81,17 @@ class DeferredInterrupt:
         else:
             self.requested = True
 
+    def preempted_in_group(self, distribution: Any) -> bool:
+        """Whether to stop for SIGTERM now: this process's, or under several workers any
+        worker's, as the last distributed step told every worker alike.
+
+        Args:
+            distribution: the trainer's `distribute.Distribution`, or None.
+        """
+        if distribution is None or distribution.workers == 1:
+            return self.preempted
+        return bool(distribution.share_preempted(self.preempted))
+
     def raise_if_requested(self) -> None:
         if self.requested:
             self.requested = False
@@ -88,7 +107,15 @@ def warn_preempted(trainer: Any, checkpoint: str | None) -> None:
         saved = _NOT_SAVED
     else:
         saved = _SAVED.format(path=checkpoint, logs_dir=str(trainer.logs_dir))
+    where = ""
+    if trainer._distribution is not None and trainer._distribution.workers > 1:
+        signalled = trainer._interrupt.preempted
+        where = " by this worker" if signalled else " by another worker"
     message = _PREEMPTED.format(
-        iters=trainer.iters_fit, epoch=trainer.epoch, epochs=trainer.epochs, saved=saved
+        where=where,
+        iters=trainer.iters_fit,
+        epoch=trainer.epoch,
+        epochs=trainer.epochs,
+        saved=saved,
     )
     warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -278,7 +278,9 @@ class TrainGenerator(SettingsView, LoopStateView):
             while not (s.stage == FIT and not pending and self._run_done()):
                 if not pending:
                     self._interrupt.raise_if_requested()  # Ctrl-C lands here, never mid-step
-                    if self._interrupt.preempted:  # SIGTERM: checkpoint, then stop
+                    # SIGTERM: checkpoint, then stop. Under several workers, any worker's
+                    # SIGTERM, shared by the steps' all-reduce, so all stop at one iter.
+                    if self._interrupt.preempted_in_group(self._distribution):
                         return self._stop_preempted()
                 if s.stage == FIT:
                     self._fit_slice()  # get slice -> fit -> datagen.update_state()
