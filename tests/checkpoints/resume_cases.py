@@ -6,7 +6,8 @@ histories to OUT_FILE. KILL makes the process SIGKILL itself at one point:
 `iter:N` after fitting iter N, `step:N` while the train step of iter N runs (a timer
 thread kills the process about a millisecond into the step), `val:V:B` at validation
 batch B of validation V (0-based),
-`ckpt:N` in the middle of writing the N-th checkpoint of this process (1-based).
+`ckpt:N` in the middle of writing the N-th checkpoint of this process (1-based; with
+`async_checkpoints` in the background thread, while training goes on).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 import sys
 import warnings
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -85,7 +87,7 @@ class KillDuringStep:
 
 
 def mlp_case(
-    logs_dir: str, callbacks: list, steps_per_execution: int = 1, **options: str
+    logs_dir: str, callbacks: list, steps_per_execution: int = 1, **options: Any
 ) -> TrainGenerator:
     rng = np.random.default_rng(0)
     images = rng.random((64, 6, 6, 1), dtype=np.float32)
@@ -139,8 +141,14 @@ def mlp_skip_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     return mlp_case(logs_dir, callbacks, on_nonfinite="skip")
 
 
+def mlp_async_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    """The mlp case with checkpoints written in a background thread (async_checkpoints)."""
+    return mlp_case(logs_dir, callbacks, async_checkpoints=True)
+
+
 CASES = {
     "mlp": mlp_case, "lstm": lstm_case, "mlp-fused": mlp_fused_case, "mlp-skip": mlp_skip_case,
+    "mlp-async": mlp_async_case,
 }  # fmt: skip
 
 

@@ -32,8 +32,13 @@ CHAINS = {
     "mlp-fused": ["iter:6", "val:1:1", "ckpt:1", None],
     # mlp with a NaN sample whose slice on_nonfinite='skip' leaves out in every epoch.
     "mlp-skip": ["iter:6", "ckpt:1", None],
+    # mlp with async_checkpoints: killed in the middle of a background write (the 2nd of
+    # the process: the 1st is complete, as a write waits for the one before it), then
+    # after iter 9, while the write of iter 8 may still run; compared with the sync mlp.
+    "mlp-async": ["ckpt:2", "iter:9", None],
 }
-REFERENCE = {"mlp-fused": "mlp"}  # cases without their own uninterrupted reference
+# Cases without their own uninterrupted reference.
+REFERENCE = {"mlp-fused": "mlp", "mlp-async": "mlp"}
 
 
 def _run(case: str, logs_dir: str, out: str, kill: str | None, prefetch: int | None = None) -> int:

@@ -9,9 +9,11 @@ from typing import Any
 from trainkit._stable import short_name
 from trainkit.checkpoints.store import (
     CheckpointWriteError,
+    PendingCheckpoint,
+    begin_checkpoint,
     checkpoint_folders,
+    finish_checkpoint,
     prune_checkpoints,
-    write_checkpoint,
 )
 
 _RUN = re.compile(r"^M(\d+)__(.+)$")
@@ -122,9 +124,29 @@ class RunFolder:
         max_checkpoints: int,
     ) -> str:
         """Write a checkpoint (aside, then renamed into place) and prune old ones."""
-        path = write_checkpoint(
-            self.path, iters_fit=iters_fit, arrays=arrays, state=state, save_model=save_model
-        )
+        pending = self.begin(iters_fit, save_model)
+        return self.finish(pending, arrays, state, max_checkpoints)
+
+    def begin(self, iters_fit: int, save_model: Any) -> PendingCheckpoint:
+        """Start a checkpoint: its temporary folder, with `model.keras` saved into it.
+
+        Runs on the training thread (Keras' `model.save` reads the live variables).
+        """
+        return begin_checkpoint(self.path, iters_fit=iters_fit, save_model=save_model)
+
+    def finish(
+        self,
+        pending: PendingCheckpoint,
+        arrays: dict[str, Any],
+        state: dict[str, Any],
+        max_checkpoints: int,
+    ) -> str:
+        """Finish `pending` from the snapshot `arrays` and `state`, then prune old ones.
+
+        Touches no model: it may run in a background thread. The caller makes sure no
+        other checkpoint is begun or `best_is_next` called until it returns.
+        """
+        path = finish_checkpoint(pending, arrays=arrays, state=state)
         self.last_checkpoint = path
         if self._best_pending:
             self.best_checkpoint, self._best_pending = path, False

@@ -19,7 +19,9 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -129,6 +131,16 @@ def _next_name(run_dir: str, iters_fit: int) -> str:
     return f"{CHECKPOINT_PREFIX}{iters_fit:09d}-{counter}"
 
 
+@dataclass
+class PendingCheckpoint:
+    """A checkpoint begun by `begin_checkpoint`: its temporary folder and final path."""
+
+    run_dir: str
+    name: str
+    tmp: str
+    final: str
+
+
 def write_checkpoint(
     run_dir: str,
     *,
@@ -141,41 +153,79 @@ def write_checkpoint(
 
     Files are written into `.tmp-<name>`: the model, `arrays.npz`, `state.json`, then
     `manifest.json` (sizes and SHA-256 digests of the others); the folder is then renamed.
+    The same as `begin_checkpoint` followed by `finish_checkpoint`.
 
     Raises:
         CheckpointWriteError: anything failed while writing (a full disk, a file-size
             limit, a value JSON cannot store), naming the checkpoint and the cause; the
             `.tmp-*` folder is removed and the previous checkpoints are untouched.
     """
+    pending = begin_checkpoint(run_dir, iters_fit=iters_fit, save_model=save_model)
+    return finish_checkpoint(pending, arrays=arrays, state=state)
+
+
+def begin_checkpoint(
+    run_dir: str, *, iters_fit: int, save_model: Callable[[str], None] | None = None
+) -> PendingCheckpoint:
+    """Create the checkpoint's `.tmp-<name>` folder and save the model into it.
+
+    `save_model` (Keras' `model.save`) reads the model's live variables, so this runs
+    where nothing trains the model meanwhile: on the training thread.
+
+    Raises:
+        CheckpointWriteError: as `write_checkpoint`; nothing is left behind.
+    """
     name = _next_name(run_dir, iters_fit)
-    tmp = os.path.join(run_dir, f"{_TMP_PREFIX}{name}")
-    final = os.path.join(run_dir, name)
-    created = False
-    try:
-        os.makedirs(tmp)
-        created = True
+    pending = PendingCheckpoint(
+        run_dir, name, os.path.join(run_dir, f"{_TMP_PREFIX}{name}"), os.path.join(run_dir, name)
+    )
+    with _removed_on_error(pending, created=False):
+        os.makedirs(pending.tmp)
+    with _removed_on_error(pending, created=True):
         if save_model is not None:
-            save_model(os.path.join(tmp, MODEL_FILE))
-        _write_npz(os.path.join(tmp, ARRAYS_FILE), arrays)
-        _write_json(os.path.join(tmp, STATE_FILE), state)
-        _write_manifest(tmp, name)
-        _fsync_dir(tmp)
-        os.rename(tmp, final)
-        created = False
-        _fsync_dir(run_dir)
+            save_model(os.path.join(pending.tmp, MODEL_FILE))
+    return pending
+
+
+def finish_checkpoint(
+    pending: PendingCheckpoint, *, arrays: dict[str, np.ndarray], state: dict[str, Any]
+) -> str:
+    """Write `arrays.npz`, `state.json`, the manifest last, and rename the folder into place.
+
+    Reads only `arrays` and `state` (host copies), never the model: it may run in a
+    background thread while training goes on.
+
+    Raises:
+        CheckpointWriteError: as `write_checkpoint`; the `.tmp-*` folder is removed.
+    """
+    with _removed_on_error(pending, created=True):
+        _write_npz(os.path.join(pending.tmp, ARRAYS_FILE), arrays)
+        _write_json(os.path.join(pending.tmp, STATE_FILE), state)
+        _write_manifest(pending.tmp, pending.name)
+        _fsync_dir(pending.tmp)
+        os.rename(pending.tmp, pending.final)
+    with _removed_on_error(pending, created=False):  # renamed: nothing to remove
+        _fsync_dir(pending.run_dir)
+    return pending.final
+
+
+@contextmanager
+def _removed_on_error(pending: PendingCheckpoint, *, created: bool) -> Iterator[None]:
+    """Remove the temporary folder (if `created`) on any error; raise CheckpointWriteError."""
+    try:
+        yield
     except Exception as error:
         if created:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(pending.tmp, ignore_errors=True)
         cause = f"{type(error).__name__}: {error}"
         fix = _FIX_OS if isinstance(error, OSError) else _FIX_VALUE
         raise CheckpointWriteError(
-            _WRITE_FAILED.format(path=final, cause=cause, fix=fix)
+            _WRITE_FAILED.format(path=pending.final, cause=cause, fix=fix)
         ) from error
     except BaseException:  # KeyboardInterrupt, SystemExit: leave nothing half-written
         if created:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(pending.tmp, ignore_errors=True)
         raise
-    return final
 
 
 def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,9 +26,10 @@ from trainkit import checkpoints as store
 from trainkit.callbacks import Callback
 from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_state
 from trainkit.checkpoints.atomic import write_folder
+from trainkit.checkpoints.background import BackgroundWrite
 from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import safe_name
-from trainkit.checkpoints.store import dumps_state
+from trainkit.checkpoints.store import CheckpointWriteError, dumps_state
 from trainkit.training import health
 
 if TYPE_CHECKING:
@@ -91,6 +93,8 @@ class Checkpoints:
         self.iterations_offset = int(trainer.model.optimizer.iterations.numpy())
         # Stock Keras callbacks restored from a checkpoint, waiting for on_train_begin.
         self.resumed_keras_callbacks: list[Any] = []
+        self.pending: BackgroundWrite | None = None  # a checkpoint written in the background
+        self._holds = 0  # nested `writing` blocks: the outermost waits for `pending`
 
     # ------------------------------------------------------------------ saving
 
@@ -134,21 +138,62 @@ class Checkpoints:
             run_dir=self.run.path if self.run else str(self.trainer.best_models_dir),
         )
 
-    def save(self) -> str:
-        """Write a checkpoint into the run folder, prune old ones, notify callbacks."""
+    def save(self, background: bool = False) -> str:
+        """Write a checkpoint into the run folder, prune old ones, notify callbacks.
+
+        With `background` and the rare option `async_checkpoints`, the state is
+        snapshotted to host memory and `model.keras` saved here, on the training thread;
+        the rest is written by a background thread while training goes on (callbacks'
+        `on_save` runs once the write is waited for). Otherwise the checkpoint is
+        complete when this returns. Either way the previous background write is waited
+        for first (two writes never overlap) and its error raised here.
+
+        Returns:
+            The checkpoint's folder (being written, with `background`).
+
+        Raises:
+            CheckpointWriteError: this write failed, or the previous background one did.
+        """
         if self.run is None:
             raise ValueError(
                 "No run folder: pass `logs_dir` to TrainGenerator to write checkpoints."
             )
         with self.writing("checkpoint"):  # tg.checkpoint() between train() calls
+            self.wait()  # the run folder (best, last, names) as that write left it
             arrays, state = self.capture()
-            tg = self.trainer
+            tg, run = self.trainer, self.run
             self._check_weights(arrays, state, f"The checkpoint at iters_fit={tg.iters_fit}")
-            path = self.run.write(tg.iters_fit, arrays, state, tg.model.save, tg.max_checkpoints)
-            for callback in self.callbacks.callbacks:
-                if isinstance(callback, Callback):
-                    callback.on_save(path)
+            # Keras' model.save reads the live variables: on this thread, before the next
+            # step changes them. The background thread reads only the snapshot.
+            pending = run.begin(tg.iters_fit, tg.model.save)
+            max_checkpoints = tg.max_checkpoints
+            write = partial(run.finish, pending, arrays, state, max_checkpoints)
+            if background and self.settings.options["async_checkpoints"]:
+                self.pending = BackgroundWrite(pending.name, write)
+                return pending.final
+            path = write()
+            self._saved(path)
         return path
+
+    def wait(self) -> None:
+        """Wait for the background write, if any, and notify callbacks of its checkpoint.
+
+        Called before the next checkpoint, before a best model is written, and when
+        `train()` or `tg.checkpoint()` ends (preempted included), before the run folder's
+        lock is let go.
+
+        Raises:
+            CheckpointWriteError: the background write failed (naming the checkpoint);
+                raised once.
+        """
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            self._saved(pending.result())
+
+    def _saved(self, path: str) -> None:
+        for callback in self.callbacks.callbacks:
+            if isinstance(callback, Callback):
+                callback.on_save(path)
 
     def check_asked(self, unhealthy: str | None, pending: int) -> None:
         """`tg.checkpoint()` asked for a checkpoint: refuse where it would not be a good one.
@@ -191,16 +236,40 @@ class Checkpoints:
     def writing(self, action: str) -> Iterator[None]:
         """Hold the run folder's lock for the block (`train()`, `tg.checkpoint()`).
 
+        When the outermost block ends, a background write still running is waited for
+        before the lock is let go; its error is raised (or, when the block ends with
+        an exception of its own, warned about and noted on that exception).
+
         Raises:
             RunFolderLockedError: another trainer is writing the run folder.
             RunFolderChangedError: another trainer continued the run since this one
                 last held the lock.
+            CheckpointWriteError: a background write failed.
         """
         if self.lock is None:  # logs_dir=None: nothing is written
             yield
             return
         with self.lock.held(action):
-            yield
+            self._holds += 1
+            try:
+                yield
+            except BaseException as error:
+                if self._holds == 1:
+                    self._wait_noting(error)
+                raise
+            else:
+                if self._holds == 1:
+                    self.wait()
+            finally:
+                self._holds -= 1
+
+    def _wait_noting(self, error: BaseException) -> None:
+        """Wait for the background write while `error` ends the block: keep both errors."""
+        try:
+            self.wait()
+        except CheckpointWriteError as failed:
+            warnings.warn(str(failed), stacklevel=4)
+            error.add_note(str(failed))
 
     def save_best(self) -> str | None:
         """Save `model.keras` and `state.json` of a new best into `best_models_dir`.
@@ -214,6 +283,9 @@ class Checkpoints:
         """
         tg = self.trainer
         best_models_dir = self.best_models_dir or tg.best_models_dir
+        # The background write must not see `best_is_next` (it would mark its own,
+        # older checkpoint as the best) nor the run folder change under the best model.
+        self.wait()
         if best_models_dir is not None:  # before anything is written
             arrays, state = self.capture()  # may refuse callback state
             self._check_weights(arrays, state, f"The best model at iters_fit={tg.iters_fit}")

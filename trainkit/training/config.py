@@ -45,6 +45,9 @@ RARE_OPTIONS: dict[str, Any] = {
     # Check each slice's inputs, labels and sample weights for NaN/inf on the host before
     # it is fit (on_nonfinite 'raise', 'stop' or 'skip'); False leaves it to the loss.
     "check_finite_data": True,
+    # Write each checkpoint's arrays, state.json and manifest in a background thread while
+    # training continues (docs/checkpoints.md); the write is waited for before the next.
+    "async_checkpoints": False,
     # Validation and prediction (docs/validation.md):
     "predict_threshold": 0.5,  # binary decision threshold of thresholded val_metrics
     "dynamic_predict_threshold": False,  # tune the threshold on each validation
@@ -197,6 +200,7 @@ def check_rare_options(rare_options: dict[str, Any]) -> dict[str, Any]:
     check_bool("deterministic", options["deterministic"])
     check_bool("tensorboard", options["tensorboard"])
     check_bool("check_finite_data", options["check_finite_data"])
+    check_bool("async_checkpoints", options["async_checkpoints"])
     check_int("tensorboard_every", options["tensorboard_every"], minimum=1)
     return options
 

@@ -43,7 +43,7 @@ COMPARED = (
 )  # fmt: skip
 LOOP_CONTROL_OPTIONS = (
     "progress_every", "defer_interrupts", "plot_history_freq", "tensorboard", "tensorboard_every",
-    "introspect_freq", "check_finite_data",
+    "introspect_freq", "check_finite_data", "async_checkpoints",
 )  # fmt: skip
 # Compared settings that may change while the saved run has not validated yet.
 FIXABLE_BEFORE_VALIDATION = ("key_metric", "max_is_best")

@@ -149,7 +149,8 @@ class TrainGenerator(SettingsView, LoopStateView):
             `tensorboard_every` batches, default 10), `introspect_freq` (log gradient
             norms and weight health to `introspection.jsonl`, e.g. `{'iter': 100}`;
             docs/introspection.md), `deterministic=True` (TensorFlow op determinism),
-            `check_finite_data=False` (no host check of each slice for NaN/inf), and
+            `check_finite_data=False` (no host check of each slice for NaN/inf),
+            `async_checkpoints=True` (checkpoints written in the background), and
             for validation (docs/validation.md): `predict_threshold`,
             `dynamic_predict_threshold`, `loss_weighted_slices_range`,
             `pred_weighted_slices_range`, `best_subset_size`, `pad_val_batches`.
@@ -474,7 +475,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         return any(self._due(getattr(self, setting), unit, counter) for setting, _ in OUTPUTS)
 
     def _save_checkpoint(self) -> None:
-        self._checkpoints.save()
+        self._checkpoints.save(background=True)  # written aside with async_checkpoints
 
     def _draw_figures(self) -> None:
         figures.draw_history(self)
