@@ -43,6 +43,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights-out", default="", help="the chief saves final weights here")
     parser.add_argument("--slow", type=float, default=0.0, help="sleep after each batch (s)")
     parser.add_argument("--port-base", type=int, default=8888, help="Slurm: first task's port")
+    parser.add_argument(
+        "--preempted-exit", type=int, default=0, help="exit code after SIGTERM stopped the run"
+    )
     return parser.parse_args(argv)
 
 
@@ -133,8 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     if tg.epoch < tg.epochs and not tg.stop_training:
         # SIGTERM (on this worker or another): every worker checkpointed this same iter
         # and stops here, before any other collective. Start them all with --resume.
+        # A launcher that restarts only failed workers (a Kubernetes Job) needs a code of
+        # its own here, e.g. 75, so that every worker is started again with --resume.
         print(f"PREEMPTED {tg.iters_fit}", flush=True)
-        return
+        sys.exit(args.preempted_exit)
     # Each worker predicts its rows; every worker gets the whole generator's predictions.
     predicted = tg.predict(DataGenerator(data=x[:30], batch_size=12)).predictions
     print(f"PREDICT {len(predicted)} {float(np.sum(predicted)):.6f}", flush=True)
