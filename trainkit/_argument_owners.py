@@ -27,7 +27,7 @@ TRAIN_GENERATOR_ARGUMENTS = frozenset(
         "resume", "callbacks", "iter_verbosity", "model_configs", "model_base_name", "seed",
         "strategy", "steps_per_execution", "on_nonfinite", "progress_every",
         "defer_interrupts", "deterministic", "plot_history_freq", "tensorboard",
-        "check_finite_data",
+        "check_finite_data", "async_checkpoints",
         "tensorboard_every", "introspect_freq", "predict_threshold",
         "dynamic_predict_threshold", "loss_weighted_slices_range", "pred_weighted_slices_range",
         "best_subset_size", "pad_val_batches",
