@@ -8,6 +8,7 @@ NumPy RNG states, thread settings and the row counts of the run's logs (`state.j
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import shutil
@@ -166,11 +167,14 @@ class Checkpoints:
             # Keras' model.save reads the live variables: on this thread, before the next
             # step changes them. The background thread reads only the snapshot.
             pending = run.begin(tg.iters_fit, tg.model.save)
-            max_checkpoints = tg.max_checkpoints
-            write = partial(run.finish, pending, arrays, state, max_checkpoints)
             if background and self.settings.options["async_checkpoints"]:
+                # A state_dict() may hand out lists the loop goes on appending to (a
+                # preprocessor's, a callback's): the background thread gets its own copy.
+                state = copy.deepcopy(state)
+                write = partial(run.finish, pending, arrays, state, tg.max_checkpoints)
                 self.pending = BackgroundWrite(pending.name, write)
                 return pending.final
+            write = partial(run.finish, pending, arrays, state, tg.max_checkpoints)
             path = write()
             self._saved(path)
         return path
