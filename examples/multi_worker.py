@@ -167,7 +167,9 @@ def cluster_resolver(port_base: int = 8888):  # type: ignore[no-untyped-def]
         # GPU nodes: TensorFlow's defaults (GPUs shared out among a node's tasks)
         return resolvers.SlurmClusterResolver(port_base=port_base)
 
-    class CPUSlurmClusterResolver(resolvers.SlurmClusterResolver):
+    slurm: type = resolvers.SlurmClusterResolver
+
+    class CPUSlurmClusterResolver(slurm):  # type: ignore[valid-type,misc]
         def num_accelerators(self, task_type=None, task_id=None, config_proto=None):  # type: ignore[no-untyped-def]
             return {}
 
