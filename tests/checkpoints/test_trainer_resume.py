@@ -173,3 +173,12 @@ def test_checkpoint_on_demand_needs_logs_dir():
     tg = TrainGenerator(build_model(), *datagens(), iter_verbosity=0)
     with pytest.raises(ValueError, match="needs a run folder"):
         tg.checkpoint()
+
+
+def test_resume_given_an_offline_store_says_it_is_data_not_a_checkpoint(tmp_path):
+    from trainkit import write_store
+
+    folder = str(tmp_path / "store")
+    write_store(DataGenerator(data=X[:16], labels=Y[:16], batch_size=8), folder, chunk_size=1)
+    with pytest.raises(ValueError, match=r"is an offline store written by write_store"):
+        trainer(tmp_path / "logs", resume=folder)

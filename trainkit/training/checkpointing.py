@@ -9,8 +9,10 @@ NumPy RNG states, thread settings and the row counts of the run's logs (`state.j
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
 
 STATE_VERSION = 1
+_CHUNK = re.compile(r"chunk-\d+\.bin")  # an offline store's chunk files
 
 _UNSAVED_CALLBACK = (
     "The state of callback {name} is not saved in checkpoints (trainkit knows the state of "
@@ -548,6 +551,12 @@ def locate(
 
 
 def _resolve_path(path: str, clean: bool = True) -> Resumed:
+    if _is_offline_store(path):
+        raise ValueError(
+            f"resume={path!r} is an offline store written by write_store (data, not a "
+            "checkpoint). Serve it with DataGenerator(data_path=...), and pass resume=True "
+            f"or the path of a run or checkpoint folder. Received: resume={path!r}"
+        )
     if store.is_checkpoint_folder(path):
         run_dir = os.path.dirname(os.path.abspath(path))
         try:
@@ -563,6 +572,21 @@ def _resolve_path(path: str, clean: bool = True) -> Resumed:
         "run folder holding one. Pass resume=True to pick the newest run in logs_dir, or the "
         f"path of a run or checkpoint folder. Received: resume={path!r}"
     )
+
+
+def _is_offline_store(path: str) -> bool:
+    """A folder `write_store` wrote: chunk files, its progress file, or its manifest format."""
+    if not os.path.isdir(path):
+        return False
+    names = os.listdir(path)
+    if "progress.json" in names or any(_CHUNK.fullmatch(name) for name in names):
+        return True
+    try:
+        with open(os.path.join(path, store.MANIFEST_FILE), encoding="utf-8") as file:
+            manifest = json.load(file)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == "trainkit-offline-store"
 
 
 def _newest_intact(
