@@ -30,9 +30,10 @@ class BackgroundWrite:
         write: writes the checkpoint and returns its path.
 
     Example:
-        >>> pending = BackgroundWrite("ckpt-000000008-3", finish)
-        >>> ...  # training goes on
-        >>> path = pending.result()
+        >>> pending = BackgroundWrite("ckpt-000000008-3", lambda: "run/ckpt-000000008-3")
+        >>> # ... training goes on while the write runs ...
+        >>> pending.result()
+        'run/ckpt-000000008-3'
     """
 
     def __init__(self, name: str, write: Callable[[], str]):
