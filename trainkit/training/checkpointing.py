@@ -34,6 +34,7 @@ from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import safe_name
 from trainkit.checkpoints.store import CheckpointWriteError, dumps_state
 from trainkit.training import health
+from trainkit.training.validation import best_threshold
 
 if TYPE_CHECKING:
     from trainkit.training.callback_list import CallbackList
@@ -384,9 +385,10 @@ class Checkpoints:
         self.state.load_state_dict(state["trainer"])
         if not self.state.key_metric_history:  # nothing scored yet: key_metric may differ
             self.state.best_key_metric = -math.inf if tg.max_is_best else math.inf
-        thresholds = tg.val_history.get("predict_threshold")
-        if thresholds:  # a tuned threshold lives on until the next validation
-            tg.predict_threshold = thresholds[-1]
+        # The tuned threshold kept is the best model's, until a better validation.
+        best = best_threshold(tg.val_history, tg.key_metric_history, tg.best_key_metric)
+        if best is not None:
+            tg.predict_threshold = best
         self.iterations_offset = int(tg.model.optimizer.iterations.numpy()) - tg.iters_fit
         self._restore_callbacks(state["callbacks"], arrays, resumed.checkpoint)
         if truncate_logs:

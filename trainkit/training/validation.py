@@ -227,6 +227,11 @@ class Validation:
         if value > s.best_key_metric if max_is_best else value < s.best_key_metric:
             s.best_key_metric = value
             self.parts.on_new_best()
+        elif self.parts.options.dynamic_predict_threshold:
+            # Not a new best: the threshold kept is the best model's, not this one's.
+            best = best_threshold(s.val_history, s.key_metric_history, s.best_key_metric)
+            if best is not None:
+                self.trainer.predict_threshold = best
 
     def _evaluate_mode_logs(self) -> dict[str, float]:
         t, s, parts = self.trainer, self.parts.state, self.parts
@@ -253,6 +258,21 @@ class Validation:
                 )
             logs = {name: logs[name] for name in names}
         return logs
+
+
+def best_threshold(
+    val_history: dict[str, list[float]], key_metric_history: list[float], best_key_metric: float
+) -> float | None:
+    """The threshold tuned at the validation that set `best_key_metric` (the best model's).
+
+    None when no validation recorded one (no `dynamic_predict_threshold`, nothing scored).
+    Validations append one entry to each history, so the best one's index is shared.
+    """
+    thresholds = val_history.get("predict_threshold") or []
+    for index, value in enumerate(key_metric_history):
+        if value == best_key_metric and index < len(thresholds):
+            return float(thresholds[index])
+    return None
 
 
 def _check_key_in(key_metric: str, logs: dict[str, float]) -> None:
