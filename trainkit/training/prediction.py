@@ -20,7 +20,10 @@ With `pred_weighted_slices_range=(a, b)` the slices of each batch are combined i
 row per sample: `sum_i w_i p_i / sum_i w_i` with `w_i = np.linspace(a, b, S)[i]` over
 the batch's `S` slices (so `(1, 1)` is the plain mean). Combining needs every slice of
 a batch to hold the same samples with the same labels (as `TimeseriesPreprocessor`
-serves them); otherwise it raises ValueError.
+serves them); otherwise it raises ValueError. With `pred_weighted_slices_range='last'`
+each sample is scored on its batch's last slice only (for a series, the window that
+ends it): one row per sample, the earlier slices predicted (stateful layers see them)
+but not scored.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from trainkit.training.structure import (
 
 if TYPE_CHECKING:
     from trainkit.training.validation import ValidationParts
+
+LAST_SLICE = "last"  # pred_weighted_slices_range: score only each batch's last slice
 
 
 @dataclass
@@ -199,7 +204,7 @@ class PredictionCollector:
             labels, count, class_weights, slice_range, slice_idx, slices, served, self.names
         )
 
-    def result(self, combine_range: tuple[float, float] | None) -> Predictions:
+    def result(self, combine_range: tuple[float, float] | str | None) -> Predictions:
         if not self.slices:
             raise ValueError("The generator served no slices: nothing to predict on.")
         if combine_range is not None:
@@ -360,7 +365,7 @@ def _stack(slices: list[dict[str, Any]], weights_key: str, template: Any) -> Pre
 
 
 def _combine(
-    batches: list[list[dict[str, Any]]], weight_range: tuple[float, float], template: Any
+    batches: list[list[dict[str, Any]]], weight_range: tuple[float, float] | str, template: Any
 ) -> Predictions:
     combined = []
     for items in batches:
@@ -372,6 +377,9 @@ def _combine(
                     "but the slices of batch "
                     f"{first['set_name']!r} differ in their samples or labels."
                 )
+        if isinstance(weight_range, str):  # LAST_SLICE: the window that ends the series
+            combined.append(items[-1])
+            continue
         weights = [slice_weight(weight_range, i, len(items)) for i in range(len(items))]
 
         def mean(*parts: Any) -> np.ndarray:

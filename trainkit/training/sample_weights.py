@@ -88,18 +88,25 @@ def _check_table(name: str, value: Any, given: Any) -> dict[int, float]:
     return checked
 
 
-def check_weight_range(name: str, value: Any) -> tuple[float, float] | None:
-    """None, or a pair `(first, last)` of finite floats >= 0, not both 0."""
+def check_weight_range(name: str, value: Any) -> Any:
+    """None, or a pair `(first, last)` of finite floats >= 0, not both 0.
+
+    `pred_weighted_slices_range` also takes `'last'` (each sample scored on its batch's
+    last slice only, `prediction.LAST_SLICE`).
+    """
     if value is None:
         return None
+    if name == "pred_weighted_slices_range" and value == "last":
+        return "last"
     if (
         not isinstance(value, (tuple, list))
         or len(value) != 2
         or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
     ):
         raise TypeError(
-            f"`{name}` must be a pair (first, last) of weights, e.g. (0.5, 1.5), or None. "
-            f"Received: {name}={value!r}"
+            f"`{name}` must be a pair (first, last) of weights, e.g. (0.5, 1.5), "
+            + ("'last', " if name == "pred_weighted_slices_range" else "")
+            + f"or None. Received: {name}={value!r}"
         )
     first, last = float(value[0]), float(value[1])
     if not (np.isfinite(first) and np.isfinite(last)) or min(first, last) < 0 or first == last == 0:

@@ -268,7 +268,7 @@ class ValidationSettings:
     class_weights: AnyClassWeights | None = None
     val_class_weights: AnyClassWeights | None = None
     loss_weighted_slices_range: tuple[float, float] | None = None
-    pred_weighted_slices_range: tuple[float, float] | None = None
+    pred_weighted_slices_range: tuple[float, float] | str | None = None  # or 'last'
     best_subset_size: int | None = None
     predict_threshold: float = 0.5
     dynamic_predict_threshold: bool = False
