@@ -2,13 +2,20 @@
 
 Row counts go into every checkpoint, and a resume truncates the files to them, so a
 killed run leaves no duplicate rows. With `logs_dir=None` nothing is written.
+
+Each checkpoint also marks `metrics.csv` and `provenance.jsonl` (size and a digest of
+their end, `checkpoints.log_marks`): a resume warns, naming the file, when one lost rows
+the checkpoint covers (deleted, emptied, cut, changed), and refuses a log that is a
+symbolic link instead of reading through it.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
+from trainkit.checkpoints import log_marks
 from trainkit.reports import MetricsLog, ProvenanceLog
 
 if TYPE_CHECKING:
@@ -38,6 +45,7 @@ class RunLogs:
         self.tensorboard_every = tensorboard_every
         self._writer: Any = None
         self._truncate_to: int | None = None
+        self._resumed_mark: dict[str, Any] | None = None  # metrics.csv's until it reopens
         self._skips_unwritten: list[dict[str, Any]] = []  # rows before metrics.csv opens
         self._introspection: Any = None  # an IntrospectionLog once one is written
 
@@ -51,6 +59,7 @@ class RunLogs:
             self.metrics = MetricsLog(os.path.join(tg.run_dir, METRICS_FILE), names)
             if self._truncate_to is not None:
                 self.metrics.truncate(self._truncate_to)
+            self._resumed_mark = None
         return self.metrics
 
     def _row(self, tg: TrainGenerator, set_name: str) -> dict[str, Any]:
@@ -148,20 +157,34 @@ class RunLogs:
 
     # ------------------------------------------------------------------ resume
     def rows(self, tg: TrainGenerator) -> dict[str, int]:
-        """What to save in a checkpoint: CSV rows written and iters recorded."""
+        """What to save in a checkpoint: CSV rows written, iters recorded, the logs' marks."""
         if self.provenance is not None:
             self.provenance.flush()
-        return {
+        rows: dict[str, Any] = {
             # Not reopened since a resume: the rows kept are the ones the truncation keeps.
             "metrics_csv": self.metrics.row_count() if self.metrics else self._truncate_to or 0,
             "provenance_iters": tg.iters_fit,
             "provenance_skips": len(tg.skipped_slices),
         }
+        if tg.run_dir is not None:
+            metrics = self._resumed_mark  # the file still holds rows past it until reopened
+            if metrics is None:
+                metrics = log_marks.mark(os.path.join(tg.run_dir, METRICS_FILE))
+            rows["metrics_csv_mark"] = metrics
+            rows["provenance_mark"] = log_marks.mark(os.path.join(tg.run_dir, PROVENANCE_FILE))
+        return rows
 
-    def truncate(self, tg: TrainGenerator, rows: dict[str, int]) -> None:
-        """On resume: drop what a killed run wrote after the checkpoint."""
+    def truncate(self, tg: TrainGenerator, rows: dict[str, Any]) -> None:
+        """On resume: warn about rows lost before the checkpoint, drop those after it.
+
+        Raises:
+            LinkedLogError: a log is a symbolic link (never read through).
+        """
         if tg.run_dir is None:
             return
+        for name in (METRICS_FILE, PROVENANCE_FILE, "introspection.jsonl"):
+            log_marks.refuse_link(os.path.join(tg.run_dir, name))
+        lost = self._check_marks(tg.run_dir, rows)
         ProvenanceLog(os.path.join(tg.run_dir, PROVENANCE_FILE)).truncate(
             rows.get("provenance_iters", 0), rows.get("provenance_skips")
         )
@@ -174,10 +197,36 @@ class RunLogs:
         path = os.path.join(tg.run_dir, METRICS_FILE)
         if os.path.exists(path):
             count = rows.get("metrics_csv", 0)
-            if count == 0:
-                os.remove(path)
+            if count == 0 or (METRICS_FILE in lost and not _has_whole_line(path)):
+                os.remove(path)  # an emptied file starts again with its header
             else:
                 self._truncate_to = count  # applied when the log reopens (header checked then)
+                saved = rows.get("metrics_csv_mark")
+                self._resumed_mark = log_marks.mark(path) if METRICS_FILE in lost else saved
+
+    def _check_marks(self, run_dir: str, rows: dict[str, Any]) -> list[str]:
+        """Warn for each log that lost rows the checkpoint covers; return their names."""
+        lost = []
+        covered = {
+            METRICS_FILE: (rows.get("metrics_csv_mark"), f"{rows.get('metrics_csv', 0)} rows"),
+            PROVENANCE_FILE: (
+                rows.get("provenance_mark"),
+                f"iters 1-{rows.get('provenance_iters', 0)}",
+            ),
+        }
+        for name, (mark, what) in covered.items():
+            problem = log_marks.lost(os.path.join(run_dir, name), mark)
+            if problem is None:
+                continue
+            lost.append(name)
+            warnings.warn(
+                f"{os.path.join(run_dir, name)!r} {problem} since the checkpoint, which covers "
+                f"{what} of it: those rows are lost. Training resumes and appends after what is "
+                "left; to keep the log whole, stop, put the file back from a backup, and "
+                "resume again.",
+                stacklevel=6,
+            )
+        return lost
 
     def close(self) -> None:
         """At the end of each `train()`: flush, and let go of the metrics file."""
@@ -190,6 +239,11 @@ class RunLogs:
         if self._introspection is not None:
             self._introspection.close()
             self._introspection = None
+
+
+def _has_whole_line(path: str) -> bool:
+    with open(path, "rb") as file:
+        return b"\n" in file.read(1 << 16)
 
 
 def _val_names(tg: TrainGenerator) -> list[str]:
