@@ -11,6 +11,11 @@ link's target is never written. Any failure removes the temporary file and raise
 Files trainkit appends to (`metrics.csv`, `provenance.jsonl`) are opened with
 `O_NOFOLLOW`: a symlink in their place is refused instead of followed. `metrics.csv` is
 appended through `RecordFile`: kept open, one write per row, a failed write cut back.
+
+File modes, one rule for everything trainkit writes: files `0666` and folders `0777`,
+less the process's umask (as `open()` and `mkdir` create them), so `umask 022` gives
+`0644`/`0755` and `umask 077` gives `0600`/`0700`. `mkstemp`/`mkdtemp` create `0600`/`0700`
+whatever the umask; `file_mode()`/`folder_mode()` set what the rule asks before the rename.
 """
 
 from __future__ import annotations
@@ -36,6 +41,31 @@ _SYMLINK = (
 )
 
 
+def umask() -> int:
+    """The process's umask, read without changing it where the system allows
+    (`/proc/self/status`); otherwise set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode of a file trainkit writes: `0666` less the umask."""
+    return 0o666 & ~umask()
+
+
+def folder_mode() -> int:
+    """The mode of a folder trainkit writes: `0777` less the umask."""
+    return 0o777 & ~umask()
+
+
 def _temp_prefix(path: str) -> str:
     return f".{os.path.basename(path)}."
 
@@ -45,7 +75,8 @@ def atomic_file(path: str, mode: str = "w", *, durable: bool = False) -> Iterato
     """Open a fresh temporary file beside `path`; on success replace `path` with it.
 
     Use it for every whole-file rewrite in a run folder. The temporary file is created
-    exclusively (`tempfile.mkstemp`: `O_CREAT | O_EXCL`, mode 0600, a random name), so an
+    exclusively (`tempfile.mkstemp`: `O_CREAT | O_EXCL`, a random name; given `file_mode()`
+    before the replace), so an
     existing file or symlink is never opened; it is removed on any error.
 
     Args:
@@ -72,7 +103,7 @@ def atomic_file(path: str, mode: str = "w", *, durable: bool = False) -> Iterato
             file.flush()
             if durable:
                 os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run outputs are for people to read
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600 whatever the umask
         os.replace(tmp, path)
         tmp = None
     except CheckpointWriteError:
@@ -103,7 +134,7 @@ def open_append(path: str) -> IO[str]:
 def _append_descriptor(path: str) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
     try:
-        return os.open(path, flags, 0o644)
+        return os.open(path, flags, 0o666)  # less the umask, as open() creates files
     except OSError as error:
         if os.path.islink(path):
             raise CheckpointWriteError(_SYMLINK.format(path=path)) from error
@@ -180,7 +211,7 @@ def write_folder(path: str, fill: Callable[[str], None]) -> str:
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(path)[:80]}.")
         fill(tmp)
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, folder_mode())  # mkdtemp makes 0700 whatever the umask
         _swap_into_place(tmp, path)
         tmp = None
     except CheckpointWriteError:

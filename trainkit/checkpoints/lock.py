@@ -253,7 +253,7 @@ class RunLock:
 
 def _open_lock_file(path: str) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # less the umask
     except OSError as error:
         raise OSError(
             error.errno,
