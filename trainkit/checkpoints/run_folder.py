@@ -94,6 +94,19 @@ def find_resumable_run(logs_dir: str, model_base_name: str) -> str | None:
     return None
 
 
+def abandoned_runs(logs_dir: str, model_base_name: str) -> list[str]:
+    """Run folders of `model_base_name` without a checkpoint, newest last: runs stopped
+    before their first checkpoint (their partial logs, perhaps a `.tmp-ckpt-*`, left)."""
+    safe_base = _UNSAFE.sub("_", model_base_name)
+    found = []
+    for number, folder in _runs(logs_dir):
+        prefix = f"M{number}__{safe_base}"
+        path = os.path.join(logs_dir, folder)
+        if (folder == prefix or folder.startswith(prefix + "-")) and not checkpoint_folders(path):
+            found.append(path)
+    return found
+
+
 class RunFolder:
     """One run's folder: writes its checkpoints, prunes them, remembers best and last.
 

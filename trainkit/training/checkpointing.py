@@ -31,7 +31,7 @@ from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_sta
 from trainkit.checkpoints.atomic import write_folder
 from trainkit.checkpoints.background import BackgroundWrite
 from trainkit.checkpoints.lock import RunLock
-from trainkit.checkpoints.run_folder import safe_name
+from trainkit.checkpoints.run_folder import abandoned_runs, safe_name
 from trainkit.checkpoints.store import CheckpointWriteError, dumps_state
 from trainkit.training import health
 from trainkit.training.validation import best_threshold
@@ -542,6 +542,7 @@ def locate(
         return None
     if resume is True:
         run_dir = store.find_resumable_run(str(logs_dir), str(model_base_name))
+        _name_abandoned(str(logs_dir), str(model_base_name), run_dir)
         if run_dir is None:
             print(
                 f"trainkit: resume=True but {str(logs_dir)!r} holds no run of model_base_name="
@@ -550,6 +551,20 @@ def locate(
             return None
         return _newest_intact(run_dir, resume, stacklevel=4, clean=clean)
     return _resolve_path(str(resume), clean)
+
+
+def _name_abandoned(logs_dir: str, model_base_name: str, resumed: str | None) -> None:
+    """Say which run folders `resume=True` passes over: runs stopped before their first
+    checkpoint. They are left as they are (one may be a run still starting elsewhere)."""
+    for path in abandoned_runs(logs_dir, model_base_name):
+        leftovers = sorted(n for n in os.listdir(path) if n.startswith(".tmp-ckpt-"))
+        partial = f" and a half-written checkpoint {leftovers}" if leftovers else ""
+        print(
+            f"trainkit: {path!r} holds no checkpoint (a run stopped before its first one; "
+            f"partial logs{partial}): resume=True does not continue it"
+            + (f"; it continues {os.path.basename(resumed)!r}" if resumed else "; a new run starts")
+            + ". It is left in place: delete it if you do not need its logs."
+        )
 
 
 def _resolve_path(path: str, clean: bool = True) -> Resumed:
