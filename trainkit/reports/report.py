@@ -8,8 +8,11 @@ from typing import Any
 from matplotlib.figure import Figure  # no pyplot: never touches the user's backend
 
 from trainkit.checkpoints.atomic import atomic_file, write_text
+from trainkit.reports.history_plot import fit_width
 
 _WIDTH = 48  # characters per value column in the PNG
+_KEY_WIDTH = 30  # a longer key gets a line of its own, its value indented below it
+_TITLE_CHARS = 110  # per line of the PNG's title; a longer run name wraps
 
 
 def _format_value(value: Any) -> str:
@@ -33,13 +36,20 @@ def report_text(title: str, sections: dict[str, dict[str, Any]]) -> str:
 
 
 def _section_lines(section: str, items: dict[str, Any]) -> list[tuple[str, str]]:
-    """(style, text) lines of one section, values wrapped to the PNG's column width."""
+    """(style, text) lines of one section, values wrapped to the PNG's column width.
+
+    Keys are padded to the longest key up to `_KEY_WIDTH`; a longer key stands on a line
+    of its own, so no line runs into the next column.
+    """
     out = [("head", section)]
-    width = max((len(k) for k in items), default=0)
+    width = min(max((len(k) for k in items), default=0), _KEY_WIDTH)
     for key, value in items.items():
         wrapped = textwrap.wrap(_format_value(value), _WIDTH) or [""]
-        out.append(("body", f"{key:<{width}}  {wrapped[0]}"))
-        out += [("body", f"{'':<{width}}  {more}") for more in wrapped[1:]]
+        if len(key) > width:  # the key on its own line(s), its value indented below
+            out += [("body", line) for line in textwrap.wrap(key, width + 2 + _WIDTH)]
+        else:
+            out.append(("body", f"{key:<{width}}  {wrapped.pop(0)}"))
+        out += [("body", f"{'':<{width}}  {more}") for more in wrapped]
     out.append(("gap", ""))
     return out
 
@@ -69,11 +79,17 @@ def render_report(
         )
         target.extend(block)
     rows = max(len(columns[0]), len(columns[1]), 1)
-    fig = Figure(figsize=(13, 0.6 + 0.22 * rows))
-    fig.text(0.01, 1 - 0.3 / (0.6 + 0.22 * rows), title, fontsize=13, weight="bold", va="center")
+    title_lines = textwrap.wrap(title, _TITLE_CHARS) or [""]
+    head = 0.6 + 0.22 * (len(title_lines) - 1)  # inches above the columns
+    height = head + 0.22 * rows
+    fig = Figure(figsize=(13, height))
+    heading = fig.text(
+        0.01, 1 - head / 2 / height, "\n".join(title_lines), fontsize=13, weight="bold", va="center"
+    )
+    fit_width(fig, heading)
     for c, column in enumerate(columns):
         for r, (style, line) in enumerate(column):
-            y = 1 - (0.6 + 0.22 * (r + 0.5)) / (0.6 + 0.22 * rows)
+            y = 1 - (head + 0.22 * (r + 0.5)) / height
             fig.text(
                 0.01 + 0.5 * c,
                 y,

@@ -1,7 +1,8 @@
 """Progress display: counts, ETA, metrics and the `set_name` being fit.
 
-`iter_verbosity=0` prints nothing; `1` a line per batch (every `progress_every` batches)
-plus a line per validation and per epoch; `2` a line per slice too. On a terminal the
+`iter_verbosity=0` prints nothing (Keras' `verbose=0`); `'epoch'` a line per validation
+and per epoch (DeepTrain's quiet level, Keras' `verbose=2`); `1` a line per batch too
+(every `progress_every` batches); `2` a line per slice too. On a terminal the
 batch line is rewritten in place; when stdout is not a terminal (logs, CI) every line is
 its own, so logs are not flooded with carriage returns. A Jupyter notebook (an IPython
 kernel, as Keras' Progbar detects it) rewrites like a terminal. A rewritten line is
@@ -27,6 +28,9 @@ def _metrics(logs: dict[str, float]) -> str:
 
 
 _MAX_WIDTH = 200  # characters of a rewritten line
+# `iter_verbosity` as a level: 'epoch' sits between silence and a line per batch.
+_LEVELS = {0: 0, "epoch": 1, 1: 2, 2: 3}
+_EPOCH, _BATCH, _SLICE = 1, 2, 3
 
 
 def in_notebook() -> bool:
@@ -45,13 +49,22 @@ def can_rewrite(stream: Any) -> bool:
 
 
 class Progress:
-    def __init__(self, verbosity: int, every: int = 1):
+    def __init__(self, verbosity: int | str, every: int = 1):
         self.verbosity = verbosity
         self.every = every
         self.in_place = can_rewrite(sys.stdout)
         self._width = 0  # of the line now on screen that a rewrite replaces
         self._epoch_start: float | None = None
         self._epoch_batches = 0
+
+    @property
+    def verbosity(self) -> int | str:
+        """The `iter_verbosity` shown: 0, 'epoch', 1 or 2."""
+        return self._verbosity
+
+    @verbosity.setter
+    def verbosity(self, value: int | str) -> None:
+        self._verbosity, self._level = value, _LEVELS[value]
 
     def _eta(self, trainer: Any) -> str:
         done, total = trainer._state.batch_in_epoch, len(trainer.datagen)
@@ -62,7 +75,7 @@ class Progress:
 
     def iter_end(self, trainer: Any, logs: dict[str, float], record: Any = None) -> None:
         """One slice fit; `record` (a SliceRecord) says where it was in its batch."""
-        if self.verbosity >= 2:
+        if self._level >= _SLICE:
             source = record if record is not None else trainer.datagen
             where = f"slice {trainer._state.iter_in_batch}/{source.slices_per_batch}"
             self._print(f"  iter {trainer.iters_fit} {where} [{source.set_name}]", logs, done=True)
@@ -74,7 +87,7 @@ class Progress:
         if self._epoch_start is None:  # resumed mid-epoch: time from here
             self.epoch_begin()
         self._epoch_batches += 1
-        if self.verbosity >= 1 and trainer.batches_fit % self.every == 0:
+        if self._level >= _BATCH and trainer.batches_fit % self.every == 0:
             head = (
                 f"epoch {trainer.epoch + 1}/{trainer.epochs} "
                 f"batch {trainer._state.batch_in_epoch}/{len(trainer.datagen)} "
@@ -83,14 +96,14 @@ class Progress:
             self._print(head, logs)
 
     def val_end(self, trainer: Any, logs: dict[str, float]) -> None:
-        if self.verbosity >= 1:
+        if self._level >= _EPOCH:
             best = (
                 f"  * new best {trainer.key_metric}" if getattr(trainer, "_new_best", False) else ""
             )
             self._print(f"validation {trainer.times_validated}:", logs, done=True, tail=best)
 
     def epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
-        if self.verbosity >= 1:
+        if self._level >= _EPOCH:
             self._print(f"epoch {trainer.epoch}/{trainer.epochs} done:", logs, done=True)
 
     def _print(self, head: str, logs: dict[str, float], done: bool = False, tail: str = "") -> None:

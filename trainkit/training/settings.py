@@ -78,7 +78,7 @@ class TrainSettings:
     epochs: int
     val_freq: Frequency | None
     checkpoint_freq: Frequency | None
-    iter_verbosity: int
+    iter_verbosity: int | str
     max_checkpoints: int
     steps_per_execution: int
     on_nonfinite: str
@@ -143,7 +143,7 @@ def check_loop_control(name: str, value: Any) -> Any:
     if name == "max_checkpoints":
         return check_int("max_checkpoints", value, minimum=1)
     if name == "iter_verbosity":
-        return check_choice("iter_verbosity", value, (0, 1, 2))
+        return check_choice("iter_verbosity", value, (0, "epoch", 1, 2))
     if name == "steps_per_execution":
         return check_int("steps_per_execution", value, minimum=1)
     if name == "on_nonfinite":
@@ -354,7 +354,9 @@ class SettingsView:
     plot_history_freq = _setting(
         "plot_history_freq", "How often to redraw history.png and the report (assignable)."
     )
-    iter_verbosity = _setting("iter_verbosity", "0 silent, 1 per batch, 2 per slice too.")
+    iter_verbosity = _setting(
+        "iter_verbosity", "0 silent, 'epoch' a line per epoch, 1 per batch, 2 per slice too."
+    )
     max_checkpoints = _setting("max_checkpoints", "Checkpoints kept in the run folder.")
     steps_per_execution = _setting(
         "steps_per_execution", "Slices fit per compiled call (assignable)."
