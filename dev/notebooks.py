@@ -38,6 +38,15 @@ SMALL_VARIABLE = "TRAINKIT_EXAMPLES_SMALL"  # "1": each example uses its small s
 OUT_VARIABLE = "TRAINKIT_EXAMPLES_OUT"  # where an example writes its run folders
 FAILURES_FILE = "failures.json"  # execute_each's record of the notebooks that raised
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours of IPython's tracebacks
+# TensorFlow's start-up lines that TF_CPP_MIN_LOG_LEVEL=2 no longer silences (TF 2.16+ logs
+# them through absl before absl::InitializeLog, to the kernel's fd 2, which ipykernel
+# shows in the cell): absl's banner about it and INFO lines (`I0000 00:00:... file.cc:N]`,
+# such as "oneDNN custom operations are on"). Warnings (`W...`) and errors stay.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    r"STDERR|I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\] .*)\n?",
+    re.MULTILINE,
+)
 
 
 def scripts(examples: Path = EXAMPLES) -> list[Path]:
@@ -130,7 +139,9 @@ def execute(
     Each notebook runs in its own kernel (the Python running this module), with the
     working directory and `TRAINKIT_EXAMPLES_OUT` set to a fresh folder under `work_dir`
     (a temporary folder by default) so nothing is written into the checkout, and with
-    `TRAINKIT_EXAMPLES_SMALL=1` when `small`.
+    `TRAINKIT_EXAMPLES_SMALL=1` when `small`. TensorFlow's start-up INFO lines, which
+    `TF_CPP_MIN_LOG_LEVEL=2` does not silence, are dropped from the copies
+    (`drop_startup_noise`); its warnings and errors, and Python's, are kept.
 
     Args:
         paths: the `.ipynb` files to run.
@@ -160,6 +171,9 @@ def execute(
         run_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, OUT_VARIABLE: str(run_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
         env[SMALL_VARIABLE] = "1" if small else "0"
+        # ipykernel shows what is written to fd 2 (TensorFlow's C++ logs) in the cells, but
+        # not under pytest: run the tests' kernels as a reader's, so they see the same.
+        env.pop("PYTEST_CURRENT_TEST", None)
         notebook = nbformat.read(path, as_version=4)
         kernel = _kernel_manager(work_dir / "kernels")
         client = NotebookClient(
@@ -175,9 +189,30 @@ def execute(
             if kernel.has_kernel:
                 cpu = _cpu_seconds(getattr(kernel.provisioner, "pid", None))
                 kernel.shutdown_kernel(now=False)
+            drop_startup_noise(notebook)
             nbformat.write(notebook, out_dir / path.name)
             timings[path.name] = {"wall_s": time.perf_counter() - start, "kernel_cpu_s": cpu}
     return timings
+
+
+def drop_startup_noise(notebook: nbformat.NotebookNode) -> int:
+    """Remove TensorFlow's start-up INFO lines from the stderr outputs; returns how many.
+
+    A stderr output left empty is removed. Everything else a cell wrote stays.
+    """
+    dropped = 0
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stderr":
+                output.text, count = _STARTUP_NOISE.subn("", output.text)
+                dropped += count
+                if not output.text:
+                    continue
+            kept.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = kept
+    return dropped
 
 
 def execute_each(

@@ -96,3 +96,38 @@ def test_a_failing_notebook_fails_only_the_tests_that_read_it(notebooks_module, 
     with pytest.raises(pytest.fail.Exception, match="02_raises raised when it was executed"):
         read_executed(out_dir, "02_raises")
     assert (out_dir / "02_raises.ipynb").exists()  # the partly executed copy, for the site
+
+
+NOISE = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1796522192.369854   11197 port.cc:153] oneDNN custom operations are on. "
+    "To turn them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n"
+)
+KEPT = "W0000 00:00:1796522192.5   11197 op_kernel.cc:1857] a real TensorFlow warning\n"
+
+
+def test_tensorflows_startup_info_lines_are_dropped_and_warnings_kept(notebooks_module):
+    # As the kernel shows them: TensorFlow's lines (written to fd 2) among Python's stderr.
+    python_warning = "/tmp/ipykernel_1/1.py:5: UserWarning: a Python warning\n  warn()\n"
+    outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=NOISE),
+        nbformat.v4.new_output("stream", name="stdout", text="printed\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=NOISE + KEPT + python_warning),
+    ]
+    cell = nbformat.v4.new_code_cell("import tensorflow", outputs=outputs)
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+
+    assert notebooks_module.drop_startup_noise(notebook) == 4
+    assert [(o.name, o.text) for o in notebook.cells[0].outputs] == [
+        ("stdout", "printed\n"),
+        ("stderr", KEPT + python_warning),
+    ]
+
+
+def test_the_executed_examples_show_no_tensorflow_startup_lines(executed_notebooks):
+    from notebook_helpers import output_text
+
+    for path in sorted(executed_notebooks.glob("*.ipynb")):
+        text = output_text(nbformat.read(path, as_version=4))
+        assert "absl::InitializeLog" not in text, path.name
+        assert "oneDNN custom operations are on" not in text, path.name
