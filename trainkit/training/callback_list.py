@@ -63,11 +63,14 @@ def check_callbacks(callbacks: Any) -> list[Any]:
     return list(callbacks)
 
 
-def keras_verbose(iter_verbosity: int) -> int:
-    """Keras' `verbose` for a trainkit `iter_verbosity`: 0 silent, else 1 (a bar per batch).
+def keras_verbose(iter_verbosity: int | str) -> int:
+    """Keras' `verbose` for a trainkit `iter_verbosity`: 0 silent, 'epoch' 2 (a line per
+    epoch), else 1 (a bar per batch).
 
     Keras' `verbose=2` means *less* (one line per epoch), trainkit's 2 means more.
     """
+    if iter_verbosity == "epoch":
+        return 2
     return 1 if iter_verbosity else 0
 
 

@@ -80,7 +80,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             train and validation batch.
         input_as_labels: fit `x` as its own target (autoencoders).
         callbacks: `trainkit.callbacks.Callback` and `keras.callbacks.Callback` objects.
-        iter_verbosity: 0 silent, 1 a line per batch, 2 a line per slice too.
+        iter_verbosity: 0 silent, 'epoch' a line per epoch, 1 per batch, 2 per slice too.
         seed: seeds Python, NumPy and Keras (`keras.utils.set_random_seed`) at
             construction; build the model after it to make its weights reproducible.
         eval_fn: `'evaluate'` (sample-weighted means of the compiled metrics over
@@ -238,7 +238,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         max_checkpoints: int = 5,
         resume: bool | str = False,
         callbacks: list[Any] | None = None,
-        iter_verbosity: int = 1,
+        iter_verbosity: int | str = 1,
         model_configs: dict[str, Any] | None = None,
         model_base_name: str = "model",
         seed: int | None = None,
