@@ -166,6 +166,11 @@ def test_docstring_doctests_render_as_code_in_the_api_reference(site):
     assert ">>> dg = DataGenerator(" in unescape(re.sub(r"<[^>]+>", "", code))
 
 
+def test_the_api_reference_shows_no_internal_code_for_the_trainers_settings(site):
+    html = unescape((site / "api" / "training.html").read_text(encoding="utf-8"))
+    assert "reset_statefuls" in html and "_setting(" not in html
+
+
 @pytest.mark.parametrize("name", sorted(diagrams.DIAGRAMS))
 def test_each_committed_diagram_is_what_dev_diagrams_py_draws_and_is_on_a_page(site, name):
     committed = (ROOT / "docs" / "diagrams" / name).read_text(encoding="utf-8")
