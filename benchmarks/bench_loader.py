@@ -8,11 +8,17 @@ Two layouts of the same float32 samples (784 per sample, 128 per set):
   would also keep the whole file resident, which trainkit does not).
 
 Every runner reads one value per 4 KiB page of each batch, so mapped data is really read.
-Contenders: the DataGenerator (`get()` + `update_state()`, default preprocessor, prefetch
-0 and 2), `tf.data` (`from_generator`; `from_tensor_slices` on the memmap, which copies
-the whole array into a tensor when built, not timed), a `keras.utils.PyDataset` with two
-worker threads iterated through Keras' own adapter (what `model.fit` iterates), and
-DeepTrain-style reads (each set loaded whole, then sliced).
+Contenders: the DataGenerator (`get()` + `update_state()`, default preprocessor; the
+default `prefetch` (adaptive: a loop with no work between slices is served
+synchronously), `prefetch=0` and `prefetch=2` (always on the thread)), `tf.data`
+(`from_generator`; `from_tensor_slices` on the memmap, which copies the whole array into
+a tensor when built, not timed), a `keras.utils.PyDataset` with two worker threads
+iterated through Keras' own adapter (what `model.fit` iterates), and DeepTrain-style
+reads (each set loaded whole, then sliced).
+
+A third group gives the generator's own cost per slice: in-memory arrays (64,000 x 32
+float32, batch = set = 64), `get()` + `update_state()` against plain NumPy slicing of
+the same batches; the runner names carry the microseconds per slice.
 
 Run: `.venv/bin/python benchmarks/bench_loader.py [--quick]`
 """
@@ -20,6 +26,7 @@ Run: `.venv/bin/python benchmarks/bench_loader.py [--quick]`
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -34,6 +41,12 @@ from common import Row, interleaved_best, ratio_rows, table
 from trainkit import DataGenerator
 
 SET_SIZE, FEATURES, SETS = 128, 784, 64
+# The DataGenerators compared, by `prefetch` (None: the default).
+PREFETCHES = {
+    0: "DataGenerator prefetch=0",
+    None: "DataGenerator default prefetch",
+    2: "DataGenerator prefetch=2 (always ahead)",
+}
 
 
 def touch(batch: Any) -> float:
@@ -124,11 +137,10 @@ def directory_runners(paths: list[str], folder: str) -> dict[str, Callable[[], i
     dataset = tf.data.Dataset.from_generator(
         lambda: (np.load(p) for p in paths), output_signature=spec
     )
-    dgs = {n: DataGenerator(folder, batch_size=SET_SIZE, prefetch=n) for n in (0, 2)}
+    dgs = {n: DataGenerator(folder, batch_size=SET_SIZE, prefetch=n) for n in PREFETCHES}
     return {
         "bare np.load loop": bare,
-        "DataGenerator prefetch=0": lambda: datagen_epoch(dgs[0]),
-        "DataGenerator prefetch=2": lambda: datagen_epoch(dgs[2]),
+        **{name: functools.partial(datagen_epoch, dgs[n]) for n, name in PREFETCHES.items()},
         "tf.data from_generator(np.load)": lambda: walk(x.numpy() for x in dataset),
         "PyDataset workers=2 (Keras adapter)": py_dataset_epoch(lambda: Sets(workers=2)),
         "DeepTrain-style whole-set reads": deeptrain,
@@ -161,11 +173,10 @@ def file_runners(path: str) -> dict[str, Callable[[], int]]:
         lambda: slices(np.load(path, mmap_mode="r")), output_signature=spec
     )
     tensor_slices = tf.data.Dataset.from_tensor_slices(memmap).batch(SET_SIZE)
-    dgs = {n: DataGenerator(path, batch_size=SET_SIZE, prefetch=n) for n in (0, 2)}
+    dgs = {n: DataGenerator(path, batch_size=SET_SIZE, prefetch=n) for n in PREFETCHES}
     return {
         "bare slice loop (fresh map)": lambda: walk(slices(np.load(path, mmap_mode="r"))),
-        "DataGenerator prefetch=0": lambda: datagen_epoch(dgs[0]),
-        "DataGenerator prefetch=2": lambda: datagen_epoch(dgs[2]),
+        **{name: functools.partial(datagen_epoch, dgs[n]) for n, name in PREFETCHES.items()},
         "tf.data from_generator(memmap slices)": lambda: walk(x.numpy() for x in generator),
         "tf.data from_tensor_slices(memmap)": lambda: walk(x.numpy() for x in tensor_slices),
         "PyDataset workers=2 (Keras adapter)": py_dataset_epoch(lambda: Rows(workers=2)),
@@ -191,9 +202,44 @@ def rows(quick: bool) -> list[Row]:
             rates = interleaved_best(
                 {name: repeat(run, epochs_each) for name, run in runners.items()}, rounds
             )
-            targets = {"DataGenerator prefetch=0": target, "DataGenerator prefetch=2": target}
+            targets = {PREFETCHES[None]: target, PREFETCHES[0]: target}
             out += ratio_rows(bench, rates, baseline, "batches/s", targets)
-    return out
+    return out + per_slice_rows(rounds)
+
+
+def per_slice_rows(rounds: int) -> list[Row]:
+    """The generator's own cost per slice on in-memory arrays, against NumPy slicing."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64_000, 32), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+
+    def numpy_epoch() -> int:
+        count = 0
+        for start in range(0, len(x), 64):
+            x[start : start + 64], y[start : start + 64]
+            count += 1
+        return count
+
+    dgs = {n: DataGenerator(data=x, labels=y, batch_size=64, prefetch=n) for n in PREFETCHES}
+    runners = {"NumPy slicing": numpy_epoch}
+    runners.update(
+        {name: functools.partial(slices_epoch, dgs[n]) for n, name in PREFETCHES.items()}
+    )
+    rates = interleaved_best({name: repeat(run, 3) for name, run in runners.items()}, rounds)
+    named = {f"{name}: {1e6 / rate:.1f} µs/slice": rate for name, rate in rates.items()}
+    return ratio_rows(
+        "generator per slice (arrays, batch = set)", named, next(iter(named)), "slices/s"
+    )
+
+
+def slices_epoch(dg: DataGenerator) -> int:
+    count = 0
+    while not dg.all_data_exhausted:
+        dg.get()
+        dg.update_state()
+        count += 1
+    dg.on_epoch_end()
+    return count
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from trainkit._validation import describe
 from trainkit.data.preprocessors.base import (
     Preprocessor,
     check_initialized,
-    check_slice,
+    serve_slice,
     start_batch,
 )
 
@@ -211,8 +211,7 @@ def _process(pre: Preprocessor, batch: Any, labels: Any, key: tuple[int, ...]) -
     for global_seed in (1, 1, 2):
         np.random.seed(global_seed)
         random.seed(global_seed)
-        pre.set_rng_key(key)
-        results.append(_copy(check_slice(pre, pre.process(batch, labels))))
+        results.append(_copy(serve_slice(pre, batch, labels, key)))  # the generator's walk
     where = f"{type(pre).__name__}.process() at slice {key[-1]} called twice"
     _assert_same_or_fix(results[0], results[1], f"{where} (same global seeds)", _IMPURE_FIX)
     _assert_same_or_fix(results[0], results[2], f"{where} (other global seeds)", _GLOBAL_RANDOM_FIX)
@@ -275,8 +274,7 @@ def _resume_preprocessor(make, batch, labels, epochs, reference, cut) -> None:
                 fix = _state_fix(original, restored)
                 _finish(restored, batch, labels, epochs, epoch, reference[cut:], cut, fix)
                 return
-            original.set_rng_key((0, epoch, 0, original.slice_idx))
-            original.process(batch, labels)
+            serve_slice(original, batch, labels, (0, epoch, 0, original.slice_idx))
             original.update_state()
             position += 1
         original.reset_state()

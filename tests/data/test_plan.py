@@ -133,3 +133,41 @@ def test_a_short_last_set_stays_last_when_sets_are_shuffled():
         plan_names = names(sets, epoch, batch_size=4, shuffle="sets", seed=epoch)
         assert plan_names[-1] == "5"
         assert sorted(plan_names[:-1]) == ["1", "2", "3", "4"]
+
+
+def test_shuffled_sets_of_equal_size_move_the_last_set_too():
+    sets = sets_of(4, 4, 4, 4)
+    positions = {
+        names(sets, epoch, batch_size=4, shuffle="sets", seed=1).index("4") for epoch in range(8)
+    }
+    assert positions != {3}  # no short tail: the last set is shuffled like the others
+
+
+def test_drop_remainder_keeps_a_full_last_batch():
+    sets = sets_of(4, 4, 4)
+    plan = epoch_plan(sets, PlanSettings(batch_size=4, drop_remainder=True), 0)
+    assert [b.set_name for b in plan] == ["1", "2", "3"]
+    plan = epoch_plan(sets, PlanSettings(batch_size=6, drop_remainder=True), 0)
+    assert [b.size for b in plan] == [6, 6]
+    plan = epoch_plan(sets, PlanSettings(batch_size=6, shuffle="samples", drop_remainder=True), 0)
+    assert [b.size for b in plan] == [6, 6]
+
+
+def test_shards_of_a_short_last_batch_split_its_rows_between_them():
+    sets = sets_of(4, 4, 3)  # batches of 4, 4 and a short last one of 3 rows (8, 9, 10)
+    rows = [
+        [b.rows().tolist() for b in epoch_plan(sets, PlanSettings(batch_size=4, shard=(k, 2)), 0)]
+        for k in range(2)
+    ]
+    assert rows[0] == [[0, 1], [4, 5], [8]]
+    assert rows[1] == [[2, 3], [6, 7], [9, 10]]
+    three = [epoch_plan(sets, PlanSettings(batch_size=4, shard=(k, 3)), 0)[-1] for k in range(3)]
+    assert [b.rows().tolist() for b in three] == [[8], [9], [10]]
+    assert {b.set_name for b in three} == {"3"}
+    shuffled = [
+        epoch_plan(sets, PlanSettings(batch_size=4, shuffle="samples", seed=2, shard=(k, 2)), 0)
+        for k in range(2)
+    ]
+    last = epoch_plan(sets, PlanSettings(batch_size=4, shuffle="samples", seed=2), 0)[-1]
+    assert len(last.rows()) == 3
+    assert shuffled[0][-1].rows().tolist() + shuffled[1][-1].rows().tolist() == last.rows().tolist()

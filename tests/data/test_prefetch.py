@@ -97,7 +97,7 @@ def test_prefetch_serves_files_on_disk_like_the_synchronous_generator(tmp_path):
     assert_same_stream(walk(make(0)), walk(make(2)))
 
 
-def test_the_default_prefetches_two_slices_on_a_background_thread():
+def test_prefetch_computes_two_slices_ahead_on_a_background_thread():
     seen = []
 
     class Where(Preprocessor):
@@ -106,7 +106,9 @@ def test_the_default_prefetches_two_slices_on_a_background_thread():
             return batch, labels
 
     x, _ = series()
-    dg = DataGenerator(data=x, labels=np.arange(len(x)), batch_size=4, preprocessor=Where())
+    dg = DataGenerator(
+        data=x, labels=np.arange(len(x)), batch_size=4, preprocessor=Where(), prefetch=2
+    )
     assert dg.prefetch == 2
     dg.get()
     deadline = time.monotonic() + 10
@@ -117,6 +119,33 @@ def test_the_default_prefetches_two_slices_on_a_background_thread():
     assert [label for _, label in seen] == [0, 4, 8]
     assert {name for name, _ in seen} == {"trainkit-prefetch"}
     dg.close()
+
+
+def test_the_default_runs_ahead_only_while_the_loop_leaves_time_for_it():
+    threads = []
+
+    class Slow(Preprocessor):
+        def process(self, batch, labels):
+            threads.append(threading.current_thread().name)
+            time.sleep(0.002)  # a slice worth computing ahead
+            return batch, labels
+
+    x, y = series(n=160)
+    dg = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=Slow())
+    assert dg.prefetch == 2
+    for _ in range(12):  # a loop with no work between slices: served synchronously
+        dg.get()
+        dg.update_state()
+    assert set(threads) == {"MainThread"}
+    threads.clear()
+    for _ in range(20):  # a loop whose step takes a while: computed ahead, after a while
+        dg.get()
+        time.sleep(0.003)
+        dg.update_state()
+    assert threads.count("trainkit-prefetch") >= 8
+    fresh = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=Slow(), prefetch=0)
+    dg.load_state_dict(fresh.state_dict())  # back to the start: the same stream as prefetch=0
+    assert_same_stream(walk(fresh, epochs=2), walk(dg, epochs=2))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -281,8 +310,11 @@ def test_prefetch_workers_need_a_picklable_preprocessor_and_prefetch():
     x, y = series()
     with pytest.raises(TypeError, match=r"Unpicklable cannot be pickled.*prefetch_workers=0"):
         DataGenerator(data=x, labels=y, preprocessor=Unpicklable(), prefetch_workers=2)
-    with pytest.raises(ValueError, match=r"prefetch_workers .*needs prefetch >= 1"):
+    with pytest.raises(ValueError, match=r"needs prefetch >= prefetch_workers.*prefetch=0"):
         DataGenerator(data=x, labels=y, prefetch=0, prefetch_workers=1)
+    with pytest.raises(ValueError, match=r"prefetch=1, prefetch_workers=4"):
+        DataGenerator(data=x, labels=y, prefetch=1, prefetch_workers=4)
+    assert DataGenerator(data=x, labels=y, prefetch_workers=4).prefetch == 4  # the default
 
 
 def test_worker_processes_serve_the_same_stream_and_end_with_the_generator():

@@ -2,8 +2,9 @@
 
 `as_py_dataset(dg)` is a `keras.utils.PyDataset` and `as_tf_dataset(dg)` a
 `tf.data.Dataset`. Item `i` is the i-th slice of the epoch, computed from
-`(seed, epoch, i)` exactly as `DataGenerator.get()` computes it, on a deep copy of the
-preprocessor: Keras' peeks, read-ahead and workers never move the generator's cursor.
+`(seed, epoch, i)` with the generator's own slice walk (`trainkit.data.walk`), on a
+deep copy of the preprocessor: Keras' peeks, read-ahead and workers never move the
+generator's cursor.
 
 Limits: the views serve one epoch (`model.fit(view, epochs=3)` sees that epoch three
 times); exact resume after an interrupt is trainkit's loop's promise, not `model.fit`'s.
@@ -24,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainkit.data.plan import SLICE_STREAM, Batch
-from trainkit.data.preprocessors.base import check_slice, start_batch
+from trainkit.data.plan import Batch, slice_key
+from trainkit.data.preprocessors.base import serve_slice, start_batch
 from trainkit.data.sources import Source, gather
+from trainkit.data.walk import SliceWalk
 
 if TYPE_CHECKING:
     from trainkit.data.generator import DataGenerator
@@ -36,6 +38,13 @@ _UNKNOWN_LENGTH = (
     "slices per batch is only known by running update_state() batch by batch. Iterate "
     "the view (`for x, y in view`, or as_tf_dataset()), or define "
     "{name}.count_slices(sample_shape) to return the count."
+)
+
+
+_MISCOUNTED = (
+    "{name}.count_slices() said {count} slices per batch but {where} set "
+    "slices_per_batch={got}: make count_slices() return the count {where} sets, or None "
+    "(the view is then iterated, not indexed)."
 )
 
 
@@ -79,21 +88,32 @@ class EpochView:
         with self._lock:
             pre, x, y = self._load(batch_index)
             pre.slice_idx = slice_idx
-            pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, batch_index, slice_idx))
-            return _item(check_slice(pre, pre.process(x, y)))
+            key = slice_key(self.seed, self.epoch, batch_index, slice_idx)
+            item = serve_slice(pre, x, y, key)
+            if pre.slices_per_batch != self.slices_per_batch:
+                self._loaded = None
+                raise RuntimeError(
+                    _MISCOUNTED.format(
+                        name=type(pre).__name__,
+                        count=self.slices_per_batch,
+                        where="process()",
+                        got=pre.slices_per_batch,
+                    )
+                )
+            return _item(item)
 
     def __iter__(self) -> Iterator[Any]:
         """Every slice of the epoch in order, following the preprocessor's update_state()."""
-        pre = copy.deepcopy(self.preprocessor)
-        for batch_index, batch in enumerate(self.batches):
-            x, y = self._gather_both(batch)
-            start_batch(pre, x, y)
-            while True:
-                pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, batch_index, pre.slice_idx))
-                yield _item(check_slice(pre, pre.process(x, y)))
-                pre.update_state()
-                if pre.batch_exhausted:
-                    break
+        walk = SliceWalk(
+            copy.deepcopy(self.preprocessor), self.batches, self._gather_both,
+            seed=self.seed, epoch=self.epoch,
+        )  # fmt: skip
+        for step in walk:
+            if step.error is not None:
+                raise step.error
+            item = _item(step.result)
+            del step  # not held while the next batch is read
+            yield item
 
     def _load(self, batch_index: int) -> tuple[Any, Any, Any]:
         if self._loaded is not None and self._loaded[0] == batch_index:
@@ -103,10 +123,11 @@ class EpochView:
         start_batch(pre, x, y)
         if pre.slices_per_batch != self.slices_per_batch:
             raise RuntimeError(
-                f"{type(pre).__name__}.count_slices() said {self.slices_per_batch} slices per "
-                f"batch but on_batch_load() set slices_per_batch={pre.slices_per_batch}: make "
-                "count_slices() agree with on_batch_load(), or return None."
-            )
+                _MISCOUNTED.format(
+                    name=type(pre).__name__, count=self.slices_per_batch,
+                    where="on_batch_load()", got=pre.slices_per_batch,
+                )
+            )  # fmt: skip
         self._loaded = (batch_index, pre, x, y)
         return pre, x, y
 

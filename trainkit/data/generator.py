@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
-import warnings
-import weakref
+import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from trainkit._validation import check_bool, check_int, check_unknown_keys, describe
 from trainkit.data import prefetch as prefetch_lib
@@ -19,12 +19,15 @@ from trainkit.data.arguments import (
     check_shuffle,
     select_sets,
 )
-from trainkit.data.plan import SLICE_STREAM, Batch, PlanSettings, epoch_plan, store_plan
+from trainkit.data.plan import Batch, PlanSettings, epoch_plan, slice_key, store_plan
 from trainkit.data.preprocessors.base import (
     IdentityPreprocessor,
     Preprocessor,
+    begin_batch,
     check_initialized,
-    check_slice,
+    end_slice,
+    restore_counters,
+    serve_slice,
 )
 from trainkit.data.sources import gather, in_memory, open_sources
 from trainkit.data.sources.store import (
@@ -33,6 +36,7 @@ from trainkit.data.sources.store import (
     check_store_arguments,
     is_store,
 )
+from trainkit.data.walk import SliceWalk, Step
 
 # Keyword arguments beyond the documented signature, with their defaults.
 RARE_OPTIONS: dict[str, Any] = {
@@ -45,6 +49,54 @@ _EXHAUSTED = (
     "All data of epoch {epoch} has been served (all_data_exhausted=True). Call "
     "on_epoch_end() to start the next epoch, or iterate with `for x, y in datagen`."
 )
+_FIXED = (
+    "`{name}` changes what is served, so it is fixed when the DataGenerator is built (a "
+    "state dict is checked against it): build another one, DataGenerator(..., {argument}). "
+    "Received: {name}={value}"
+)
+_CURSOR = (
+    "`{name}` is part of the generator's cursor, which moves only as slices are served "
+    "(get(), update_state(), on_epoch_end()). To continue elsewhere, load a state dict: "
+    "dg.load_state_dict(state). Received: {name}={value}"
+)
+
+
+class Cursor(NamedTuple):
+    """Where a DataGenerator is, beside its preprocessor's counters; written in one place.
+
+    Attributes:
+        epoch: the epoch being served.
+        batch_index: the batch of the epoch plan being served, or due next.
+        exhausted: every slice of the epoch was served (`all_data_exhausted`).
+        pending: the preprocessor state saved with a mid-batch cursor, put back once the
+            batch is read again (`on_batch_load()` runs first); None otherwise.
+    """
+
+    epoch: int = 0
+    batch_index: int = 0
+    exhausted: bool = False
+    pending: dict[str, Any] | None = None
+
+
+def _fixed(name: str, doc: str, read: Any, argument: str | None = None) -> property:
+    """A data-affecting setting: readable, refused on assignment naming `argument`."""
+
+    def put(self: Any, value: Any) -> None:
+        argument_text = argument or f"{name}=..."
+        raise AttributeError(
+            _FIXED.format(name=name, argument=argument_text, value=describe(value))
+        )
+
+    return property(read, put, doc=doc)
+
+
+def _cursor_part(name: str, doc: str, read: Any) -> property:
+    """A part of the cursor: readable, refused on assignment (load a state dict instead)."""
+
+    def put(self: Any, value: Any) -> None:
+        raise AttributeError(_CURSOR.format(name=name, value=describe(value)))
+
+    return property(read, put, doc=doc)
 
 
 class DataGenerator:
@@ -87,13 +139,17 @@ class DataGenerator:
             within batches that combine several sets.
         loader, labels_loader: `loader(path, set_num) -> array` for other file formats.
         prefetch: slices computed ahead on a background thread, on a copy of the
-            preprocessor (0: synchronous). Default 2, or 0 when the preprocessor cannot be
-            deep-copied. What is served, in which order, the errors raised and
-            `state_dict()` are the same with any value. `close()` (or garbage collection,
-            or interpreter exit) stops the thread.
+            preprocessor (0: synchronous). Default: adaptive, up to 2 ahead while the
+            loop leaves time to compute them (a step that takes a while), synchronous
+            while it does not (0 when the preprocessor cannot be deep-copied). What is
+            served, in which order, the errors raised and `state_dict()` are the same
+            with any value. `close()` (or garbage collection, or interpreter exit) stops
+            the thread. Assigning `dg.prefetch = N` takes effect at the next `get()`.
         prefetch_workers: (rare option) worker processes that run `process()` for
             Python-heavy preprocessors (started with forkserver or spawn, never fork);
-            the preprocessor must pickle. Batches are still read on the thread.
+            the preprocessor must pickle, and the script that starts them needs an
+            `if __name__ == "__main__":` guard. `prefetch` must be at least this (default:
+            the larger of 2 and this). Batches are still read on the thread.
         shard: `(index, count)`: serve rows `[index*B/count, (index+1)*B/count)` of each
             global batch of `B = batch_size` rows, for data-parallel workers.
 
@@ -105,6 +161,10 @@ class DataGenerator:
     Warns:
         UserWarning: set files behind broken symbolic links, or sets without samples,
             are skipped (each named).
+
+    The data-affecting settings (`batch_size`, `shuffle`, `seed`, `drop_remainder`, ...)
+    and the cursor (`epoch`, `batch_index`, `all_data_exhausted`) are read-only
+    attributes: assigning one raises AttributeError saying what to do instead.
 
     Example:
         >>> dg = DataGenerator(data=x, labels=y, batch_size=32, shuffle=True, seed=1)
@@ -135,37 +195,36 @@ class DataGenerator:
         **rare_options: Any,
     ) -> None:
         check_unknown_keys("DataGenerator", rare_options, [*_PUBLIC_ARGS, *RARE_OPTIONS])
-        self.batch_size = check_int("batch_size", batch_size, minimum=1)
-        self.seed = check_seed(seed)
-        self.shuffle = check_shuffle(shuffle)
-        self.superbatch = check_bool("superbatch", superbatch)
-        prefetch_default = prefetch is None
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        seed = check_seed(seed)
+        shuffle_mode = check_shuffle(shuffle)
+        self._superbatch = check_bool("superbatch", superbatch)
         if prefetch is not None:
             check_int("prefetch", prefetch, minimum=0)
-        self.shard = check_shard(shard, self.batch_size)
-        self.options = {**RARE_OPTIONS, **rare_options}
+        shard = check_shard(shard, batch_size)
+        self._options = {**RARE_OPTIONS, **rare_options}
 
         self._store: StoreSource | None = None
         source: Any
         labels_source: Any
         if is_store(data_path):  # slices written by write_store, served as stored
             check_store_arguments(
-                data_path, self.shuffle, labels_path=labels_path, data=data, labels=labels,
+                data_path, shuffle_mode, labels_path=labels_path, data=data, labels=labels,
                 preprocessor=preprocessor, superbatch=superbatch, drop_remainder=drop_remainder,
                 shuffle_group_batches=shuffle_group_batches, loader=loader,
                 shuffle_group_samples=shuffle_group_samples, labels_loader=labels_loader,
-                shard=shard, data_key=self.options["data_key"],
-                labels_key=self.options["labels_key"],
+                shard=shard, data_key=self._options["data_key"],
+                labels_key=self._options["labels_key"],
             )  # fmt: skip
             self._store = StoreSource(data_path)
-            self.batch_size = self._store.batch_size
+            batch_size = self._store.batch_size
             preprocessor = StorePreprocessor(self._store.manifest["slices_per_batch"])
             source, labels_source = self._store, None
         else:
             source, labels_source = open_sources(
-                data_path, labels_path, data=data, labels=labels, set_size=self.batch_size,
+                data_path, labels_path, data=data, labels=labels, set_size=batch_size,
                 loader=loader, labels_loader=labels_loader,
-                data_key=self.options["data_key"], labels_key=self.options["labels_key"],
+                data_key=self._options["data_key"], labels_key=self._options["labels_key"],
             )  # fmt: skip
         if source is None:
             raise ValueError(
@@ -173,94 +232,144 @@ class DataGenerator:
                 "Received: data_path=None, data=None"
             )
         check_aligned(source, labels_source)
-        if self.superbatch:
+        if self._superbatch:
             source = in_memory(source)
             labels_source = None if labels_source is None else in_memory(labels_source)
-        self.source, self.labels_source = source, labels_source
+        self._source, self._labels_source = source, labels_source
 
-        self.preprocessor = IdentityPreprocessor() if preprocessor is None else preprocessor
-        check_initialized(self.preprocessor)
-        self.preprocessor.check_sample_shape(source.sample_shape)
-        self.prefetch = self._prefetch_depth(prefetch, prefetch_default)
-        self.prefetch_workers = check_int(
-            "prefetch_workers", self.options["prefetch_workers"], minimum=0
-        )
-        if self.prefetch_workers and not self.prefetch:
-            raise ValueError(
-                "prefetch_workers runs process() ahead of the loop, so it needs prefetch >= 1 "
-                "(how many slices are computed ahead; at least prefetch_workers to keep every "
-                f"worker busy). Received: prefetch={self.prefetch}, "
-                f"prefetch_workers={self.prefetch_workers}"
-            )
-        if self.prefetch_workers:
-            prefetch_lib.check_picklable(self.preprocessor, self.prefetch_workers)
+        self._preprocessor = IdentityPreprocessor() if preprocessor is None else preprocessor
+        check_initialized(self._preprocessor)
+        self._preprocessor.check_sample_shape(source.sample_shape)
+        self._workers = check_int("prefetch_workers", self._options["prefetch_workers"], minimum=0)
+        self._prefetch = self._prefetcher(prefetch)
 
         self._sets = select_sets(source, set_nums)
-        self.set_nums_original = [s.set_num for s in self._sets]
+        self._set_nums = [s.set_num for s in self._sets]
         self._settings = PlanSettings(
-            batch_size=self.batch_size,
-            seed=self.seed,
-            shuffle=self.shuffle,
+            batch_size=batch_size,
+            seed=seed,
+            shuffle=shuffle_mode,
             drop_remainder=check_bool("drop_remainder", drop_remainder),
             shuffle_group_batches=check_bool("shuffle_group_batches", shuffle_group_batches),
             shuffle_group_samples=check_bool("shuffle_group_samples", shuffle_group_samples),
-            shard=self.shard,
+            shard=shard,
         )
-        self.drop_remainder = self._settings.drop_remainder
-        self.shuffle_group_batches = self._settings.shuffle_group_batches
-        self.shuffle_group_samples = self._settings.shuffle_group_samples
-
-        self.epoch = 0
-        self.batch_index = 0
-        self.all_data_exhausted = False
+        self._cursor = Cursor()
         self._plan = self.plan(0)
         if not self._plan and not sum(s.size for s in self._sets):
             raise ValueError(
                 f"The selected sets of {source.description} hold no samples. "
                 "Select sets that hold samples with `set_nums=`, or fill the set files. "
-                f"Received: set_nums={describe(self.set_nums_original)}"
+                f"Received: set_nums={describe(self._set_nums)}"
             )
         if not self._plan:
             raise ValueError(
                 f"drop_remainder=True leaves no batch: the selected sets hold "
                 f"{sum(s.size for s in self._sets)} samples, fewer than "
-                f"batch_size={self.batch_size}. "
+                f"batch_size={batch_size}. "
                 "Use a smaller batch_size or drop_remainder=False."
             )
         self._batch: tuple[Any, Any] | None = None  # the loaded batch's arrays
-        self._slice: tuple[Any, Any] | None = None  # the current slice, kept for peeks
-        self._pending_preprocessor_state: dict[str, Any] | None = None
+        self._slice: tuple[Any, ...] | None = None  # the current slice, kept for peeks
         self._description: dict[str, Any] | None = None  # describe_slice() of a slice ahead
         self._source_prints: tuple[Any, Any] | None = None
-        # Prefetch: the producer (in a list the finalizer shares, so that closing does not
-        # need the generator), the slice it computed that is being served, and the pool.
-        self._ahead: list[prefetch_lib.Producer] = []
-        self._head: prefetch_lib.Ahead | None = None
-        self._pool: list[Any] = []
-        self._finalizer = weakref.finalize(self, _close, self._ahead, self._pool)
 
-    # ----------------------------------------------------------- state read by the trainer
+    # ------------------------------------------------------------------ settings (fixed)
+    batch_size = _fixed("batch_size", "Samples per batch.", lambda s: s._settings.batch_size)
+    seed = _fixed("seed", "The seed all randomness derives from.", lambda s: s._settings.seed)
+    shuffle = _fixed(
+        "shuffle", "None, 'sets' or 'samples': what is shuffled.", lambda s: s._settings.shuffle
+    )
+    drop_remainder = _fixed(
+        "drop_remainder", "Whether a short last batch is dropped.",
+        lambda s: s._settings.drop_remainder,
+    )  # fmt: skip
+    shuffle_group_batches = _fixed(
+        "shuffle_group_batches", "Whether the batches split from one set are shuffled.",
+        lambda s: s._settings.shuffle_group_batches,
+    )  # fmt: skip
+    shuffle_group_samples = _fixed(
+        "shuffle_group_samples", "Whether samples are shuffled within sets and batches.",
+        lambda s: s._settings.shuffle_group_samples,
+    )  # fmt: skip
+    shard = _fixed("shard", "`(index, count)` of a data-parallel worker, or None.",
+                   lambda s: s._settings.shard)  # fmt: skip
+    superbatch = _fixed("superbatch", "Whether every set is read into memory once.",
+                        lambda s: s._superbatch)  # fmt: skip
+    preprocessor = _fixed(
+        "preprocessor", "The Preprocessor that turns batches into slices.",
+        lambda s: s._preprocessor,
+    )  # fmt: skip
+    source = _fixed(
+        "source",
+        "Where the samples are read from.",
+        lambda s: s._source,
+        "data_path=... or data=...",
+    )
+    labels_source = _fixed(
+        "labels_source", "Where the labels are read from (None without labels).",
+        lambda s: s._labels_source, "labels_path=... or labels=...",
+    )  # fmt: skip
+    set_nums_original = _fixed(
+        "set_nums_original", "The sets served, in their order before any shuffle.",
+        lambda s: s._set_nums, "set_nums=...",
+    )  # fmt: skip
+    options = _fixed(
+        "options", "The rare options, with their defaults.", lambda s: s._options,
+        "data_key=..., labels_key=..., prefetch_workers=...",
+    )  # fmt: skip
+    prefetch_workers = _fixed(
+        "prefetch_workers", "Worker processes that run process() (0: none).", lambda s: s._workers
+    )
+
+    @property
+    def prefetch(self) -> int:
+        """Slices computed ahead at most (0: synchronous); assignable, from the next get().
+
+        Assign None for the default (adaptive) prefetch.
+        """
+        return self._prefetch.depth if self._prefetch is not None else 0
+
+    @prefetch.setter
+    def prefetch(self, value: int | None) -> None:
+        old = self._prefetch
+        depth = None if value is None else check_int("prefetch", value, minimum=0)
+        self._prefetch = self._prefetcher(depth)
+        if old is not None:
+            old.close()
+
+    # ------------------------------------------------------------------ the cursor (read)
+    epoch = _cursor_part("epoch", "The epoch being served.", lambda s: s._cursor.epoch)
+    batch_index = _cursor_part(
+        "batch_index", "The batch of the epoch plan served or due.",
+        lambda s: s._cursor.batch_index,
+    )  # fmt: skip
+    all_data_exhausted = _cursor_part(
+        "all_data_exhausted", "Every slice of the epoch was served; on_epoch_end() is due.",
+        lambda s: s._cursor.exhausted,
+    )  # fmt: skip
+
     @property
     def batch_loaded(self) -> bool:
-        return self.preprocessor.batch_loaded
+        return self._preprocessor.batch_loaded
 
     @property
     def batch_exhausted(self) -> bool:
-        return self.preprocessor.batch_exhausted
+        return self._preprocessor.batch_exhausted
 
     @property
     def slice_idx(self) -> int:
-        return self.preprocessor.slice_idx
+        return self._preprocessor.slice_idx
 
     @property
     def slices_per_batch(self) -> int:
-        return self.preprocessor.slices_per_batch
+        return self._preprocessor.slices_per_batch
 
     @property
     def current_batch(self) -> Batch:
         """The batch being served: the loaded one, else the last served, else the next."""
-        index = self.batch_index
-        if not self.preprocessor.batch_loaded and index > 0:
+        index = self._cursor.batch_index
+        if not self._preprocessor.batch_loaded and index > 0:
             index -= 1
         return self._plan[min(index, len(self._plan) - 1)]
 
@@ -276,18 +385,19 @@ class DataGenerator:
     @property
     def set_nums_to_process(self) -> list[str]:
         """Sets with samples not yet served this epoch, in the order they will be served."""
-        remaining = self._plan[self.batch_index :]
+        remaining = self._plan[self._cursor.batch_index :]
         return list(dict.fromkeys(num for batch in remaining for num in batch.set_nums))
 
     # ------------------------------------------------------------------ the protocol
     def plan(self, epoch: int) -> list[Batch]:
         """The ordered batches of `epoch` (set names and sample ranges); loads nothing."""
         epoch = check_int("epoch", epoch)
+        settings = self._settings
         if self._store is not None:
             return store_plan(
-                self._sets, self.seed, self.shuffle is not None, epoch, self._store.names
+                self._sets, settings.seed, settings.shuffle is not None, epoch, self._store.names
             )
-        return epoch_plan(self._sets, self._settings, epoch)
+        return epoch_plan(self._sets, settings, epoch)
 
     def __len__(self) -> int:
         """Number of batches per epoch."""
@@ -303,51 +413,46 @@ class DataGenerator:
         """
         if self._slice is not None:
             return self._slice
-        if self.all_data_exhausted:
-            raise RuntimeError(_EXHAUSTED.format(epoch=self.epoch))
-        if self.prefetch:
-            head = self._take_ahead()
+        cursor = self._cursor
+        if cursor.exhausted:
+            raise RuntimeError(_EXHAUSTED.format(epoch=cursor.epoch))
+        pre, prefetch = self._preprocessor, self._prefetch
+        if prefetch is not None:
+            arrived = time.perf_counter()
+            head = self._head()
             if head is not None:
-                try:
-                    self._slice = head.slice()
-                except BaseException:
-                    self._drop_ahead()  # a get() after the error computes the slice again
-                    raise
-                self._description = head.description
+                self._slice, self._description = prefetch.serve(pre, head)
+                prefetch.timed(arrived, head)
                 return self._slice
         x, y = self._loaded_batch()
-        pre = self.preprocessor
-        pre.set_rng_key((self.seed, SLICE_STREAM, self.epoch, self.batch_index, pre.slice_idx))
-        self._slice, self._description = check_slice(pre, pre.process(x, y)), None
+        key = slice_key(self._settings.seed, cursor.epoch, cursor.batch_index, pre.slice_idx)
+        self._slice, self._description = serve_slice(pre, x, y, key), None
+        if prefetch is not None:
+            prefetch.timed(arrived, None)
         return self._slice
 
     def update_state(self) -> None:
         """Advance one slice; after the last slice of the last batch, the epoch is exhausted."""
-        if self.all_data_exhausted:
-            raise RuntimeError(_EXHAUSTED.format(epoch=self.epoch))
-        if not (self.prefetch and self._take_ahead() is not None):
+        cursor = self._cursor
+        if cursor.exhausted:
+            raise RuntimeError(_EXHAUSTED.format(epoch=cursor.epoch))
+        prefetch = self._prefetch
+        if prefetch is not None and self._head() is not None:
+            prefetch.consume()  # the slice computed ahead
+        elif self._batch is None:
             self._loaded_batch()
-        pre = self.preprocessor
-        pre.update_state()
-        self._slice = self._head = self._description = None
-        if pre.batch_exhausted:
-            pre.batch_loaded = False
-            self._batch = None
-            self.batch_index += 1
-            self.all_data_exhausted = self.batch_index >= len(self._plan)
+        self._slice = self._description = None
+        if end_slice(self._preprocessor):  # the batch ended
+            index = cursor.batch_index + 1
+            self._move(Cursor(cursor.epoch, index, index >= len(self._plan)))
 
     def on_epoch_end(self) -> int:
         """Start the next epoch and return its number."""
-        self._drop_ahead()
-        self.epoch += 1
-        self.batch_index = 0
-        self.all_data_exhausted = False
-        self._batch = self._slice = None
-        self._pending_preprocessor_state = None
-        self.preprocessor.reset_state()
-        self.preprocessor.on_epoch_end(self.epoch)
-        self._plan = self.plan(self.epoch)
-        return self.epoch
+        epoch = self._cursor.epoch + 1
+        self._move(Cursor(epoch), jump=True)
+        self._preprocessor.reset_state()
+        self._preprocessor.on_epoch_end(epoch)
+        return epoch
 
     def describe_slice(self) -> dict[str, Any]:
         """What the preprocessor did for the current slice (window, crop offsets, ...).
@@ -357,7 +462,7 @@ class DataGenerator:
         """
         if self._description is not None:
             return self._description
-        return self.preprocessor.describe_slice()
+        return self._preprocessor.describe_slice()
 
     def close(self) -> None:
         """Stop the background prefetch and its worker processes (idempotent).
@@ -365,8 +470,8 @@ class DataGenerator:
         Also called on garbage collection and at interpreter exit. A closed generator
         can still serve: the prefetch starts again at the next `get()`.
         """
-        self._drop_ahead()
-        _close([], self._pool)
+        if self._prefetch is not None:
+            self._prefetch.close()
 
     def __enter__(self) -> DataGenerator:
         return self
@@ -376,148 +481,122 @@ class DataGenerator:
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         """Walk the remaining slices of the current epoch (or the next, if this one is done)."""
-        if self.all_data_exhausted:
+        if self._cursor.exhausted:
             self.on_epoch_end()
-        while not self.all_data_exhausted:
+        while not self._cursor.exhausted:
             item = self.get()
             self.update_state()
             yield item
 
+    # ------------------------------------------------------------------ the cursor (write)
+    def _move(
+        self, cursor: Cursor, batch: tuple[Any, Any] | None = None, *, jump: bool = False
+    ) -> None:
+        """The only writer of the cursor; what was kept for the old one is dropped.
+
+        Args:
+            cursor: where the generator is now.
+            batch: the arrays of the batch just begun at `cursor` (None: none is loaded).
+            jump: not the next step of the walk (another epoch, a loaded state): what
+                prefetch computed ahead is dropped too.
+        """
+        if jump and self._prefetch is not None:
+            self._prefetch.drop()
+        if cursor.epoch != self._cursor.epoch:
+            self._plan = self.plan(cursor.epoch)
+        self._cursor, self._batch = cursor, batch
+        self._slice = self._description = None
+
     def _loaded_batch(self) -> tuple[Any, Any]:
         if self._batch is None:
-            batch = _gather_pair(self.source, self.labels_source, self._plan[self.batch_index])
-            prefetch_lib.begin_batch(self.preprocessor, *batch, self._pending_preprocessor_state)
-            self._batch, self._pending_preprocessor_state = batch, None
+            batch = self._plan[self._cursor.batch_index]
+            self._begin(_gather_pair(self._source, self._labels_source, batch))
+        assert self._batch is not None
         return self._batch
 
+    def _begin(self, batch: tuple[Any, Any]) -> None:
+        """Begin the batch due at the cursor on the user's preprocessor (restoring if due)."""
+        cursor = self._cursor
+        begin_batch(self._preprocessor, *batch, cursor.pending)
+        if cursor.pending is not None:  # put back now: the batch is read again
+            cursor = Cursor(cursor.epoch, cursor.batch_index, cursor.exhausted)
+        self._move(cursor, batch)
+
+    def _head(self) -> Step | None:
+        """The slice computed ahead for the cursor, its batch begun; None to serve here."""
+        prefetch = self._prefetch
+        if prefetch is None or not (prefetch.running_ahead or prefetch.head):
+            return None
+        loaded = self._batch is not None
+        pre, index = self._preprocessor, self._cursor.batch_index
+        return prefetch.take(pre, index, loaded, self._walk_here, self._begin)
+
+    def _walk_here(self) -> SliceWalk:
+        """A walk from the cursor on a copy of the preprocessor (what prefetch runs)."""
+        assert self._prefetch is not None
+        cursor = self._cursor
+        return SliceWalk(
+            copy.deepcopy(self._preprocessor),
+            self._plan,
+            functools.partial(_gather_pair, self._source, self._labels_source),
+            seed=self._settings.seed,
+            epoch=cursor.epoch,
+            batch_index=cursor.batch_index,
+            loaded=self._batch,
+            pending=cursor.pending,
+            pool=self._prefetch.pool(),
+            negotiation=self._prefetch.negotiation,
+            record=True,
+        )
+
     # ------------------------------------------------------------------ prefetch
-    def _prefetch_depth(self, prefetch: int | None, default: bool) -> int:
-        if default:
+    def _prefetcher(self, prefetch: int | None) -> prefetch_lib.Prefetcher | None:
+        """The consumer side of prefetch for `prefetch` (None: the default), or None."""
+        workers, pre = self._workers, self._preprocessor
+        adaptive = prefetch is None and not workers
+        if prefetch is None:
             # The default runs ahead on a copy only where a copy can be made.
-            copyable = prefetch_lib.check_copyable(self.preprocessor) is None
-            return prefetch_lib.DEFAULT_PREFETCH if copyable else 0
-        assert prefetch is not None
-        if prefetch:
-            why = prefetch_lib.check_copyable(self.preprocessor)
+            copyable = prefetch_lib.check_copyable(pre) is None
+            prefetch = max(prefetch_lib.DEFAULT_PREFETCH, workers) if copyable else 0
+        elif prefetch:
+            why = prefetch_lib.check_copyable(pre)
             if why is not None:
-                name = type(self.preprocessor).__name__
+                name = type(pre).__name__
                 raise TypeError(
                     f"prefetch={prefetch} computes slices ahead on a copy of the preprocessor, "
                     f"but {name} cannot be deep-copied ({why}). Make its attributes "
                     "copyable (or define __deepcopy__), or serve synchronously: prefetch=0."
                 )
-        return prefetch
-
-    def _take_ahead(self) -> prefetch_lib.Ahead | None:
-        """The slice computed ahead for the cursor, its batch begun; None to serve in sync.
-
-        The slice is taken only if the copy that computed it had the counters and state the
-        user's preprocessor has now; otherwise what was computed ahead is dropped and the
-        generator serves synchronously from here on, with a warning naming what differed.
-        """
-        if self._head is not None:
-            return self._head
-        fresh = not self._ahead
-        if fresh:
-            self._start_ahead()
-        try:
-            head = self._ahead[0].next()
-        except BaseException:  # Ctrl-C while waiting: start afresh at the next get()
-            self._drop_ahead()
-            raise
-        why = self._mismatch(head)
-        if why is not None:
-            if fresh:  # a producer started at this cursor always agrees; serve this in sync
-                self._drop_ahead()
-            else:
-                self._diverged(why)
-            return None
-        assert head is not None
-        if head.error is not None:
-            # Computed again here, synchronously: the same error is raised, from the same
-            # state as without prefetch (on_batch_load run, the batch loaded), and a
-            # transient failure (a disk hiccup) gets its retry.
-            self._drop_ahead()
-            return None
-        pre = self.preprocessor
-        if self._batch is None:
-            assert head.batch is not None
-            prefetch_lib.begin_batch(pre, *head.batch, self._pending_preprocessor_state)
-            self._batch, self._pending_preprocessor_state = head.batch, None
-        if not prefetch_lib.same(prefetch_lib.counters(pre), head.before):
-            self._diverged(
-                f"its counters or state_dict() before slice {head.slice_idx} of batch "
-                f"{head.batch_index} differ from those of the copy that computed it ahead"
+        if workers and prefetch < workers:
+            raise ValueError(
+                "prefetch_workers runs process() ahead of the loop, so it needs prefetch >= "
+                "prefetch_workers (how many slices are computed ahead: at least one per "
+                f"worker to keep every worker busy). Received: prefetch={prefetch}, "
+                f"prefetch_workers={workers}"
             )
+        if workers:
+            prefetch_lib.check_picklable(pre, workers)
+        if not prefetch:
             return None
-        self._head = head
-        # Room for one more ahead now, not after update_state(): the thread then works
-        # while this slice's step runs in TensorFlow (which releases the GIL), rather
-        # than competing with the loop's Python bookkeeping after it.
-        self._ahead[0].taken()
-        return head
-
-    def _mismatch(self, head: prefetch_lib.Ahead | None) -> str | None:
-        if head is None:
-            return "the producer ended"
-        if head.batch_index != self.batch_index:
-            return f"batch {head.batch_index} computed ahead, batch {self.batch_index} due"
-        if (head.batch is None) != (self._batch is not None) and head.error is None:
-            return "the batch was loaded on one side only"
-        if self._batch is not None and head.slice_idx != self.preprocessor.slice_idx:
-            return f"slice {head.slice_idx} computed ahead, slice {self.slice_idx} due"
-        return None
-
-    def _diverged(self, why: str) -> None:
-        name = type(self.preprocessor).__name__
-        warnings.warn(
-            f"prefetch stopped for this DataGenerator (epoch {self.epoch}, batch "
-            f"{self.batch_index}): {name} diverged from the copy that runs ahead: {why}. The "
-            "slice is computed here and the rest is served synchronously (what is served is "
-            f"unchanged). Keep on_batch_load() and update_state() of {name} deterministic and "
-            "do not change the preprocessor while an epoch is served, or pass prefetch=0.",
-            UserWarning,
-            stacklevel=4,
-        )
-        self._drop_ahead()
-        self.prefetch = 0
-
-    def _start_ahead(self) -> None:
-        if self.prefetch_workers and not self._pool:
-            self._pool.append(prefetch_lib.worker_pool(self.prefetch_workers))
-        self._ahead.append(
-            prefetch_lib.Producer(
-                self.preprocessor,
-                self._plan,
-                self.batch_index,
-                functools.partial(_gather_pair, self.source, self.labels_source),
-                loaded=self._batch,
-                pending=self._pending_preprocessor_state,
-                key=(self.seed, self.epoch),
-                depth=self.prefetch,
-                pool=self._pool[0] if self._pool else None,
-            )
-        )
-
-    def _drop_ahead(self) -> None:
-        self._head = None
-        _close(self._ahead, [])
+        return prefetch_lib.Prefetcher(prefetch, workers, adaptive=adaptive)
 
     def _set_shard(self, shard: tuple[int, int] | None) -> None:
         """Serve worker `index`'s rows of every global batch (a trainer's multi-worker setup).
 
         Only before the generator has served anything: the plan changes with the shard.
         """
-        if self.preprocessor.batch_loaded or self.batch_index or self.epoch:
+        cursor = self._cursor
+        if self._preprocessor.batch_loaded or cursor.batch_index or cursor.epoch:
             raise RuntimeError(
                 "The shard of a DataGenerator can only be set before it serves its first "
-                f"slice; this one is at epoch {self.epoch}, batch {self.batch_index}. Pass "
-                "`shard=` when building it, or hand the trainer a fresh generator."
+                f"slice; this one is at epoch {cursor.epoch}, batch {cursor.batch_index}. "
+                "Pass `shard=` when building it, or hand the trainer a fresh generator."
             )
-        self._drop_ahead()
-        self.shard = check_shard(shard, self.batch_size)
-        self._settings = dataclasses.replace(self._settings, shard=self.shard)
-        self._plan = self.plan(self.epoch)
+        self._settings = dataclasses.replace(
+            self._settings, shard=check_shard(shard, self._settings.batch_size)
+        )
+        self._plan = self.plan(cursor.epoch)
+        self._move(Cursor(cursor.epoch), jump=True)
 
     # ------------------------------------------------------------------ state dicts
     def fingerprint(self) -> dict[str, Any]:
@@ -529,8 +608,8 @@ class DataGenerator:
         settings = self._settings
         if self._source_prints is None:  # the sources do not change; taken once
             self._source_prints = (
-                state_lib.source_print(self.source),
-                state_lib.source_print(self.labels_source),
+                state_lib.source_print(self._source),
+                state_lib.source_print(self._labels_source),
             )
         return {
             "data": self._source_prints[0],
@@ -541,19 +620,19 @@ class DataGenerator:
             "shuffle_group_batches": settings.shuffle_group_batches,
             "shuffle_group_samples": settings.shuffle_group_samples,
             "drop_remainder": settings.drop_remainder,
-            "set_nums": state_lib.compact(self.set_nums_original),
-            "preprocessor": self.preprocessor.get_config(),
+            "set_nums": state_lib.compact(self._set_nums),
+            "preprocessor": self._preprocessor.get_config(),
             "shard_count": settings.shard[1] if settings.shard else None,
         }
 
     def state_dict(self) -> dict[str, Any]:
         """The cursor and the preprocessor's state, JSON-serializable and small."""
-        pre = self.preprocessor
+        pre, cursor = self._preprocessor, self._cursor
         return {
             "version": state_lib.STATE_VERSION,
-            "epoch": self.epoch,
-            "batch_index": self.batch_index,
-            "all_data_exhausted": self.all_data_exhausted,
+            "epoch": cursor.epoch,
+            "batch_index": cursor.batch_index,
+            "all_data_exhausted": cursor.exhausted,
             "batch_loaded": pre.batch_loaded,
             "batch_exhausted": pre.batch_exhausted,
             "slice_idx": pre.slice_idx,
@@ -570,22 +649,22 @@ class DataGenerator:
                 message names what differs.
         """
         state_lib.check_loadable(state, self.fingerprint())
-        self._drop_ahead()
-        pre = self.preprocessor
+        pre = self._preprocessor
         pre.reset_state()
-        self.epoch = state["epoch"]
-        self._plan = self.plan(self.epoch)
-        self.batch_index = state["batch_index"]
-        self.all_data_exhausted = state["all_data_exhausted"]
-        self._batch = self._slice = self._description = None
-        pre.batch_loaded = state["batch_loaded"]
-        pre.batch_exhausted = state["batch_exhausted"]
-        pre.slice_idx = state["slice_idx"]
-        pre.slices_per_batch = state["slices_per_batch"]
+        restore_counters(
+            pre, state["batch_loaded"], state["batch_exhausted"], state["slice_idx"],
+            state["slices_per_batch"],
+        )  # fmt: skip
         pre.load_state_dict(state["preprocessor"])
         # Mid-batch, the batch is re-read at the next get(): on_batch_load() runs again and
         # this state is loaded once more after it, so the saved state wins.
-        self._pending_preprocessor_state = state["preprocessor"]
+        self._move(
+            Cursor(
+                state["epoch"], state["batch_index"], state["all_data_exhausted"],
+                pending=state["preprocessor"],
+            ),
+            jump=True,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ adapters
     def as_py_dataset(self, epoch: int | None = None, **kwargs: Any) -> Any:
@@ -611,14 +690,6 @@ class DataGenerator:
 
 def _gather_pair(source: Any, labels_source: Any, batch: Batch) -> tuple[Any, Any]:
     return gather(source, batch), gather(labels_source, batch)
-
-
-def _close(producers: list[prefetch_lib.Producer], pools: list[Any]) -> None:
-    """Stop `producers` and shut `pools` down, emptying both lists (also a finalizer)."""
-    while producers:
-        producers.pop().close()
-    while pools:
-        pools.pop().shutdown(wait=True, cancel_futures=True)
 
 
 _PUBLIC_ARGS = [

@@ -126,6 +126,11 @@ def rng_for(seed: int, tag: int, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, tag, *keys])
 
 
+def slice_key(seed: int, epoch: int, batch_index: int, slice_idx: int) -> tuple[int, ...]:
+    """The rng key of one slice: whoever computes the slice, it draws the same numbers."""
+    return (seed, SLICE_STREAM, epoch, batch_index, slice_idx)
+
+
 def epoch_plan(sets: list[SetInfo], settings: PlanSettings, epoch: int) -> list[Batch]:
     """The ordered batches of `epoch`. Pure: same inputs, same plan."""
     if settings.shuffle == "samples":

@@ -109,9 +109,12 @@ def write_store(
     count = -(-len(plan) // chunk_size)
     done = {k for k in range(count) if os.path.exists(os.path.join(folder, chunk_name(k)))}
     bar = _Bar(count, len(done)) if progress else None
-    pool = prefetch_lib.worker_pool(workers) if workers > 1 and len(done) < count else None
+    owner = f"write_store(..., workers={workers})"  # what worker_pool's errors name
+    pool = prefetch_lib.worker_pool(workers, owner) if workers > 1 and len(done) < count else None
     try:
         _write_chunks(folder, _walk(datagen, pre, chunk_size, done, pool), bar, pool is not None)
+    except prefetch_lib.BrokenProcessPool as error:
+        raise prefetch_lib.lost_worker_error(owner, error) from error
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

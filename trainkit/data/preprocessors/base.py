@@ -30,7 +30,9 @@ class Preprocessor:
        which sets `slices_per_batch`.
     2. For each slice it sets `rng` and calls `process(batch, labels)`; `process` may be
        called more than once for the same slice and must depend only on its arguments,
-       `slice_idx`, `rng` and the preprocessor's own state.
+       `slice_idx`, `rng` and the preprocessor's own state. The one attribute it may set
+       is `slices_per_batch` (as DeepTrain's preprocessors do at `slice_idx == 0`): the
+       generator takes that count for the batch with any `prefetch`.
     3. After the slice is consumed it calls `update_state()`, which advances `slice_idx`
        and sets `batch_exhausted` after the last slice. Override it to end a batch early
        or late.
@@ -199,20 +201,85 @@ def start_batch(pre: Preprocessor, batch: Any, labels: Any) -> None:
     pre.batch_loaded, pre.batch_exhausted, pre.slice_idx = True, False, 0
     pre.on_batch_load(batch, labels)
     count = pre.slices_per_batch
+    if type(count) is not int or count < 1:  # the usual int passes at no cost
+        pre.slices_per_batch = _checked_count(pre, "on_batch_load()")
+
+
+def _checked_count(pre: Preprocessor, where: str) -> int:
+    """`pre.slices_per_batch` as an int, after `where` set it; TypeError/ValueError if bad."""
+    count = pre.slices_per_batch
     name = type(pre).__name__
     if not is_int(count):
         raise TypeError(
-            f"{name}.slices_per_batch must be an int >= 1 after on_batch_load(): the number "
+            f"{name}.slices_per_batch must be an int >= 1 after {where}: the number "
             "of slices the loaded batch yields. Compute it with integer arithmetic "
             f"(e.g. `timesteps // window`). Received: slices_per_batch={describe(count)}"
         )
     if count < 1:
         raise ValueError(
-            f"{name}.slices_per_batch must be >= 1 after on_batch_load(): every loaded batch "
+            f"{name}.slices_per_batch must be >= 1 after {where}: every loaded batch "
             "yields at least one slice. Select fewer sets (`set_nums=`) to leave data out. "
             f"Received: slices_per_batch={count!r}"
         )
-    pre.slices_per_batch = int(count)  # NumPy ints would not survive json.dumps
+    return int(count)  # NumPy ints would not survive json.dumps
+
+
+# ---------------------------------------------------------------------- the slice walk
+# How every server of slices walks a batch: the synchronous DataGenerator, its prefetch
+# thread, worker processes, the read-only views, write_store and trainkit.testing. These
+# four routines are the only writers of the counters besides the preprocessor's own hooks.
+
+
+def begin_batch(pre: Preprocessor, x: Any, y: Any, pending: dict[str, Any] | None = None) -> None:
+    """Start serving a loaded batch; mid-batch after a restore, the saved counters win.
+
+    `pending` is the preprocessor state saved with a mid-batch cursor: `on_batch_load()`
+    runs again on the re-read batch, then the saved counters and state are put back.
+    """
+    restoring = pending is not None and pre.batch_loaded
+    saved = (pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted)
+    start_batch(pre, x, y)
+    if restoring:
+        pre.slice_idx, pre.slices_per_batch, pre.batch_exhausted = saved
+        pre.load_state_dict(pending or {})
+
+
+def serve_slice(pre: Preprocessor, x: Any, y: Any, key: tuple[int, ...]) -> tuple[Any, ...]:
+    """The slice at `pre.slice_idx` of the loaded batch `(x, y)`, drawn with rng `key`.
+
+    Sets the rng key, runs `process()` and checks what it returned. The negotiation of the
+    slice count: `process()` may set `slices_per_batch` (DeepTrain's preprocessors do at
+    `slice_idx == 0`); the count it leaves is checked here and is the batch's count from
+    then on, whoever runs this (the caller's thread, the prefetch thread, a worker).
+    """
+    count = pre.slices_per_batch
+    pre.set_rng_key(key)
+    result = check_slice(pre, pre.process(x, y))
+    if pre.slices_per_batch is not count:
+        pre.slices_per_batch = _checked_count(pre, "process()")
+    return result
+
+
+def adopt_count(pre: Preprocessor, slices_per_batch: int) -> None:
+    """Take the slice count that `process()` negotiated on another copy (thread, worker)."""
+    pre.slices_per_batch = slices_per_batch
+
+
+def restore_counters(
+    pre: Preprocessor, batch_loaded: bool, batch_exhausted: bool, slice_idx: int, count: int
+) -> None:
+    """Put back the counters a state dict saved (`DataGenerator.load_state_dict`)."""
+    pre.batch_loaded, pre.batch_exhausted = batch_loaded, batch_exhausted
+    pre.slice_idx, pre.slices_per_batch = slice_idx, count
+
+
+def end_slice(pre: Preprocessor) -> bool:
+    """Advance one slice (`update_state()`); True when that ended the batch."""
+    pre.update_state()
+    if pre.batch_exhausted:
+        pre.batch_loaded = False
+        return True
+    return False
 
 
 def check_slice(pre: Preprocessor, result: Any) -> tuple[Any, ...]:
