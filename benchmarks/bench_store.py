@@ -7,6 +7,10 @@ the generator recomputing it (prefetch=0, the baseline), one epoch served from t
 1 and 2 worker processes (batches per second of the one epoch it computes). Best of
 `rounds` interleaved rounds.
 
+Verification: what a chunk's first read costs (read, SHA-256 against the manifest,
+header and identity checks) against a later read of the same, unchanged chunk (read and
+header only), per chunk, for the benchmark's chunks and for 4 MB chunks.
+
 Run: `.venv/bin/python benchmarks/bench_store.py [--quick]`
 """
 
@@ -15,12 +19,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 from common import Row, interleaved_best, table
 
 from trainkit import DataGenerator, Preprocessor, write_store
+from trainkit.data.sources.store import StoreSource
 
 FEATURES, BATCH, CHUNK = 256, 32, 16
 
@@ -76,6 +82,14 @@ def rows(quick: bool) -> list[Row]:
             },
             rounds,
         )
+        checks = verification_rows(store, rounds)
+        large = write_store(
+            DataGenerator(data=np.zeros((4096, 8192), np.float32), batch_size=128),
+            folder / "large",
+            chunk_size=1,
+            progress=False,
+        )  # 4 MB chunks
+        checks += verification_rows(large, rounds)
     bench = f"store: {samples} samples, {samples // BATCH} batches"
     base = best["recompute"]
     labels = {
@@ -88,6 +102,30 @@ def rows(quick: bool) -> list[Row]:
     return [
         Row(bench, labels[name], rate, "batches/s", None if name == "recompute" else rate / base)
         for name, rate in best.items()
+    ] + checks
+
+
+def verification_rows(folder: str, rounds: int) -> list[Row]:
+    """Microseconds per chunk: a first (verified) read against a later read of it."""
+    source = StoreSource(folder)
+    chunks = len(source.set_sizes)
+    size = sum(entry["size"] for entry in source.manifest["chunks"]) / chunks
+    first = later = float("inf")
+    for _ in range(rounds + 1):  # the first round warms the page cache
+        source = StoreSource(folder)
+        start = time.perf_counter()
+        for chunk in range(chunks):
+            source._load(chunk)  # verified: the chunk's first read
+        first = min(first, (time.perf_counter() - start) / chunks)
+        start = time.perf_counter()
+        for chunk in range(chunks):
+            source._chunk = None  # read it again (unchanged: not hashed again)
+            source._load(chunk)
+        later = min(later, (time.perf_counter() - start) / chunks)
+    bench = f"store: verifying a chunk of {size / 1e6:.3g} MB"
+    return [
+        Row(bench, "later read of the chunk (unchanged)", later * 1e6, "us/chunk"),
+        Row(bench, "first read of the chunk (verified)", first * 1e6, "us/chunk", first / later),
     ]
 
 

@@ -667,6 +667,40 @@ class DataGenerator:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ adapters
+    def for_prediction(self) -> DataGenerator:
+        """A generator over the same data for predicting: sample order, no augmentation.
+
+        Same sources, sets, `batch_size`, `drop_remainder` and shard, with shuffling off
+        (every shuffle option) and the preprocessor replaced by its
+        `Preprocessor.for_prediction()` form (random augmenters dropped, padding kept, a
+        random crop centered; None serves the batches as they are). It starts at the
+        first slice of epoch 0 and shares no state with this generator (the preprocessor
+        form is a copy). `tg.predict(datagen)` warns on a generator that shuffles or
+        augments and names this method.
+
+        Example:
+            >>> import numpy as np
+            >>> from trainkit import DataGenerator, JitterPreprocessor
+            >>> clouds = np.zeros((8, 5, 3), "float32")
+            >>> train = DataGenerator(data=clouds, batch_size=4, shuffle=True,
+            ...                       preprocessor=JitterPreprocessor(0.1))
+            >>> view = train.for_prediction()  # then tg.predict(view)
+            >>> view.shuffle, type(view.preprocessor).__name__
+            (None, 'IdentityPreprocessor')
+        """
+        view = copy.copy(self)
+        form = self._preprocessor.for_prediction()
+        view._preprocessor = IdentityPreprocessor() if form is None else copy.deepcopy(form)
+        check_initialized(view._preprocessor)
+        view._settings = dataclasses.replace(
+            self._settings, shuffle=None, shuffle_group_batches=False, shuffle_group_samples=False
+        )
+        view._cursor = Cursor()
+        view._plan = view.plan(0)
+        view._batch = view._slice = view._description = None
+        view._prefetch = view._prefetcher(None)
+        return view
+
     def as_py_dataset(self, epoch: int | None = None, **kwargs: Any) -> Any:
         """A `keras.utils.PyDataset` of one epoch's slices; read-only (the cursor never moves).
 

@@ -201,6 +201,20 @@ def load_npz_member(path: str, member: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- HDF5
+# Opt-in to HDF5 entries that read other files (see `check_h5_local`).
+ALLOW_EXTERNAL_H5 = "TRAINKIT_ALLOW_EXTERNAL_H5"
+
+
+class ExternalH5Error(ValueError):
+    """An HDF5 entry would read other files (external link, external storage, virtual)."""
+
+
+def external_h5_allowed() -> bool:
+    """Whether the user opted in to HDF5 external links, external storage and virtual
+    datasets: the environment variable `TRAINKIT_ALLOW_EXTERNAL_H5=1`."""
+    return os.environ.get(ALLOW_EXTERNAL_H5, "").strip().lower() in ("1", "true", "yes")
+
+
 def open_h5(path: str) -> Any:
     """An `h5py.File` opened read-only."""
     import h5py
@@ -211,17 +225,93 @@ def open_h5(path: str) -> Any:
         raise corrupt(path, "an HDF5 file", error) from error
 
 
+def check_h5_local(path: str, handle: Any, name: str, allow_external: bool | None = None) -> None:
+    """Refuse entry `name` of the open HDF5 file `handle` if reading it reads another file.
+
+    An external link (to a dataset in another file), external storage (a dataset whose
+    bytes lie in raw files named in the HDF5 file) and a virtual dataset (mapped from
+    datasets of other files) make h5py read files the data folder does not hold: any file
+    the process may read. They are refused, checked before anything is followed, unless
+    `allow_external` (default: the environment variable `TRAINKIT_ALLOW_EXTERNAL_H5=1`).
+
+    Raises:
+        ExternalH5Error: (a ValueError) naming the file, the entry and the files it
+            would read.
+    """
+    if allow_external if allow_external is not None else external_h5_allowed():
+        return
+    import h5py
+
+    target = _h5_local_target(path, handle, name, name)
+    item = handle.get(target)
+    if not isinstance(item, h5py.Dataset):
+        return
+    external = item.external  # [(file, offset, size)] or None
+    if external:
+        files = sorted({os.fsdecode(entry[0]) for entry in external})
+        raise ExternalH5Error(_external_h5(path, name, "stores its bytes in external files", files))
+    if item.is_virtual:
+        files = sorted({source.file_name for source in item.virtual_sources()} - {"."})
+        if files:
+            raise ExternalH5Error(
+                _external_h5(path, name, "is a virtual dataset mapped from other files", files)
+            )
+
+
+def _h5_local_target(path: str, handle: Any, name: str, shown: str, depth: int = 0) -> str:
+    """`name` with its soft links resolved; ExternalH5Error at an external link on the way
+    (the message names the entry as `shown`, the name it was asked for)."""
+    import h5py
+
+    parts = [part for part in name.split("/") if part]
+    here = ""
+    for number, part in enumerate(parts):
+        here = f"{here}/{part}"
+        link = handle.get(here, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            target = f"{link.filename}:{link.path}"
+            raise ExternalH5Error(_external_h5(path, shown, "is an external link", [target]))
+        if isinstance(link, h5py.SoftLink):
+            if depth >= 16:
+                raise ExternalH5Error(
+                    f"{path!r}: entry {shown!r} is reached through more than 16 soft links, "
+                    "too many to check that it reads nothing outside this file. Link it "
+                    f"directly. Received: {path}[{shown!r}]"
+                )
+            parent = here.rsplit("/", 1)[0]
+            resolved = link.path if link.path.startswith("/") else f"{parent}/{link.path}"
+            rest = "/".join(parts[number + 1 :])
+            return _h5_local_target(path, handle, f"{resolved}/{rest}", shown, depth + 1)
+    return here or "/"
+
+
+def _external_h5(path: str, name: str, what: str, files: list[str]) -> str:
+    return (
+        f"{path!r}: entry {name!r} {what} ({', '.join(repr(f) for f in files[:5])}): reading "
+        "it would read files outside this one, which may lie anywhere on the machine. "
+        "trainkit refuses HDF5 external links, external storage and virtual datasets unless "
+        f"you opt in: if you trust this file, set the environment variable "
+        f"{ALLOW_EXTERNAL_H5}=1 before building the DataGenerator; otherwise copy the data "
+        f"into the file (e.g. `f.create_dataset(name, data=f[name][()])` in a new file). "
+        f"Received: {path}[{name!r}]"
+    )
+
+
 def probe_h5(path: str) -> dict[str, Header]:
-    """Top-level dataset name -> (shape, dtype)."""
+    """Top-level dataset name -> (shape, dtype); every top-level entry checked local."""
     import h5py
 
     with open_h5(path) as handle:
         try:
+            for name in handle:
+                check_h5_local(path, handle, name)
             return {
                 name: (tuple(item.shape), np.dtype(item.dtype))
                 for name, item in handle.items()
                 if isinstance(item, h5py.Dataset)  # groups are skipped
             }
+        except ExternalH5Error:
+            raise
         except (OSError, ValueError, KeyError) as error:
             raise corrupt(path, "an HDF5 file", error) from error
 
@@ -229,7 +319,10 @@ def probe_h5(path: str) -> dict[str, Header]:
 def load_h5(path: str, key: str) -> np.ndarray:
     with open_h5(path) as handle:
         try:
+            check_h5_local(path, handle, key)
             return np.asarray(handle[key][()])
+        except ExternalH5Error:
+            raise
         except (OSError, ValueError, KeyError) as error:
             raise corrupt(path, f"an HDF5 file with dataset {key!r}", error) from error
 
@@ -401,6 +494,11 @@ def h5_dataset_source(path: str, key: str, set_size: int) -> Any:
     from trainkit.data.sources.arrays import rows_source
 
     handle = open_h5(path)
+    try:
+        check_h5_local(path, handle, key)
+    except BaseException:
+        handle.close()
+        raise
     return rows_source(
         handle[key], set_size, description=f"{path}[{key!r}]", path=path, owner=handle
     )

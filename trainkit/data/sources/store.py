@@ -1,18 +1,30 @@
-"""The offline store that `write_store` writes: its file format, and serving it.
+"""The offline store that `write_store` writes: its file format, checking it, and serving it.
 
-A store is a folder:
+A store is a folder (format version 2, described in full in docs/store.md):
 
 * `chunk-00000.bin`, `chunk-00001.bin`, ...: `chunk_size` stored batches each. A chunk
-  file is `MAGIC`, the length of its header (8 bytes, little-endian), the header (JSON:
-  the slice structure, the leaf dtypes, and per batch its name and per slice its
+  file is `MAGIC` (8 bytes, its last byte the format version), the length of its header
+  (8 bytes, little-endian), the SHA-256 of every byte after these first 48 (32 bytes), the
+  header (canonical JSON: the chunk's own index, the SHA-256 of the store's inputs, the
+  slice structure, the leaf dtypes, and per batch its name and per slice its
   `describe_slice()` and each leaf's offset and shape), zeros up to a multiple of 64
   bytes, then every leaf's C-ordered bytes, each at an offset that is a multiple of 64.
-  Nothing in it depends on the time or on how many processes computed it.
-* `manifest.json`: what the store was written from (source fingerprint, preprocessor
-  configuration, epoch, `chunk_size`), counts, leaf shapes and dtypes, and each chunk's
-  size and SHA-256. It is written last: a folder without it is an unfinished store.
+  A chunk vouches for itself: its digest, index and inputs are checked before a writer
+  reuses it. Nothing in it depends on the time or on how many processes computed it.
+* `manifest.json`: what the store was written from (source fingerprint, content
+  fingerprint, preprocessor configuration, epoch, `chunk_size`), counts, leaf shapes and
+  dtypes, each chunk's size and SHA-256, and its own SHA-256 (`manifest_sha256`, of the
+  canonical JSON of every other field). It is written last: a folder without it is an
+  unfinished store.
 * `progress.json`, while `write_store` runs: the inputs being written, so that running
   it again finishes the same store and refuses other inputs.
+
+Checking (`StoreSource`): at construction the manifest is read, validated (types, counts,
+chunk names) and checked against its own digest, and every chunk's presence, kind
+(a regular file, never a link) and size are checked; when a chunk is first read its
+SHA-256 is compared with the manifest's and its header's index and inputs with the
+chunk's place and the store's. Any damage raises `StoreDamagedError` naming the file;
+nothing damaged is served.
 
 Serving: `StoreSource` has one "set" per chunk and one "row" per stored batch; reading a
 row returns a `StoredBatch` (its slices), reading the chunk file whole when the row is in
@@ -22,30 +34,89 @@ another chunk than the last one read (one chunk in memory at a time).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from trainkit.checkpoints.atomic import atomic_file
+from trainkit.checkpoints.store import CheckpointWriteError
 from trainkit.data.preprocessors.base import Preprocessor
+from trainkit.data.sources.formats import unreadable
 
 FORMAT = "trainkit-offline-store"
-FORMAT_VERSION = 1
-MAGIC = b"TKSTORE\x01"
+FORMAT_VERSION = 2
+MAGIC = b"TKSTORE\x02"
+_OLD_MAGIC = b"TKSTORE\x01"  # format 1: no digest or inputs inside the chunk
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
 ALIGN = 64
+PREFIX = len(MAGIC) + 8 + 32  # magic, header length, SHA-256 of the rest of the file
+CHUNK_FILE = re.compile(r"^chunk-(\d{5,})\.bin$")
+# Temporary files of a store's own writes: atomic_file's `.{name}.XXXXXXXX.tmp`, and
+# format 1's `.{name}.tmp`.
+TEMPORARY = re.compile(r"^\.(chunk-\d{5,}\.bin|manifest\.json|progress\.json)(\.[^/]*)?\.tmp$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 _INCOMPLETE = (
     "{folder!r} is an unfinished offline store: it has no manifest.json, which write_store "
     "writes last, so the writer was stopped before it finished. Run write_store(datagen, "
     "{folder!r}, chunk_size=...) again with the same generator: it finishes the store "
-    "without recomputing the chunks already written."
+    "without recomputing the chunks already written (each is checked first)."
 )
+_NO_MANIFEST = (
+    "{folder!r} holds chunk files of an offline store but neither manifest.json nor "
+    "progress.json: its manifest was deleted (or the writer's progress file). Run "
+    "write_store(datagen, {folder!r}, chunk_size=...) again with the generator that wrote "
+    "it: each chunk is checked against that generator's inputs before it is reused, and "
+    "the manifest is written again."
+)
+_OLD_FORMAT = (
+    "{path!r} belongs to an offline store of format version 1, written by an earlier "
+    "trainkit. This trainkit reads version {version}, whose chunks and manifest carry their "
+    "own SHA-256 so that damage is found before anything is served; version 1 stores are "
+    "not read. Write the store again with write_store (into a new folder, or delete this "
+    "one first). Received: version=1"
+)
+_FIX_FOREIGN = (
+    "A folder holding manifest.json is read as an offline store: if this is a folder of "
+    "set files, move manifest.json out of it; if it is a store, its manifest was damaged: "
+    "write the store again."
+)
+_FIX_DAMAGED = (
+    "Nothing damaged was served. Write the store again with write_store (into a new "
+    "folder, or delete this one first), or restore the folder from a copy."
+)
+
+
+class StoreDamagedError(ValueError):
+    """A file of an offline store is missing, damaged or foreign; nothing of it was served.
+
+    Attributes:
+        folder: the store's folder.
+        path: the damaged file.
+        problem: what is wrong with it, one sentence.
+    """
+
+    def __init__(self, folder: str, path: str, problem: str, fix: str | None = None) -> None:
+        self.folder, self.path, self.problem, self.fix = folder, path, problem, fix
+        super().__init__(
+            f"Offline store {folder!r} is damaged: {path!r} {problem}. {fix or _FIX_DAMAGED}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
+        return type(self), (self.folder, self.path, self.problem, self.fix)
+
+
+class StoreWriteError(OSError):
+    """`write_store` could not write a file; nothing partial was left."""
 
 
 def chunk_name(index: int) -> str:
@@ -53,15 +124,102 @@ def chunk_name(index: int) -> str:
 
 
 def is_store(path: Any) -> bool:
-    """Whether `path` is a folder that `write_store` wrote (or began to write)."""
-    if not isinstance(path, (str, os.PathLike)) or not os.path.isdir(path):
+    """Whether `path` is a folder that `write_store` wrote (or began to write).
+
+    A folder holding `manifest.json`, `progress.json`, or chunk files (a store whose
+    manifest was deleted: recognised, so that it is refused as such).
+    """
+    if not isinstance(path, (str, os.PathLike)):
         return False
-    return any(os.path.exists(os.path.join(path, name)) for name in (MANIFEST, PROGRESS))
+    folder = os.fspath(path)
+    if not isinstance(folder, str) or not os.path.isdir(folder):
+        return False
+    if any(os.path.lexists(os.path.join(folder, name)) for name in (MANIFEST, PROGRESS)):
+        return True
+    try:
+        with os.scandir(folder) as entries:
+            return any(CHUNK_FILE.match(entry.name) for entry in entries)
+    except OSError:
+        return False
 
 
 def dumps(value: Any) -> bytes:
     """Canonical JSON bytes: the same value always gives the same bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def inputs_digest(inputs: Any) -> str:
+    """The SHA-256 of a store's inputs, recorded in each of its chunks."""
+    return hashlib.sha256(dumps(inputs)).hexdigest()
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace `path` with `data`: a fresh temporary file beside it, fsynced, then renamed.
+
+    The run folders' safe write (`trainkit.checkpoints.atomic.atomic_file`): the temporary
+    file is created exclusively under a random name, so an existing file or a planted
+    symlink is never written through, and a link at `path` is replaced, its target left
+    alone.
+
+    Raises:
+        StoreWriteError: the write failed; `path` is as it was, no temporary file is left.
+    """
+    try:
+        with atomic_file(path, "wb", durable=True) as file:
+            file.write(data)
+    except CheckpointWriteError as error:
+        cause = error.__cause__ if error.__cause__ is not None else error
+        raise StoreWriteError(
+            f"Could not write {path!r}: {cause}. Nothing partial was left, and the chunks "
+            "already written are kept; free disk space, raise the file-size limit (ulimit "
+            "-f) or fix the folder's permissions, then run write_store again: it finishes "
+            "the store."
+        ) from error
+
+
+def read_file(folder: str, path: str, fix: str | None = None) -> tuple[bytearray, os.stat_result]:
+    """The bytes of the regular file `path` of a store, never through a symlink.
+
+    `fix`: what a `StoreDamagedError` says to do (default: write the store again).
+
+    Raises:
+        StoreDamagedError: the file is missing, a symlink, not a regular file, or shrank
+            while it was read.
+        PermissionError: it cannot be read for lack of permission.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise StoreDamagedError(folder, path, "is missing", fix) from None
+    except OSError as error:
+        if error.errno == errno.ELOOP or os.path.islink(path):
+            raise StoreDamagedError(
+                folder,
+                path,
+                "is a symbolic link; a store's files are regular files inside its folder, "
+                "never read through links (a link may point at another chunk or store)",
+                fix,
+            ) from None
+        if isinstance(error, PermissionError):
+            raise unreadable(path) from error
+        raise StoreDamagedError(folder, path, f"cannot be read ({error})", fix) from error
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise StoreDamagedError(folder, path, "is not a regular file", fix)
+        data = bytearray(info.st_size)
+        view, done = memoryview(data), 0
+        while done < len(data):
+            got = os.readv(descriptor, [view[done:]])
+            if got == 0:
+                raise StoreDamagedError(
+                    folder, path, f"shrank while it was read (to {done} of {len(data)} bytes)", fix
+                )
+            done += got
+        return data, info
+    finally:
+        os.close(descriptor)
 
 
 # ------------------------------------------------------------------ slice structure
@@ -74,7 +232,10 @@ def flatten(value: Any, leaves: list[np.ndarray]) -> Any:
     if isinstance(value, (tuple, list)) and not _is_ragged(value):
         kind = "tuple" if isinstance(value, tuple) else "list"
         return {kind: [flatten(item, leaves) for item in value]}
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # NumPy: "inhomogeneous shape" of a ragged list
+        raise TypeError(_RAGGED.format(kind=type(value).__name__)) from error
     if array.dtype.kind not in "biufc":
         raise TypeError(
             "write_store stores numeric arrays, but a slice holds "
@@ -84,6 +245,14 @@ def flatten(value: Any, leaves: list[np.ndarray]) -> Any:
         )
     leaves.append(np.ascontiguousarray(array))
     return {"leaf": len(leaves) - 1}
+
+
+_RAGGED = (
+    "write_store stores numeric arrays, but a slice holds a {kind} of arrays of different "
+    "shapes: ragged samples cannot be stored. Make the slices dense first, e.g. "
+    "with PadPreprocessor (it pads to one length and returns the padding mask as "
+    "sample_weight), or return a tuple of arrays. Received: a ragged {kind}"
+)
 
 
 def _is_ragged(value: Any) -> bool:
@@ -119,8 +288,8 @@ def leaf_names(spec: Any, path: str = "") -> list[str]:
 
 
 # ------------------------------------------------------------------ chunk files
-def encode_chunk(index: int, batches: list[dict[str, Any]]) -> bytes:
-    """The bytes of chunk `index`.
+def encode_chunk(index: int, batches: list[dict[str, Any]], inputs: str) -> bytes:
+    """The bytes of chunk `index` of the store whose inputs digest to `inputs`.
 
     Args:
         batches: per batch `{'set_name', 'pieces', 'slices': [(slice, description)]}`.
@@ -155,11 +324,17 @@ def encode_chunk(index: int, batches: list[dict[str, Any]]) -> bytes:
         )
     assert layout is not None
     header = dumps(
-        {"chunk": index, "structure": layout[0], "dtypes": layout[1], "batches": header_batches}
+        {
+            "chunk": index,
+            "inputs": inputs,
+            "structure": layout[0],
+            "dtypes": layout[1],
+            "batches": header_batches,
+        }
     )
-    head = MAGIC + len(header).to_bytes(8, "little") + header
-    head += b"\0" * (-len(head) % ALIGN)
-    return head + b"".join(parts)
+    body = header + b"\0" * (-(PREFIX + len(header)) % ALIGN) + b"".join(parts)
+    digest = hashlib.sha256(body).digest()
+    return MAGIC + len(header).to_bytes(8, "little") + digest + body
 
 
 def _named(value: tuple[Any, ...]) -> dict[str, Any]:
@@ -176,29 +351,342 @@ def _changed_layout(set_name: str, number: int, layout: Any, spec: Any, dtypes: 
     )
 
 
-def read_header(data: bytes | memoryview, path: str) -> tuple[dict[str, Any], int]:
-    """The header of a chunk's bytes and where its data begins."""
-    if bytes(data[: len(MAGIC)]) != MAGIC:
-        raise ValueError(f"{path!r} is not a chunk of a trainkit offline store (wrong magic).")
-    length = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 8], "little")
-    start = len(MAGIC) + 8
-    header = json.loads(bytes(data[start : start + length]))
-    end = start + length
-    return header, end + (-end % ALIGN)
+def decode_chunk(
+    data: bytes | bytearray | memoryview,
+    folder: str,
+    path: str,
+    *,
+    index: int,
+    inputs: str,
+    check_digest: bool = True,
+    fix: str | None = None,
+) -> tuple[dict[str, Any], int]:
+    """The header of chunk `index`'s bytes and where its data begins, checked.
 
+    Checks the magic, the SHA-256 recorded in the chunk (unless `check_digest` is False:
+    the caller compared the whole file with the manifest's digest), the header's JSON and
+    types, that it is chunk `index` of the store whose inputs digest to `inputs`, and that
+    every leaf lies inside the file.
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write `data` to a temporary name beside `path`, then rename it onto `path`."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    Raises:
+        StoreDamagedError: naming `path` and what is wrong (`fix` says what to do).
+    """
+
+    def damaged(problem: str) -> StoreDamagedError:
+        return StoreDamagedError(folder, path, problem, fix)
+
+    view = memoryview(data)
+    if len(view) < PREFIX:
+        raise damaged(f"holds {len(view)} bytes, too few for a chunk (truncated)")
+    magic = bytes(view[: len(MAGIC)])
+    if magic == _OLD_MAGIC:
+        raise damaged(
+            "is a chunk of store format version 1, written by an earlier trainkit; this "
+            f"trainkit reads version {FORMAT_VERSION}"
+        )
+    if magic != MAGIC:
+        raise damaged(f"does not begin with the chunk magic {MAGIC!r}: it is not a chunk")
+    if check_digest and hashlib.sha256(view[PREFIX:]).digest() != bytes(
+        view[len(MAGIC) + 8 : PREFIX]
+    ):
+        raise damaged(
+            "does not match the SHA-256 recorded in it: its bytes changed after it was "
+            "written (a flipped bit, a truncation or an edit)"
+        )
+    length = int.from_bytes(view[len(MAGIC) : len(MAGIC) + 8], "little")
+    end = PREFIX + length
+    if end > len(view):
+        raise damaged(f"records a header of {length} bytes, beyond the end of the file")
     try:
-        with open(tmp, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        header = json.loads(bytes(view[PREFIX:end]))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise damaged(f"holds a header that is not valid JSON ({error})") from None
+    begin = end + (-end % ALIGN)
+    problem = _header_problem(header, len(view) - begin)
+    if problem is not None:
+        raise damaged(f"holds a header that {problem}")
+    if header["chunk"] != index:
+        raise damaged(
+            f"holds chunk {header['chunk']} of its store, not chunk {index}: chunk files "
+            "were renamed, swapped or copied over one another"
+        )
+    if header["inputs"] != inputs:
+        raise damaged(
+            "is a chunk of another store (written from other inputs), copied or linked in"
+        )
+    return header, begin
+
+
+def _header_problem(header: Any, data_size: int) -> str | None:
+    """What is wrong with a chunk header's shape and types, or None."""
+    if not isinstance(header, dict):
+        return "is not a JSON object"
+    for key, kind in (("chunk", int), ("inputs", str), ("dtypes", list), ("batches", list)):
+        if not isinstance(header.get(key), kind) or isinstance(header.get(key), bool):
+            return f"has no {key!r} of type {kind.__name__}"
+    try:
+        dtypes = [np.dtype(d) for d in header["dtypes"]]
+    except (TypeError, ValueError):
+        return f"has dtypes {header['dtypes']!r} that NumPy does not read"
+    count = _spec_problem(header.get("structure"), len(dtypes))
+    if isinstance(count, str):
+        return count
+    for batch in header["batches"]:
+        if not isinstance(batch, dict) or not isinstance(batch.get("slices"), list):
+            return "has a batch without a list of slices"
+        for stored in batch["slices"]:
+            leaves = stored.get("leaves") if isinstance(stored, dict) else None
+            if not isinstance(leaves, list) or len(leaves) != len(dtypes):
+                return "has a slice whose leaves do not match its dtypes"
+            for leaf, dtype in zip(leaves, dtypes):
+                if not (isinstance(leaf, list) and len(leaf) == 2 and _is_count(leaf[0])):
+                    return f"has a leaf place {leaf!r} that is not [offset, shape]"
+                shape = leaf[1]
+                if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+                    return f"has a leaf shape {shape!r} that is not a list of sizes"
+                nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+                if leaf[0] + nbytes > data_size:
+                    return "places a leaf beyond the end of the file (truncated)"
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _spec_problem(spec: Any, leaves: int, top: bool = True) -> int | str:
+    """The number of leaves `spec` describes (each `{'leaf': k}` once, k < `leaves`), or a
+    problem. The top level is the slice: a dict of `x`, `y` and maybe `sample_weight`."""
+    seen: list[int] = []
+
+    def walk(node: Any) -> str | None:
+        if node is None:
+            return None
+        if not isinstance(node, dict) or len(node) != 1:
+            return f"has a structure node {node!r} that is not one of leaf/dict/tuple/list"
+        kind, value = next(iter(node.items()))
+        if kind == "leaf":
+            if not _is_count(value) or value >= leaves or value != len(seen):
+                return f"numbers a leaf {value!r} out of order"
+            seen.append(value)
+            return None
+        if kind == "dict":
+            if not isinstance(value, list):
+                return "has a dict node that is not a list of [key, value]"
+            for item in value:
+                if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+                    return "has a dict node that is not a list of [key, value]"
+                problem = walk(item[1])
+                if problem:
+                    return problem
+            return None
+        if kind in ("tuple", "list") and isinstance(value, list):
+            for item in value:
+                problem = walk(item)
+                if problem:
+                    return problem
+            return None
+        return f"has a structure node of kind {kind!r}"
+
+    if top:
+        keys = [item[0] for item in spec["dict"]] if _is_slice_spec(spec) else None
+        if keys not in (["x", "y"], ["x", "y", "sample_weight"]):
+            return "has a structure that is not a slice (x, y[, sample_weight])"
+    problem = walk(spec)
+    if problem:
+        return problem
+    if len(seen) != leaves:
+        return f"describes {len(seen)} leaves for {leaves} dtypes"
+    return len(seen)
+
+
+def _is_slice_spec(spec: Any) -> bool:
+    return (
+        isinstance(spec, dict)
+        and isinstance(spec.get("dict"), list)
+        and all(isinstance(item, list) and len(item) == 2 for item in spec["dict"])
+    )
+
+
+# ------------------------------------------------------------------ the manifest
+def check_format(saved: Any, path: str, fix: str) -> None:
+    """ValueError unless `saved` (a parsed manifest.json or progress.json) is of this format.
+
+    Args:
+        fix: what to do when the file is not a store's at all.
+    """
+    what = os.path.basename(path)
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        if not isinstance(saved, dict):
+            found = f"a JSON {type(saved).__name__}"
+        elif "format" not in saved:
+            found = "a JSON object without a 'format' field"
+        else:
+            found = f"format {saved['format']!r}"
+        raise ValueError(
+            f"{path!r} is not the {what} of a trainkit offline store: it holds {found}, not "
+            f"format {FORMAT!r}. {fix} Received: {what} holding {found}"
+        )
+    version = saved.get("version")
+    if version == 1:
+        raise ValueError(_OLD_FORMAT.format(path=path, version=FORMAT_VERSION))
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} records store format version {version!r}; this trainkit reads version "
+            f"{FORMAT_VERSION}. A newer trainkit wrote it (read it with that one), or the file "
+            f"is damaged (write the store again). Received: version={version!r}"
+        )
+
+
+def read_manifest(folder: str, fix: str | None = None) -> tuple[dict[str, Any], bytes]:
+    """The manifest of the store `folder`, validated, and its bytes.
+
+    Args:
+        fix: what to do when `manifest.json` is not a store's at all (a default for
+            a folder read by DataGenerator).
+
+    Raises:
+        StoreDamagedError: it is a link, not JSON, lacks a field or holds one of the wrong
+            type, names a file that is not the chunk expected, has counts that do not add
+            up, or does not match its own SHA-256.
+        ValueError: it is not a store manifest, or of another format version.
+    """
+    path = os.path.join(folder, MANIFEST)
+    data, _ = read_file(folder, path)
+    raw = bytes(data)
+    try:
+        manifest = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise StoreDamagedError(
+            folder, path, f"is not valid JSON ({error}): it was truncated or damaged"
+        ) from None
+    check_format(manifest, path, fix or _FIX_FOREIGN)
+    problem = manifest_problem(manifest)
+    if problem is not None:
+        raise StoreDamagedError(folder, path, problem)
+    body = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
+    if (
+        hashlib.sha256(dumps(body)).hexdigest() != manifest["manifest_sha256"]
+        or dumps(manifest) != raw
+    ):
+        raise StoreDamagedError(
+            folder,
+            path,
+            "does not match the SHA-256 recorded in it (manifest_sha256): it was edited or "
+            "damaged after write_store wrote it",
+        )
+    return manifest, raw
+
+
+def _is_hex64(value: Any) -> bool:
+    return isinstance(value, str) and bool(_HEX64.match(value))
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _field(
+    mapping: dict[str, Any], key: str, expected: str, ok: Any, where: str = ""
+) -> str | None:
+    if key not in mapping:
+        return f"has no field {where}{key!r} (it is incomplete)"
+    value = mapping[key]
+    if not ok(value):
+        return f"holds {where}{key}={_shown(value)} (a {_json_kind(value)}); expected {expected}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {bool: "boolean", int: "number", float: "number", str: "string", list: "list"}
+    return "JSON " + kinds.get(type(value), "object" if isinstance(value, dict) else "null")
+
+
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a parsed manifest's fields, types and counts, or None."""
+    checks = [
+        ("inputs", "an object", lambda v: isinstance(v, dict)),
+        ("batch_size", "an integer >= 1", lambda v: _is_int(v, 1)),
+        ("leaves", "a list", lambda v: isinstance(v, list)),
+        ("batches", "an integer >= 1", lambda v: _is_int(v, 1)),
+        ("slices", "an integer >= 1", lambda v: _is_int(v, 1)),
+        ("slices_per_batch", "null or an integer >= 1", lambda v: v is None or _is_int(v, 1)),
+        ("chunks", "a non-empty list", lambda v: isinstance(v, list) and bool(v)),
+        ("names", "a list", lambda v: isinstance(v, list)),
+        ("manifest_sha256", "64 hex digits", _is_hex64),
+        ("structure", "an object", lambda v: isinstance(v, dict)),
+    ]  # fmt: skip
+    for key, expected, ok in checks:
+        problem = _field(manifest, key, expected, ok)
+        if problem is not None:
+            return problem
+    for number, leaf in enumerate(manifest["leaves"]):
+        if not (
+            isinstance(leaf, dict)
+            and isinstance(leaf.get("name"), str)
+            and isinstance(leaf.get("dtype"), str)
+            and isinstance(leaf.get("shape"), list)
+            and all(d is None or _is_int(d, 0) for d in leaf["shape"])
+        ):
+            return f"holds leaves[{number}]={_shown(leaf)}; expected a name, dtype and shape"
+        try:
+            kind = np.dtype(leaf["dtype"]).kind
+        except (TypeError, ValueError):
+            kind = None
+        if kind is None or kind not in "biufc":
+            return f"holds leaves[{number}].dtype={leaf['dtype']!r}, not a numeric NumPy dtype"
+    counted = _spec_problem(manifest["structure"], len(manifest["leaves"]))
+    if isinstance(counted, str):
+        return f"holds a structure that {counted.removeprefix('has a structure that ')}"
+    for index, entry in enumerate(manifest["chunks"]):
+        where = f"chunks[{index}]"
+        if not isinstance(entry, dict):
+            return f"holds {where}={_shown(entry)}; expected an object"
+        if entry.get("file") != chunk_name(index):
+            return (
+                f"names {_shown(entry.get('file'))} as chunk {index}; a store's chunk "
+                f"{index} is {chunk_name(index)!r} inside its folder (a manifest never names "
+                "files elsewhere)"
+            )
+        for key, expected, ok in (
+            ("size", f"a byte count >= {PREFIX}", lambda v: _is_int(v, PREFIX)),
+            ("batches", "an integer >= 1", lambda v: _is_int(v, 1)),
+            ("slices", "an integer >= 1", lambda v: _is_int(v, 1)),
+            ("sha256", "64 hex digits", _is_hex64),
+        ):
+            problem = _field(entry, key, expected, ok, where=f"{where}.")
+            if problem is not None:
+                return problem
+    chunks = manifest["chunks"]
+    if sum(entry["batches"] for entry in chunks) != manifest["batches"]:
+        return "counts batches that do not add up over its chunks"
+    if sum(entry["slices"] for entry in chunks) != manifest["slices"]:
+        return "counts slices that do not add up over its chunks"
+    if len(manifest["names"]) != manifest["batches"]:
+        return f"names {len(manifest['names'])} batches, but counts {manifest['batches']}"
+    for number, item in enumerate(manifest["names"]):
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], list)
+            and item[1]
+            and all(
+                isinstance(p, list)
+                and len(p) == 3
+                and isinstance(p[0], str)
+                and _is_int(p[1], 0)
+                and _is_int(p[2], 0)
+                for p in item[1]
+            )
+        ):
+            return f"holds names[{number}]={_shown(item)}; expected [name, pieces]"
+    return None
 
 
 # ------------------------------------------------------------------ serving
@@ -213,29 +701,33 @@ class StoredBatch:
 class StoreSource:
     """An offline store as a source: one set per chunk, one row per stored batch.
 
+    Checked as a checkpoint is: at construction the manifest (see `read_manifest`) and
+    every chunk's presence, kind and size; when a chunk is first read, its SHA-256 against
+    the manifest's and its own index and inputs against its place in this store. A chunk
+    is verified again when read later only if its file changed since (another inode,
+    size or modification time).
+
     Args:
         folder: the store's folder.
 
     Raises:
-        ValueError: the store is unfinished (no manifest) or its format is unknown.
+        ValueError: the store is unfinished (no manifest) or of another format.
+        StoreDamagedError: (a ValueError) the manifest or a chunk is damaged, missing,
+            foreign or a link; the message names the file.
     """
 
     def __init__(self, folder: str) -> None:
         self.folder = os.fspath(folder)
-        path = os.path.join(self.folder, MANIFEST)
-        if not os.path.exists(path):
-            raise ValueError(_INCOMPLETE.format(folder=self.folder))
-        with open(path, "rb") as file:
-            raw = file.read()
-        manifest = json.loads(raw)
-        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path!r} is not a manifest this trainkit reads (format {FORMAT!r} version "
-                f"{FORMAT_VERSION}). Received: format={manifest.get('format')!r}, "
-                f"version={manifest.get('version')!r}"
-            )
+        if not os.path.lexists(os.path.join(self.folder, MANIFEST)):
+            if os.path.lexists(os.path.join(self.folder, PROGRESS)):
+                raise ValueError(_INCOMPLETE.format(folder=self.folder))
+            raise ValueError(_NO_MANIFEST.format(folder=self.folder))
+        manifest, raw = read_manifest(self.folder)
         self.manifest = manifest
         self.digest = hashlib.sha256(raw).hexdigest()
+        self._inputs = inputs_digest(manifest["inputs"])
+        for entry in manifest["chunks"]:
+            _check_present(self.folder, entry)
         self.set_nums = [str(k) for k in range(len(manifest["chunks"]))]
         self.set_sizes = [chunk["batches"] for chunk in manifest["chunks"]]
         self.sample_shape: tuple[int, ...] = ()
@@ -250,6 +742,8 @@ class StoreSource:
         self._starts = np.cumsum([0, *self.set_sizes])
         self._lock = threading.Lock()
         self._chunk: tuple[int, dict[str, Any], memoryview, int] | None = None
+        # chunk -> (device, inode, size, mtime) of the file when its digest was checked
+        self._verified: dict[int, tuple[int, int, int, int]] = {}
 
     def __len__(self) -> int:
         return int(self._starts[-1])
@@ -289,18 +783,47 @@ class StoreSource:
             self._chunk = None  # drop the last chunk before reading the next
             entry = self.manifest["chunks"][chunk]
             path = os.path.join(self.folder, entry["file"])
-            data = bytearray(os.path.getsize(path))
-            with open(path, "rb") as file:
-                file.readinto(data)
+            data, info = read_file(self.folder, path)
             if len(data) != entry["size"]:
-                raise ValueError(
-                    f"{path!r} holds {len(data)} bytes, the manifest says {entry['size']}: the "
-                    "store was changed after write_store finished. Write it again."
+                raise StoreDamagedError(self.folder, path, _size_problem(len(data), entry))
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+            verify = self._verified.get(chunk) != identity
+            if verify and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                # Name what is wrong when the chunk can tell (swapped, foreign, flipped).
+                decode_chunk(data, self.folder, path, index=chunk, inputs=self._inputs)
+                raise StoreDamagedError(
+                    self.folder,
+                    path,
+                    "does not match the SHA-256 the manifest records for it: it was replaced "
+                    "or changed after write_store finished",
                 )
-            view = memoryview(data)
-            header, begin = read_header(view, path)
-            self._chunk = (chunk, header, view, begin)
+            header, begin = decode_chunk(
+                data, self.folder, path, index=chunk, inputs=self._inputs, check_digest=False
+            )
+            if verify:
+                self._check_matches_manifest(header, entry, path)
+                self._verified[chunk] = identity
+            self._chunk = (chunk, header, memoryview(data), begin)
         return self._chunk[1], self._chunk[2], self._chunk[3]
+
+    def _check_matches_manifest(
+        self, header: dict[str, Any], entry: dict[str, Any], path: str
+    ) -> None:
+        manifest = self.manifest
+        dtypes = [leaf["dtype"] for leaf in manifest["leaves"]]
+        slices = sum(len(batch["slices"]) for batch in header["batches"])
+        if (
+            header["structure"] != manifest["structure"]
+            or header["dtypes"] != dtypes
+            or len(header["batches"]) != entry["batches"]
+            or slices != entry["slices"]
+        ):
+            raise StoreDamagedError(
+                self.folder,
+                path,
+                "holds another structure, dtypes or count of batches and slices than the "
+                "manifest records",
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -310,6 +833,36 @@ class StoreSource:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def _check_present(folder: str, entry: dict[str, Any]) -> None:
+    """StoreDamagedError unless the chunk file is a regular file of the recorded size."""
+    path = os.path.join(folder, entry["file"])
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise StoreDamagedError(folder, path, "is missing") from None
+    except OSError as error:
+        raise StoreDamagedError(folder, path, f"cannot be read ({error})") from error
+    if stat.S_ISLNK(info.st_mode):
+        raise StoreDamagedError(
+            folder,
+            path,
+            "is a symbolic link; a store's chunks are regular files inside its folder, never "
+            "read through links (a link may point at another chunk or store)",
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreDamagedError(folder, path, "is not a regular file")
+    if info.st_size != entry["size"]:
+        raise StoreDamagedError(folder, path, _size_problem(info.st_size, entry))
+
+
+def _size_problem(size: int, entry: dict[str, Any]) -> str:
+    change = "truncated" if size < entry["size"] else "grown"
+    return (
+        f"holds {size} bytes, the manifest records {entry['size']}: it was {change} or "
+        "replaced after write_store finished"
+    )
 
 
 def _leaf(data: memoryview, offset: int, shape: list[int], dtype: np.dtype) -> np.ndarray:
