@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from deeptrain_style import EPOCHS, DeepTrainWindows, LateWindows, make, series
 
+from trainkit import DataGenerator
 from trainkit.data.adapters import EpochView
 from trainkit.testing import check_preprocessor
 
@@ -169,3 +170,21 @@ def test_a_run_killed_while_prefetch_runs_ahead_resumes_bitwise(tmp_path, refere
                     assert np.array_equal(x, expected[int(position)][3]), (name, position)
                     served[int(position)] = x
         assert sorted(served) == list(range(len(expected))), name
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_write_store_stores_every_window_the_generator_serves(tmp_path, reference, workers):
+    from trainkit import write_store
+
+    folder = write_store(make(prefetch=0), str(tmp_path / "store"), chunk_size=3, workers=workers)
+    stored = DataGenerator(data_path=folder, prefetch=0)
+    served = []
+    while not stored.all_data_exhausted:
+        x, y = stored.get()
+        served.append((stored.set_name, stored.slice_idx, np.array(x), np.array(y)))
+        stored.update_state()
+    first_epoch = [entry for entry in reference if entry[0] == 0]
+    assert len(served) == len(first_epoch) == 40  # 10 batches of 4 windows
+    for got, want in zip(served, first_epoch, strict=True):
+        assert got[:2] == want[1:3] and np.array_equal(got[2], want[3])
+        assert np.array_equal(got[3], want[4])

@@ -35,7 +35,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,8 +44,8 @@ from trainkit._validation import check_bool, check_int, describe
 from trainkit.checkpoints import lock as lock_lib
 from trainkit.checkpoints.lock import LOCK_FILE, RunFolderLockedError, RunLock, describe_holder
 from trainkit.data import prefetch as prefetch_lib
-from trainkit.data.plan import SLICE_STREAM
-from trainkit.data.preprocessors.base import Preprocessor, check_slice
+from trainkit.data.plan import Batch
+from trainkit.data.preprocessors.base import Preprocessor
 from trainkit.data.sources import gather
 from trainkit.data.sources.arrays import ArraySource
 from trainkit.data.sources.sets import SetSource
@@ -72,11 +72,12 @@ from trainkit.data.sources.store import (
 )
 from trainkit.data.sources.structured import RaggedSource, StructuredSource
 from trainkit.data.state import differences
+from trainkit.data.walk import SliceWalk, Step
 
 if TYPE_CHECKING:
     from trainkit.data.generator import DataGenerator
 
-Chunk = list[dict[str, Any]]  # per batch: set_name, pieces, slices (or Futures of them)
+Chunk = list[dict[str, Any]]  # per batch: set_name, pieces, slices (`_Served` until written)
 
 
 def write_store(
@@ -572,36 +573,45 @@ def _walk(
 ) -> Iterator[tuple[int, Chunk]]:
     """The chunks not yet written, in order, their slices computed (or being computed).
 
-    Every batch is begun and walked with the hooks, as the generator walks it; only the
-    `process()` calls of finished chunks are skipped.
+    The epoch is walked by `walk.SliceWalk`, the one slice walk every server of slices
+    uses, so the store holds exactly the slices the generator serves (a preprocessor that
+    sets `slices_per_batch` in `process()` included, with workers too). The slices of
+    finished chunks are walked with the hooks but not computed.
     """
     plan = datagen.plan(datagen.epoch)
+
+    def read(batch: Batch) -> tuple[Any, Any]:
+        return gather(datagen.source, batch), gather(datagen.labels_source, batch)
+
+    walk = SliceWalk(pre, plan, read, seed=datagen.seed, epoch=datagen.epoch, pool=pool)
     for chunk in range(-(-len(plan) // chunk_size)):
+        stop = min(len(plan), (chunk + 1) * chunk_size)
         batches: Chunk = []
-        for index in range(chunk * chunk_size, min(len(plan), (chunk + 1) * chunk_size)):
-            batch = plan[index]
-            arrays = gather(datagen.source, batch), gather(datagen.labels_source, batch)
-            prefetch_lib.begin_batch(pre, *arrays, None)
-            slices = []
-            while True:
-                if chunk not in done:
-                    key = (datagen.seed, SLICE_STREAM, datagen.epoch, index, pre.slice_idx)
-                    slices.append(_compute(pre, arrays, key, pool))
-                pre.update_state()
-                if pre.batch_exhausted:
-                    break
-            pre.batch_loaded = False
-            pieces = [list(piece) for piece in batch.pieces]
-            batches.append({"set_name": batch.set_name, "pieces": pieces, "slices": slices})
+        while walk.index < stop:
+            first = walk.arrays is None  # the step begins its batch
+            step = walk.next(compute=chunk not in done)
+            if step is None:
+                break
+            if step.error is not None:
+                raise step.error
+            if first:
+                batch = plan[step.batch_index]
+                pieces = [list(piece) for piece in batch.pieces]
+                batches.append({"set_name": batch.set_name, "pieces": pieces, "slices": []})
+            if chunk not in done:
+                batches[-1]["slices"].append(_Served(step))
         if chunk not in done:
             yield chunk, batches
 
 
-def _compute(pre: Preprocessor, arrays: tuple[Any, Any], key: tuple[int, ...], pool: Any) -> Any:
-    if pool is not None:
-        return pool.submit(prefetch_lib.process_in_worker, pickle.dumps(pre), arrays, key)
-    pre.set_rng_key(key)
-    return check_slice(pre, pre.process(*arrays)), pre.describe_slice()
+class _Served:
+    """One stored slice: `(slice, description)` once computed (a worker's, waited for)."""
+
+    def __init__(self, step: Step) -> None:
+        self.step = step
+
+    def result(self) -> tuple[Any, dict[str, Any] | None]:
+        return self.step.slice(), self.step.description
 
 
 def _write_chunks(
@@ -627,7 +637,7 @@ def _write_chunks(
 
 def _write_chunk(folder: str, ident: str, index: int, batches: Chunk, bar: _Bar | None) -> None:
     for batch in batches:
-        batch["slices"] = [s.result() if isinstance(s, Future) else s for s in batch["slices"]]
+        batch["slices"] = [served.result() for served in batch["slices"]]
     write_atomic(os.path.join(folder, chunk_name(index)), encode_chunk(index, batches, ident))
     if bar is not None:
         bar.advance()
