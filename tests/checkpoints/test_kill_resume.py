@@ -3,8 +3,9 @@
 Each case runs in subprocesses: an uninterrupted reference, and a chain of processes
 each killed at one point (between slices of a batch, inside a train step, during
 validation, in the middle of writing a checkpoint) and resumed with `resume=True` by
-the next. The references serve synchronously (prefetch=0), the killed chains with the
-default prefetch. The chains and references run in parallel threads to keep the suite fast.
+the next. The references serve synchronously (prefetch=0), the killed chains with a
+prefetch thread running ahead (prefetch=2: the adaptive default would serve these tiny
+models synchronously). The chains and references run in parallel threads to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _run(case: str, logs_dir: str, out: str, kill: str | None, prefetch: int | N
 
 def _chain(case: str, root: str) -> list[int]:
     logs_dir, out = os.path.join(root, f"{case}-run"), os.path.join(root, f"{case}-run.npz")
-    return [_run(case, logs_dir, out, kill) for kill in CHAINS[case]]
+    return [_run(case, logs_dir, out, kill, prefetch=2) for kill in CHAINS[case]]
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +69,7 @@ def runs(tmp_path_factory):
                 os.path.join(root, f"{case}-ref"),
                 os.path.join(root, f"{case}-ref.npz"),
                 None,
-                0,  # synchronous; the killed chain prefetches (the default)
+                0,  # synchronous; the killed chain prefetches
             )
             for case in CHAINS
             if case not in REFERENCE
