@@ -15,9 +15,9 @@
 #
 # 1. **reading by rows**: an epoch over the file leaves the process' memory about where
 #    it was (trainkit releases the pages it has served);
-# 2. **background prefetch** (`prefetch=2`, the default): the next slices are read and
-#    preprocessed on a thread while the model fits the current one, with the same
-#    slices, order and resume as without it;
+# 2. **background prefetch** (`prefetch=2`; the default adapts, running ahead once that
+#    pays): the next slices are read and preprocessed on a thread while the model fits
+#    the current one, with the same slices, order and resume as without it;
 # 3. **an offline store** (`trainkit.write_store`): an expensive preprocessor's slices are
 #    computed once and kept on disk, and later epochs read them instead of computing
 #    them again.
@@ -180,8 +180,8 @@ print(f"one slice: {BATCH} signals -> features {features.shape}")
 # %% [markdown]
 # ## Prefetch: the next slices are ready when the model wants them
 #
-# With `prefetch=2` (the default) a thread reads and preprocesses the next slices while
-# TensorFlow runs the step (both release Python's GIL). What is served does not change:
+# With `prefetch=2` (the default runs ahead like this once it pays) a thread reads and
+# preprocesses the next slices while TensorFlow runs the step (both release Python's GIL). What is served does not change:
 # the same slices in the same order, the same random numbers, the same `state_dict()`,
 # so a run trains bitwise the same weights with any `prefetch`. One epoch from the raw
 # file, served synchronously and with prefetch, compared slice by slice, and timed:
