@@ -12,7 +12,8 @@ from trainkit.data.preprocessors import (
     RandomCropPreprocessor,
     TimeseriesPreprocessor,
 )
-from trainkit.data.store import write_store
+from trainkit.data.sources.store import StoreDamagedError, StoreWriteError
+from trainkit.data.store import StoreLockedError, write_store
 from trainkit.data.writers import write_sets
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "DataGenerator",
     "Preprocessor",
     "RandomCropPreprocessor",
+    "StoreDamagedError",
+    "StoreLockedError",
+    "StoreWriteError",
     "TimeseriesPreprocessor",
     "write_sets",
     "write_store",
