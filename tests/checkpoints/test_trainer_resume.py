@@ -182,3 +182,13 @@ def test_resume_given_an_offline_store_says_it_is_data_not_a_checkpoint(tmp_path
     write_store(DataGenerator(data=X[:16], labels=Y[:16], batch_size=8), folder, chunk_size=1)
     with pytest.raises(ValueError, match=r"is an offline store written by write_store"):
         trainer(tmp_path / "logs", resume=folder)
+
+
+def test_an_assigned_plot_history_freq_and_introspect_freq_survive_a_resume(tmp_path):
+    tg = trainer(tmp_path, epochs=1)
+    tg.plot_history_freq = {"epoch": 1}
+    tg.introspect_freq = {"batch": 2}
+    tg.train()
+    resumed = trainer(tmp_path, resume=True, epochs=1)
+    assert (resumed.plot_history_freq.unit, resumed.plot_history_freq.n) == ("epoch", 1)
+    assert (resumed.introspect_freq.unit, resumed.introspect_freq.n) == ("batch", 2)
