@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from deeptrain_style import EPOCHS, DeepTrainWindows, LateWindows, make, series
+from processes import running
 
 from trainkit import DataGenerator
 from trainkit.data.adapters import EpochView
@@ -137,19 +138,11 @@ def _alive_after(pids, seconds):
     """The processes of `pids` still running `seconds` after their parent was killed."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        alive = [pid for pid in pids if _running(pid)]
+        alive = [pid for pid in pids if running(pid)]
         if not alive:
             return []
         time.sleep(0.1)
     return alive
-
-
-def _running(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            return file.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def test_a_run_killed_while_prefetch_runs_ahead_resumes_bitwise(tmp_path, reference):

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from processes import running
 
 from trainkit import DataGenerator, Preprocessor
 from trainkit.data import write_store
@@ -133,17 +134,9 @@ def test_no_worker_outlives_its_killed_parent(tmp_path):
     pids = json.loads(out.splitlines()[-1])  # the workers, then the fork server
     assert len(pids) >= 3
     started = time.monotonic()
-    while any(map(_running, pids)) and time.monotonic() < started + 5:
+    while any(map(running, pids)) and time.monotonic() < started + 5:
         time.sleep(0.1)
-    assert not [pid for pid in pids if _running(pid)], "workers outlived their killed parent"
-
-
-def _running(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
-            return file.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
+    assert not [pid for pid in pids if running(pid)], "workers outlived their killed parent"
 
 
 HANGS = """
