@@ -181,7 +181,8 @@ print(f"one slice: {BATCH} signals -> features {features.shape}")
 # ## Prefetch: the next slices are ready when the model wants them
 #
 # With `prefetch=2` (the default runs ahead like this once it pays) a thread reads and
-# preprocesses the next slices while TensorFlow runs the step (both release Python's GIL). What is served does not change:
+# preprocesses the next slices while TensorFlow runs the step (both release Python's
+# GIL). What is served does not change:
 # the same slices in the same order, the same random numbers, the same `state_dict()`,
 # so a run trains bitwise the same weights with any `prefetch`. One epoch from the raw
 # file, served synchronously and with prefetch, compared slice by slice, and timed:
