@@ -204,7 +204,7 @@ def step_data(x: Any, y: Any, sample_weight: Any = None) -> tuple[Any, ...]:
 
 def signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:
     """What a slice's compiled step is selected by: structure, shapes and dtypes."""
-    return _signature_key(data)
+    return _array_key(data) or _signature_key(data)
 
 
 def _signature_key(data: tuple[Any, ...]) -> tuple[Any, ...]:
