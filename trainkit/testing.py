@@ -9,6 +9,7 @@ Both raise `AssertionError` with a message that says where behaviour diverged.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from trainkit._validation import describe
 from trainkit.data.preprocessors.base import (
     Preprocessor,
     check_initialized,
+    end_slice,
     serve_slice,
     start_batch,
 )
@@ -164,29 +166,39 @@ def assert_resumes_identically(
 
 
 def check_preprocessor(
-    make_preprocessor: Callable[[], Preprocessor],
+    make_preprocessor: Preprocessor | Callable[[], Preprocessor],
     batch: Any,
     labels: Any = None,
     *,
-    epochs: int = 2,
+    epochs: int = 3,
+    batches: int = 2,
 ) -> None:
     """Conformance check for a `Preprocessor` subclass, on one batch.
 
     Drives the preprocessor through the DataGenerator's calling sequence for `epochs`
-    epochs and checks: it is an initialized `Preprocessor`; `slices_per_batch` is a
-    positive int; the batch ends after its slices; `process()` called twice for a slice
-    returns the same result; results depend on `rng` only (not on NumPy's or Python's
-    global random state); and a fresh preprocessor loaded from `state_dict()` (JSON
-    round-tripped) at any slice produces the same remaining slices.
+    epochs of `batches` batches (each a load of `batch`, so state kept in
+    `on_batch_load()` is exercised across batches and epochs) and checks: it is an
+    initialized `Preprocessor`; `slices_per_batch` is a positive int; the batch ends after
+    its slices; each slice's labels (and sample weights) have as many rows as its `x`;
+    `process()` called twice for a slice returns the same result; results depend on `rng`
+    only (not on NumPy's or Python's global random state); and a fresh preprocessor loaded
+    from `state_dict()` (JSON round-tripped) at any slice produces the same remaining
+    slices.
 
     Args:
-        make_preprocessor: builds an identical preprocessor at every call.
+        make_preprocessor: a preprocessor (deep-copied for every walk) or a function that
+            builds an identical one at every call, e.g. `lambda: MyPreprocessor(0.1)`.
         batch: one batch as the DataGenerator would load it.
         labels: its labels, or None.
+        epochs: epochs to walk.
+        batches: batches per epoch.
 
     Each failure says how to fix it: draw from `self.rng` rather than `np.random`, keep
     `process()` free of side effects, carry changing state through `state_dict()` /
-    `load_state_dict()`.
+    `load_state_dict()`, cut labels like the batch.
+
+    Example:
+        >>> check_preprocessor(MyPreprocessor(0.1), batch, labels)  # doctest: +SKIP
 
     Raises:
         AssertionError: describing the first violation and its fix.
@@ -194,9 +206,25 @@ def check_preprocessor(
             returned something other than `(x, y)` or `(x, y, sample_weight)`, or
             `slices_per_batch` is not an int >= 1 (the DataGenerator's own checks).
     """
-    reference = _preprocessor_stream(make_preprocessor, batch, labels, epochs)
+    make = _factory(make_preprocessor)
+    plan = [
+        (epoch, index, index == batches - 1) for epoch in range(epochs) for index in range(batches)
+    ]
+    reference = _preprocessor_stream(make, batch, labels, plan)
     for cut in range(len(reference)):
-        _resume_preprocessor(make_preprocessor, batch, labels, epochs, reference, cut)
+        _resume_preprocessor(make, batch, labels, plan, reference, cut)
+
+
+def _factory(make: Any) -> Callable[[], Preprocessor]:
+    """A function that builds a fresh preprocessor: `make` itself, or copies of an instance."""
+    if isinstance(make, Preprocessor):
+        return lambda: copy.deepcopy(make)
+    if not callable(make):
+        raise TypeError(
+            "check_preprocessor takes a Preprocessor or a function that builds one, e.g. "
+            f"`lambda: MyPreprocessor(...)`. Received: make_preprocessor={describe(make)}"
+        )
+    return make
 
 
 def _assert_same_or_fix(expected: Any, actual: Any, where: str, fix: str) -> None:
@@ -215,7 +243,29 @@ def _process(pre: Preprocessor, batch: Any, labels: Any, key: tuple[int, ...]) -
     where = f"{type(pre).__name__}.process() at slice {key[-1]} called twice"
     _assert_same_or_fix(results[0], results[1], f"{where} (same global seeds)", _IMPURE_FIX)
     _assert_same_or_fix(results[0], results[2], f"{where} (other global seeds)", _GLOBAL_RANDOM_FIX)
+    _check_rows(pre, results[0], key[-1])
     return results[0]
+
+
+def _rows(value: Any) -> set[int]:
+    """First-axis lengths of an array or of the arrays in a dict (lists are left out)."""
+    values = value.values() if isinstance(value, dict) else [value]
+    return {int(v.shape[0]) for v in values if getattr(v, "shape", None)}
+
+
+def _check_rows(pre: Preprocessor, result: tuple[Any, ...], slice_idx: int) -> None:
+    """AssertionError when a slice's labels or sample weights have other rows than its x."""
+    x_rows = _rows(result[0])
+    if len(x_rows) != 1:
+        return
+    for name, part in zip(("labels", "sample_weight"), result[1:]):
+        rows = _rows(part)
+        if rows and rows != x_rows:
+            raise AssertionError(
+                f"{type(pre).__name__}.process() at slice {slice_idx} returned {name} with "
+                f"{sorted(rows)} rows for x with {sorted(x_rows)} rows (first axis): cut "
+                f"{name} the same way as the batch, one row per row of x."
+            )
 
 
 def _state_fix(original: Preprocessor, restored: Preprocessor) -> str:
@@ -238,65 +288,66 @@ def _unrestored(original: Preprocessor, restored: Preprocessor) -> list[str]:
     return differ
 
 
+def _slices(pre: Preprocessor, batch: Any, labels: Any, plan: list, loaded: bool = False) -> Any:
+    """Walk `plan`'s batches as the generator does; yield (plan position, epoch, index)
+    before each slice, which the caller serves (or not) before the walk moves on."""
+    for position, (epoch, index, last) in enumerate(plan):
+        if not (loaded and position == 0):
+            start_batch(pre, batch, labels)
+        while not pre.batch_exhausted:
+            yield position, epoch, index
+            end_slice(pre)
+            if pre.slice_idx > _MAX_SLICES:
+                raise AssertionError("batch_exhausted never became True")
+        if last:
+            pre.reset_state()
+            pre.on_epoch_end(epoch + 1)
+
+
 def _preprocessor_stream(
-    make: Callable[[], Preprocessor], batch: Any, labels: Any, epochs: int
+    make: Callable[[], Preprocessor], batch: Any, labels: Any, plan: list
 ) -> list:
     pre = make()
     check_initialized(pre)
     stream = []
-    for epoch in range(epochs):
-        start_batch(pre, batch, labels)
-        while not pre.batch_exhausted:
-            stream.append(
-                (epoch, pre.slice_idx, _process(pre, batch, labels, (0, epoch, 0, pre.slice_idx)))
-            )
-            pre.update_state()
-            if pre.slice_idx > _MAX_SLICES:
-                raise AssertionError("batch_exhausted never became True")
-        pre.reset_state()
-        pre.on_epoch_end(epoch + 1)
+    for _, epoch, index in _slices(pre, batch, labels, plan):
+        key = (0, epoch, index, pre.slice_idx)
+        stream.append((epoch, index, pre.slice_idx, _process(pre, batch, labels, key)))
     return stream
 
 
-def _resume_preprocessor(make, batch, labels, epochs, reference, cut) -> None:
+def _resume_preprocessor(make, batch, labels, plan, reference, cut) -> None:
     original = make()
-    position = 0
-    for epoch in range(epochs):
-        start_batch(original, batch, labels)
-        while not original.batch_exhausted:
-            if position == cut:
-                state = _json_round_trip(original.state_dict())
-                counters = (original.slice_idx, original.slices_per_batch)
-                restored = make()
-                start_batch(restored, batch, labels)
-                restored.slice_idx, restored.slices_per_batch = counters
-                restored.load_state_dict(state)
-                fix = _state_fix(original, restored)
-                _finish(restored, batch, labels, epochs, epoch, reference[cut:], cut, fix)
-                return
-            serve_slice(original, batch, labels, (0, epoch, 0, original.slice_idx))
-            original.update_state()
-            position += 1
-        original.reset_state()
-        original.on_epoch_end(epoch + 1)
+    walk = _slices(original, batch, labels, plan)
+    for served, (position, epoch, index) in enumerate(walk):
+        if served < cut:
+            serve_slice(original, batch, labels, (0, epoch, index, original.slice_idx))
+            continue
+        state = _json_round_trip(original.state_dict())
+        restored = make()
+        start_batch(restored, batch, labels)  # the generator re-reads the batch, then restores
+        restored.slice_idx, restored.slices_per_batch = (
+            original.slice_idx,
+            original.slices_per_batch,
+        )
+        restored.load_state_dict(state)
+        _finish(
+            restored,
+            batch,
+            labels,
+            plan[position:],
+            reference[cut:],
+            cut,
+            _state_fix(original, restored),
+        )
+        return
 
 
-def _finish(pre, batch, labels, epochs, epoch, expected, cut, fix) -> None:
+def _finish(pre, batch, labels, plan, expected, cut, fix) -> None:
     served = []
-    for current in range(epoch, epochs):
-        if current > epoch:
-            start_batch(pre, batch, labels)
-        while not pre.batch_exhausted:
-            served.append(
-                (
-                    current,
-                    pre.slice_idx,
-                    _process(pre, batch, labels, (0, current, 0, pre.slice_idx)),
-                )
-            )
-            pre.update_state()
-        pre.reset_state()
-        pre.on_epoch_end(current + 1)
+    for _, epoch, index in _slices(pre, batch, labels, plan, loaded=True):
+        key = (0, epoch, index, pre.slice_idx)
+        served.append((epoch, index, pre.slice_idx, _process(pre, batch, labels, key)))
     if len(served) != len(expected):
         raise AssertionError(
             f"{type(pre).__name__} restored from state_dict() at slice {cut}: served "

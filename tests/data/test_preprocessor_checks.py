@@ -193,3 +193,52 @@ class ForgetsState(Preprocessor):
 def test_conformance_failures_say_the_fix(make, message):
     with pytest.raises(AssertionError, match=message):
         check_preprocessor(make, X[:2], Y[:2])
+
+
+class StateFromTheThirdLoad(Preprocessor):
+    """Counts batch loads in on_batch_load() but keeps the count out of state_dict()."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads = 0
+
+    def on_batch_load(self, batch, labels):
+        super().on_batch_load(batch, labels)
+        self.loads += 1
+
+    def process(self, batch, labels):
+        return batch + (self.loads >= 3), labels
+
+
+def test_state_kept_in_on_batch_load_is_caught_by_the_default_walk():
+    # One batch over two epochs never reaches the third load; the default walk does.
+    check_preprocessor(StateFromTheThirdLoad, X[:2], Y[:2], epochs=2, batches=1)
+    with pytest.raises(AssertionError, match=r"Attributes .*\['loads'\]"):
+        check_preprocessor(StateFromTheThirdLoad, X[:2], Y[:2])
+
+
+def test_labels_one_row_short_are_refused_naming_the_rows():
+    short = Returns(lambda b, y: (b, y[:-1]))
+    with pytest.raises(
+        AssertionError, match=r"returned labels with \[1\] rows for x with \[2\] rows"
+    ):
+        check_preprocessor(short, X[:2], Y[:2])
+
+
+def test_sample_weights_one_row_short_are_refused():
+    short = Returns(lambda b, y: (b, y, np.ones(len(b) - 1)))
+    with pytest.raises(AssertionError, match=r"returned sample_weight with \[1\] rows"):
+        check_preprocessor(short, X[:2], Y[:2])
+
+
+def test_an_instance_is_checked_on_copies_and_left_unchanged():
+    chain = Chain(TimeseriesPreprocessor(window_size=2), Returns(lambda b, y: (b * 2, y)))
+    check_preprocessor(chain, X[:2], Y[:2])
+    assert (chain.slice_idx, chain.batch_loaded) == (0, False)  # walks ran on deep copies
+    with pytest.raises(AssertionError, match=r"Attributes .*\['loads'\]"):
+        check_preprocessor(StateFromTheThirdLoad(), X[:2], Y[:2])
+
+
+def test_something_neither_a_preprocessor_nor_callable_says_to_pass_a_lambda():
+    with pytest.raises(TypeError, match=r"lambda: MyPreprocessor\(\.\.\.\)"):
+        check_preprocessor("timeseries", X[:2], Y[:2])
