@@ -195,10 +195,10 @@ def test_shuffle_orders_chunks_and_the_batches_inside_them_per_epoch(tmp_path):
     assert [b.set_name for b in DataGenerator(out).plan(0)] == names
 
 
-def test_a_store_refuses_a_preprocessor_and_sample_shuffling(tmp_path):
+def test_a_store_refuses_a_slicing_preprocessor_and_sample_shuffling(tmp_path):
     out = write_store(DataGenerator(data=X, batch_size=4), tmp_path / "s", chunk_size=2,
                       progress=False)  # fmt: skip
-    with pytest.raises(ValueError, match=r"offline store.*`preprocessor`"):
+    with pytest.raises(ValueError, match=r"offline store.*must not slice"):
         DataGenerator(out, preprocessor=TimeseriesPreprocessor(window_size=4))
     with pytest.raises(ValueError, match=r"shuffle='samples'"):
         DataGenerator(out, shuffle="samples")

@@ -31,10 +31,11 @@ from trainkit.data.preprocessors.base import (
 )
 from trainkit.data.sources import gather, in_memory, open_sources
 from trainkit.data.sources.store import (
-    StorePreprocessor,
     StoreSource,
+    check_keys_need_a_store,
     check_store_arguments,
     is_store,
+    open_store,
 )
 from trainkit.data.walk import SliceWalk, Step
 
@@ -43,6 +44,7 @@ RARE_OPTIONS: dict[str, Any] = {
     "data_key": None,  # the dataset to read in an HDF5 data file holding several
     "labels_key": None,  # the dataset to read in an HDF5 labels file holding several
     "prefetch_workers": 0,  # worker processes for process() (Python-heavy preprocessors)
+    "keys": None,  # the members of an offline store's dict x to serve (None: every one)
 }
 
 _EXHAUSTED = (
@@ -210,17 +212,17 @@ class DataGenerator:
         if is_store(data_path):  # slices written by write_store, served as stored
             check_store_arguments(
                 data_path, shuffle_mode, labels_path=labels_path, data=data, labels=labels,
-                preprocessor=preprocessor, superbatch=superbatch, drop_remainder=drop_remainder,
+                superbatch=superbatch, drop_remainder=drop_remainder,
                 shuffle_group_batches=shuffle_group_batches, loader=loader,
                 shuffle_group_samples=shuffle_group_samples, labels_loader=labels_loader,
                 shard=shard, data_key=self._options["data_key"],
                 labels_key=self._options["labels_key"],
             )  # fmt: skip
-            self._store = StoreSource(data_path)
+            self._store, preprocessor = open_store(data_path, preprocessor, self._options["keys"])
             batch_size = self._store.batch_size
-            preprocessor = StorePreprocessor(self._store.manifest["slices_per_batch"])
             source, labels_source = self._store, None
         else:
+            check_keys_need_a_store(self._options["keys"])
             source, labels_source = open_sources(
                 data_path, labels_path, data=data, labels=labels, set_size=batch_size,
                 loader=loader, labels_loader=labels_loader,

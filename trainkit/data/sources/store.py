@@ -29,7 +29,9 @@ nothing damaged is served.
 Serving: `StoreSource` has one "set" per chunk and one "row" per stored batch; reading a
 row returns a `StoredBatch` (its slices), reading the chunk file whole when the row is in
 another chunk than the last one read (one chunk in memory at a time).
-`StorePreprocessor` serves a stored batch's slices one by one.
+`StorePreprocessor` serves a stored batch's slices one by one, each through the read-time
+preprocessor when one was given (drawn from the slice's rng key; it must not slice), and
+`keys=` serves a subset of a stored dict x's members (the others are never decoded).
 """
 
 from __future__ import annotations
@@ -46,9 +48,15 @@ from typing import Any
 
 import numpy as np
 
+from trainkit._validation import closest, describe
 from trainkit.checkpoints.atomic import atomic_file
 from trainkit.checkpoints.store import CheckpointWriteError
-from trainkit.data.preprocessors.base import Preprocessor
+from trainkit.data.preprocessors.base import (
+    Preprocessor,
+    check_initialized,
+    serve_slice,
+    start_batch,
+)
 from trainkit.data.sources.formats import unreadable
 
 FORMAT = "trainkit-offline-store"
@@ -259,8 +267,8 @@ def _is_ragged(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and isinstance(value[0], np.ndarray)
 
 
-def unflatten(spec: Any, leaves: list[np.ndarray]) -> Any:
-    """The value `flatten` described, built from `leaves`."""
+def unflatten(spec: Any, leaves: list[np.ndarray | None]) -> Any:
+    """The value `flatten` described, built from `leaves` (a None leaf stays None)."""
     if spec is None:
         return None
     if "leaf" in spec:
@@ -709,14 +717,18 @@ class StoreSource:
 
     Args:
         folder: the store's folder.
+        keys: the members of a structured (dict) `x` to serve, in this order; None serves
+            every member. The other members' bytes are checked with their chunk but never
+            decoded.
 
     Raises:
-        ValueError: the store is unfinished (no manifest) or of another format.
+        ValueError: the store is unfinished (no manifest) or of another format, or `keys`
+            names a member the store does not hold (the message lists the stored ones).
         StoreDamagedError: (a ValueError) the manifest or a chunk is damaged, missing,
             foreign or a link; the message names the file.
     """
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, keys: Any = None) -> None:
         self.folder = os.fspath(folder)
         if not os.path.lexists(os.path.join(self.folder, MANIFEST)):
             if os.path.lexists(os.path.join(self.folder, PROGRESS)):
@@ -740,6 +752,8 @@ class StoreSource:
             for name, pieces in manifest["names"]
         ]
         self._starts = np.cumsum([0, *self.set_sizes])
+        self.keys = check_member_keys(self.folder, manifest["structure"], keys)
+        self._decoded = _decoded_leaves(manifest["structure"], self.keys)
         self._lock = threading.Lock()
         self._chunk: tuple[int, dict[str, Any], memoryview, int] | None = None
         # chunk -> (device, inode, size, mtime) of the file when its digest was checked
@@ -762,10 +776,14 @@ class StoreSource:
             slices, descriptions = [], []
             for stored in batch["slices"]:
                 leaves = [
-                    _leaf(data, begin + offset, shape, dtype)
-                    for (offset, shape), dtype in zip(stored["leaves"], dtypes)
+                    _leaf(data, begin + offset, shape, dtype) if decoded else None
+                    for (offset, shape), dtype, decoded in zip(
+                        stored["leaves"], dtypes, self._decoded
+                    )
                 ]
                 named = unflatten(header["structure"], leaves)
+                if self.keys is not None:
+                    named["x"] = {key: named["x"][key] for key in self.keys}
                 slices.append(tuple(named.values()))
                 descriptions.append(stored["description"])
         return StoredBatch(slices, descriptions)
@@ -776,7 +794,9 @@ class StoreSource:
         return self.read(int(indices[0]), int(indices[0]) + 1)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"store": self.digest}
+        if self.keys is None:
+            return {"store": self.digest}
+        return {"store": self.digest, "keys": list(self.keys)}
 
     def _load(self, chunk: int) -> tuple[dict[str, Any], memoryview, int]:
         if self._chunk is None or self._chunk[0] != chunk:
@@ -835,6 +855,78 @@ class StoreSource:
         self._lock = threading.Lock()
 
 
+def _x_members(structure: dict[str, Any]) -> list[tuple[str, Any]] | None:
+    """`(name, spec)` of each member of the stored `x` when it is a dict, else None."""
+    x_spec = dict((key, item) for key, item in structure["dict"]).get("x")
+    if not isinstance(x_spec, dict) or "dict" not in x_spec:
+        return None
+    return [(str(key), item) for key, item in x_spec["dict"]]
+
+
+def check_member_keys(folder: str, structure: dict[str, Any], keys: Any) -> list[str] | None:
+    """`keys` as a list of member names of the stored dict `x`, or None (every member).
+
+    Raises:
+        TypeError: `keys` is not a list or tuple of strings.
+        ValueError: `x` is not a dict, `keys` is empty or repeats a name, or names a
+            member the store does not hold (the message lists the stored ones).
+    """
+    if keys is None:
+        return None
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+        raise TypeError(
+            "`keys` must be a list of the names of the stored x's members to serve, e.g. "
+            f"keys=['tokens']. Received: keys={describe(keys)}"
+        )
+    members = _x_members(structure)
+    if members is None:
+        raise ValueError(
+            f"keys= selects members of a store whose x is a dict, but the x of offline store "
+            f"{folder!r} is not a dict: serve it without `keys`, or write the store from a "
+            f"generator whose x is a dict. Received: keys={list(keys)!r}"
+        )
+    stored = [name for name, _ in members]
+    unknown = [key for key in keys if key not in stored]
+    if unknown:
+        hint = closest(unknown[0], stored)
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        raise ValueError(
+            f"keys= names {unknown!r}, which offline store {folder!r} does not hold: its x "
+            f"holds the members {stored!r}.{suggestion} Received: keys={list(keys)!r}"
+        )
+    if not keys or len(set(keys)) != len(keys):
+        raise ValueError(
+            "keys= must name at least one stored member of x, each once (the store's x "
+            f"holds {stored!r}). Received: keys={list(keys)!r}"
+        )
+    return list(keys)
+
+
+def _decoded_leaves(structure: dict[str, Any], keys: list[str] | None) -> list[bool]:
+    """Per leaf (in leaf order), whether reading a slice decodes it."""
+    count = len(leaf_names(structure))
+    if keys is None:
+        return [True] * count
+    skipped: list[int] = []
+    for name, spec in _x_members(structure) or []:
+        if name not in keys:
+            skipped += _leaf_numbers(spec)
+    return [number not in skipped for number in range(count)]
+
+
+def _leaf_numbers(spec: Any) -> list[int]:
+    if spec is None:
+        return []
+    if "leaf" in spec:
+        return [spec["leaf"]]
+    items = (
+        [item for _, item in spec["dict"]]
+        if "dict" in spec
+        else spec.get("tuple", spec.get("list"))
+    )
+    return [number for item in items for number in _leaf_numbers(item)]
+
+
 def _check_present(folder: str, entry: dict[str, Any]) -> None:
     """StoreDamagedError unless the chunk file is a regular file of the recorded size."""
     path = os.path.join(folder, entry["file"])
@@ -872,24 +964,34 @@ def _leaf(data: memoryview, offset: int, shape: list[int], dtype: np.dtype) -> n
 
 
 class StorePreprocessor(Preprocessor):
-    """Serves the slices of stored batches as they were stored (internal, final).
+    """Serves the slices of stored batches, each optionally transformed (internal, final).
 
     Args:
         slices_per_batch: the slice count of every stored batch when they all have the
             same, else None (read-only views then cannot tell their length).
+        preprocessor: a read-time preprocessor (`DataGenerator(data_path=store,
+            preprocessor=...)`), or None. Each stored slice `(x, y)` reaches its
+            `process()` as a batch of its own, with the rng of that slice (drawn from
+            `(seed, epoch, batch, slice_idx)`), so every epoch serves differently
+            augmented slices. It must not slice: a stored batch is served as the S
+            slices it holds, so a preprocessor that sets `slices_per_batch` is refused.
     """
 
-    def __init__(self, slices_per_batch: int | None) -> None:
+    def __init__(self, slices_per_batch: int | None, preprocessor: Preprocessor | None = None):
         super().__init__()
         self._count = slices_per_batch
         self._description: dict[str, Any] = {}
+        self.read_time = preprocessor
 
     def on_batch_load(self, batch: StoredBatch, labels: Any) -> None:
         self.slices_per_batch = len(batch.slices)
 
     def process(self, batch: StoredBatch, labels: Any) -> tuple[Any, ...]:
         self._description = batch.descriptions[self.slice_idx]
-        return batch.slices[self.slice_idx]
+        stored = batch.slices[self.slice_idx]
+        if self.read_time is None:
+            return stored
+        return _transform(self.read_time, stored, self._rng_key)
 
     def describe_slice(self) -> dict[str, Any]:
         return dict(self._description)
@@ -897,13 +999,115 @@ class StorePreprocessor(Preprocessor):
     def count_slices(self, sample_shape: tuple[int, ...]) -> int | None:
         return self._count
 
+    def for_prediction(self) -> StorePreprocessor:
+        """The stored slices, through the read-time preprocessor's prediction form."""
+        if self.read_time is None:
+            return self
+        return StorePreprocessor(self._count, self.read_time.for_prediction())
+
     def get_config(self) -> dict[str, Any]:
-        return {"class": "StorePreprocessor"}
+        if self.read_time is None:  # as before read-time preprocessors: old states load
+            return {"class": "StorePreprocessor"}
+        return {"class": "StorePreprocessor", "preprocessor": self.read_time.get_config()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.read_time is None else self.read_time.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.read_time is not None:
+            self.read_time.load_state_dict(state)
+        else:
+            super().load_state_dict(state)
+
+
+_SLICES_A_STORED_SLICE = (
+    "{name} set slices_per_batch={count!r} in {where} on a stored slice, but a preprocessor "
+    "given with an offline store (data_path=store) transforms each stored slice at "
+    "read time and must not slice it again: the store serves each stored batch as the "
+    "slices it was written with. Slice when writing the store (pass the slicing "
+    "preprocessor to the DataGenerator given to write_store), and give the store only "
+    "preprocessors that serve one slice per batch (augmenters, Chain of them). "
+    "Received: slices_per_batch={count!r}"
+)
+
+
+def _transform(
+    pre: Preprocessor, stored: tuple[Any, ...], key: tuple[int, ...] | None
+) -> tuple[Any, ...]:
+    """The stored slice through `pre`, drawn with the slice's rng `key`."""
+    # The walk of base.py on a batch of one slice: load it, then serve slice 0.
+    x, y = stored[0], stored[1]
+    start_batch(pre, x, y)
+    _check_one_slice(pre, "on_batch_load()")
+    result = serve_slice(pre, x, y, key if key is not None else ())
+    _check_one_slice(pre, "process()")
+    if len(stored) == 3:
+        if len(result) == 3:
+            raise ValueError(
+                f"{type(pre).__name__}.process() returned a sample_weight for a stored slice "
+                "that carries its own (written by write_store): a read-time preprocessor "
+                "keeps the stored weight. Return (x, y) from it. Received: a slice of 3"
+            )
+        result = (*result, stored[2])
+    return result
+
+
+def _check_one_slice(pre: Preprocessor, where: str) -> None:
+    if pre.slices_per_batch != 1:
+        raise ValueError(
+            _SLICES_A_STORED_SLICE.format(
+                name=type(pre).__name__, count=pre.slices_per_batch, where=where
+            )
+        )
+
+
+def open_store(
+    folder: str, preprocessor: Preprocessor | None, keys: Any
+) -> tuple[StoreSource, StorePreprocessor]:
+    """The source and preprocessor of `DataGenerator(data_path=folder, ...)` on a store.
+
+    `keys` selects members of the stored dict `x` (`StoreSource`); `preprocessor` is
+    applied to each stored slice at read time (`StorePreprocessor`). A preprocessor
+    whose `count_slices()` tells, from the stored x's shapes, that it slices is refused
+    here; one that sets `slices_per_batch` later is refused at its first slice.
+    """
+    source = StoreSource(folder, keys)
+    if preprocessor is not None:
+        check_initialized(preprocessor)
+        sample_shape = _stored_sample_shape(source)
+        if sample_shape is not None:
+            preprocessor.check_sample_shape(sample_shape)
+            count = preprocessor.count_slices(sample_shape)
+            if count is not None and count != 1:
+                name = type(preprocessor).__name__
+                where = "count_slices()"
+                raise ValueError(_SLICES_A_STORED_SLICE.format(name=name, count=count, where=where))
+    return source, StorePreprocessor(source.manifest["slices_per_batch"], preprocessor)
+
+
+def _stored_sample_shape(source: StoreSource) -> Any:
+    """The sample shape of the served x (a tuple, or a dict of them), or None if unknown.
+
+    Unknown when x is not one array or a dict of arrays, or a dimension varies between
+    slices (the manifest records it as null).
+    """
+    shapes = {leaf["name"]: leaf["shape"] for leaf in source.manifest["leaves"]}
+    members = _x_members(source.manifest["structure"])
+    if members is None:
+        found = {"x": shapes.get("x")}
+    else:
+        kept = source.keys if source.keys is not None else [name for name, _ in members]
+        found = {name: shapes.get(f"x.{name}") for name in kept}
+    known = {name: shape for name, shape in found.items() if shape and None not in shape}
+    if len(known) != len(found):
+        return None
+    sample = {name: tuple(int(d) for d in shape[1:]) for name, shape in known.items()}
+    return sample["x"] if members is None else sample
 
 
 # Arguments a DataGenerator serving a store refuses, with the value that means "not given".
 _NOT_WITH_A_STORE = {
-    "labels_path": None, "data": None, "labels": None, "preprocessor": None,
+    "labels_path": None, "data": None, "labels": None,
     "superbatch": False, "drop_remainder": False, "shuffle_group_batches": False,
     "shuffle_group_samples": False, "loader": None, "labels_loader": None, "shard": None,
     "data_key": None, "labels_key": None,
@@ -913,14 +1117,15 @@ _NOT_WITH_A_STORE = {
 def check_store_arguments(folder: str, shuffle: str | None, **received: Any) -> None:
     """ValueError naming the arguments that do not apply to serving the store `folder`.
 
-    A store holds finished slices: the preprocessor, labels and batching were applied
-    when it was written, and `shuffle='samples'` would have to split stored batches.
+    A store holds finished slices: labels and batching were applied when it was written,
+    and `shuffle='samples'` would have to split stored batches. (A `preprocessor` is
+    allowed: it transforms each stored slice at read time.)
     """
     given = [name for name, value in received.items() if value is not _NOT_WITH_A_STORE[name]]
     if given:
         raise ValueError(
             f"data_path={folder!r} is an offline store: it holds finished slices (labels, "
-            "sample weights and the preprocessor's work included), served as they were "
+            "sample weights and the slicing included), served as they were "
             f"written, so {', '.join(f'`{name}`' for name in given)} cannot be passed with "
             "it. Pass them to the DataGenerator given to write_store instead. Received: "
             + ", ".join(f"{name}={type(received[name]).__name__}" for name in given)
@@ -931,4 +1136,14 @@ def check_store_arguments(folder: str, shuffle: str | None, **received: Any) -> 
             "shuffle=True (or 'sets') shuffles the chunk order and the batch order inside "
             "each chunk every epoch; a new sample permutation would need the store to be "
             "written again. Received: shuffle='samples'"
+        )
+
+
+def check_keys_need_a_store(keys: Any) -> None:
+    """ValueError when `keys=` is given for a source that is not an offline store."""
+    if keys is not None:
+        raise ValueError(
+            "keys= selects members of an offline store's x (DataGenerator(data_path=store, "
+            "keys=[...])). For other sources pass only the members to serve: "
+            f"data={{'tokens': tokens}}. Received: keys={describe(keys)}"
         )
