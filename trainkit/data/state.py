@@ -44,6 +44,12 @@ def differences(saved: Any, current: Any, path: str = "") -> list[str]:
                 saved.get(key), current.get(key), f"{path}.{key}" if path else str(key)
             )
         return out
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current):
+        return [
+            d
+            for k, (a, b) in enumerate(zip(saved, current))
+            for d in differences(a, b, f"{path}[{k}]")
+        ]
     if saved != current:
         return [f"{path}: saved {saved!r}, this generator has {current!r}"]
     return []

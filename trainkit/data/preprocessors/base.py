@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from trainkit._stable import describe as stable_description
 from trainkit._validation import describe, is_int
 
 _NO_RNG = (
@@ -164,8 +165,19 @@ class Preprocessor:
         return self
 
     def get_config(self) -> dict[str, Any]:
-        """Settings that change what is served (part of the generator's fingerprint)."""
-        return {"class": type(self).__qualname__}
+        """Settings that change what is served (part of the generator's fingerprint).
+
+        Default: the class name and, under `'arguments'`, the `__init__` arguments the
+        instance keeps as attributes of the same name (`self.sigma` or `self._sigma` for
+        a parameter `sigma`), described the same way in every process (arrays by shape and
+        dtype). A resume with other arguments is then refused, naming what differs.
+        Override it to name the settings yourself.
+        """
+        config: dict[str, Any] = {"class": type(self).__qualname__}
+        arguments = init_arguments(self)
+        if arguments:
+            config["arguments"] = arguments
+        return config
 
     def state_dict(self) -> dict[str, Any]:
         """The preprocessor's own state beyond the slice counters (JSON-serializable)."""
@@ -186,6 +198,31 @@ class IdentityPreprocessor(Preprocessor):
 
     def process(self, batch: Any, labels: Any) -> tuple[Any, Any]:
         return batch, labels
+
+
+def init_arguments(pre: Preprocessor) -> dict[str, Any]:
+    """`{parameter: stable description}` for each `__init__` parameter kept as an attribute.
+
+    A parameter `sigma` is looked up as `self.sigma`, then `self._sigma`; parameters kept
+    under other names (or not kept) are left out, as are `*args` and `**kwargs`.
+    """
+    try:
+        parameters = inspect.signature(type(pre).__init__).parameters.values()
+    except (TypeError, ValueError):  # a C-level __init__ has no readable signature
+        return {}
+    attributes = vars(pre)
+    found = {}
+    for parameter in parameters:
+        if parameter.name == "self" or parameter.kind in _STARRED:
+            continue
+        for name in (parameter.name, f"_{parameter.name}"):
+            if name in attributes:
+                found[parameter.name] = stable_description(attributes[name])
+                break
+    return found
+
+
+_STARRED = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def start_batch(pre: Preprocessor, batch: Any, labels: Any) -> None:
