@@ -6,8 +6,11 @@ import copy
 import dataclasses
 import functools
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from trainkit._validation import check_bool, check_int, check_unknown_keys, describe
 from trainkit.data import prefetch as prefetch_lib
@@ -275,6 +278,7 @@ class DataGenerator:
         self._slice: tuple[Any, ...] | None = None  # the current slice, kept for peeks
         self._description: dict[str, Any] | None = None  # describe_slice() of a slice ahead
         self._source_prints: tuple[Any, Any] | None = None
+        self._repeat_checked = False  # the first slice is computed twice and compared
 
     # ------------------------------------------------------------------ settings (fixed)
     batch_size = _fixed("batch_size", "Samples per batch.", lambda s: s._settings.batch_size)
@@ -425,13 +429,30 @@ class DataGenerator:
             if head is not None:
                 self._slice, self._description = prefetch.serve(pre, head)
                 prefetch.timed(arrived, head)
+                self._repeat_checked = True  # computed ahead on a copy: not checked
                 return self._slice
         x, y = self._loaded_batch()
         key = slice_key(self._settings.seed, cursor.epoch, cursor.batch_index, pre.slice_idx)
         self._slice, self._description = serve_slice(pre, x, y, key), None
+        self._check_repeatable()
         if prefetch is not None:
             prefetch.timed(arrived, None)
         return self._slice
+
+    def _check_repeatable(self) -> None:
+        """Compute the generator's first slice again, when served here, and compare.
+
+        A `process()` drawing from `np.random` serves another slice each time; one extra
+        `process()` call per generator shows it (warning naming `self.rng`). A first slice
+        computed ahead by prefetch is not checked (its thread's walk stays as it was).
+        """
+        if self._repeat_checked or self._batch is None:
+            return
+        self._repeat_checked = True
+        cursor, pre = self._cursor, self._preprocessor
+        key = slice_key(self._settings.seed, cursor.epoch, cursor.batch_index, pre.slice_idx)
+        if not _same_slice(self._slice, serve_slice(pre, *self._batch, key)):
+            warnings.warn(_UNREPEATABLE.format(name=type(pre).__name__), stacklevel=3)
 
     def update_state(self) -> None:
         """Advance one slice; after the last slice of the last batch, the epoch is exhausted."""
@@ -722,6 +743,39 @@ class DataGenerator:
         from trainkit.data import adapters
 
         return adapters.as_tf_dataset(self, epoch)
+
+
+_UNREPEATABLE = (
+    "{name}.process() returned a different slice when called twice for the same slice "
+    "with the same rng: it likely draws from NumPy's or Python's global random state "
+    "(np.random.*, random.*), which a resumed run cannot repeat, and two identical "
+    "generators serve different data. Draw from self.rng instead (e.g. "
+    "self.rng.normal(size=batch.shape)): the DataGenerator derives it from (seed, epoch, "
+    "batch index, slice_idx). If process() changes self or reads a clock, move that out "
+    "of it. trainkit.testing.check_preprocessor says which."
+)
+
+
+def _same_slice(first: Any, second: Any) -> bool:
+    """Whether two results of process() hold equal values (NaN equal to NaN)."""
+    if isinstance(first, dict):
+        return (
+            isinstance(second, dict)
+            and first.keys() == second.keys()
+            and all(_same_slice(first[k], second[k]) for k in first)
+        )
+    if isinstance(first, (list, tuple)):
+        return (
+            isinstance(second, (list, tuple))
+            and len(first) == len(second)
+            and all(map(_same_slice, first, second))
+        )
+    if first is None or second is None:
+        return first is second
+    try:
+        return bool(np.array_equal(np.asarray(first), np.asarray(second), equal_nan=True))
+    except (TypeError, ValueError):  # values NumPy cannot compare: no warning
+        return True
 
 
 def _gather_pair(source: Any, labels_source: Any, batch: Batch) -> tuple[Any, Any]:
