@@ -359,14 +359,20 @@ def _finish(pre, batch, labels, plan, expected, cut, fix) -> None:
 
 
 def _cut_callback(at: int | None) -> Any:
-    """A trainkit callback that checkpoints at iter `at` and stops the run there."""
+    """A trainkit callback that checkpoints at the first slice boundary from iter `at` on
+    (the end of the fused group holding iter `at` under `steps_per_execution > 1`) and
+    stops the run there."""
     from trainkit.callbacks import Callback  # imported here: this module stays TF-free
 
     class CutAt(Callback):
         def on_train_iter_end(self, iteration: int, logs: dict | None = None) -> None:
-            if at is not None and self.trainer.iters_fit == at:
-                self.trainer.checkpoint()
-                raise _Cut(at)
+            trainer = self.trainer
+            # A fused call's slices are accounted one iter end at a time; a checkpoint
+            # waits for the group's last one (tg.checkpoint() refuses inside a group).
+            if at is None or trainer.iters_fit < at or trainer._feeder.pending:
+                return
+            trainer.checkpoint()
+            raise _Cut(trainer.iters_fit)
 
     return CutAt()
 
@@ -395,7 +401,9 @@ def assert_resume_equivalent(
             build a fresh model and generators and pass `logs_dir`, `resume` and
             `callbacks` (plus any of your own after them) to the TrainGenerator.
         logs_dir: an empty folder for the runs (each run gets its own subfolder).
-        cut_points: iters after which to checkpoint, stop and resume.
+        cut_points: iters after which to checkpoint, stop and resume. With
+            `steps_per_execution > 1` the cut is made at the end of the fused group that
+            holds the iter (a checkpoint is only taken between groups).
 
     Raises:
         AssertionError: naming the cut point and what differs.
