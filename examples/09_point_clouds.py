@@ -7,22 +7,26 @@
 # ---
 
 # %% [markdown]
-# # Ragged point clouds: classify and segment, padded per batch, predicted per cloud
+# # Ragged point clouds: classify and segment, padded per batch and per member, predicted per cloud
 #
 # Point clouds differ in their number of points, so a batch of them is ragged: a list of
 # arrays of different lengths, not one tensor. This notebook trains one model with two
 # outputs on generated clouds, VL3D's classify-and-segment job:
 #
-# * each cloud has 40 to 120 points and two inputs, `{'points': (n, 3) coordinates,
-#   'features': (n, 1) intensity}`; each point belongs to one of three parts: the cone
+# * each cloud has 40 to 120 points, `{'points': (n, 3) coordinates, 'features': (n, 1)
+#   intensity}`, and a coarse "shadow" of itself, every 4th point: `{'shadow_points':
+#   (m, 3), 'shadow_features': (m, 1)}` with `m = ceil(n / 4)` (VL3D feeds its models
+#   one such cloud per depth); each point belongs to one of three parts: the cone
 #   above the origin around the z axis (`z > r`, with `r` the distance to the axis), the
 #   cone below it (`z < -r`), or the rest (`|z| < r`); its intensity hints at the part,
 #   noisily;
-# * the model answers per point (`seg`: the point's part) and per cloud (`cls`: the part
-#   that holds half the cloud's points), `{"cls": (clouds, 3), "seg": (clouds, points, 3)}`;
-# * training augments the coordinates (rotation about z, jitter, scale), then
-#   `PadPreprocessor()` pads each batch to its longest cloud, with sample weights that
-#   are 0 on the padded points;
+# * the model answers per point of the full cloud (`seg`: the point's part) and per
+#   cloud, from the means over the cloud and over its shadow (`cls`: the part that holds
+#   half the cloud's points), `{"cls": (clouds, 3), "seg": (clouds, points, 3)}`;
+# * training augments the coordinates (rotation about z, jitter, scale), then one
+#   `PadPreprocessor(groups=...)` pads each batch's clouds to their longest cloud and
+#   their shadows, in a group of their own, to their longest shadow, with sample
+#   weights that are 0 on the padded points;
 # * `tg.predict` on `test_datagen.for_prediction()` (sample order, augmenters dropped,
 #   padding kept) returns one `cls` row per cloud and each cloud's `seg` at the cloud's
 #   own length, equal to the model applied to that cloud alone.
@@ -86,6 +90,7 @@ def show(figure, path):
 MAX_POINTS = 120  # clouds have 40..MAX_POINTS points
 MARGIN = 0.05  # no point lies closer to a cone's surface: jitter cannot change a label
 PARTS = ["outside the cones", "upper cone", "lower cone"]
+SHADOW_STEP = 4  # the shadow cloud keeps every 4th point: ceil(n / 4) of n
 
 
 def make_cloud(kind: int, n: int, rng: np.random.Generator) -> tuple:
@@ -103,11 +108,19 @@ def make_cloud(kind: int, n: int, rng: np.random.Generator) -> tuple:
 
 
 def make_clouds(count: int, rng: np.random.Generator) -> dict:
-    """`count` clouds: their two inputs, and labels per cloud (`cls`) and per point (`seg`)."""
+    """`count` clouds: their inputs (every point, and every 4th: the shadow), and labels
+    per cloud (`cls`) and per point of the full cloud (`seg`)."""
     kinds = rng.integers(0, len(PARTS), count)
     clouds = [make_cloud(kind, int(rng.integers(40, MAX_POINTS + 1)), rng) for kind in kinds]
     points, features, parts = zip(*clouds)
-    return {"points": list(points), "features": list(features), "cls": kinds, "seg": list(parts)}
+    return {
+        "points": list(points),
+        "features": list(features),
+        "shadow_points": [p[::SHADOW_STEP] for p in points],
+        "shadow_features": [f[::SHADOW_STEP] for f in features],
+        "cls": kinds,
+        "seg": list(parts),
+    }
 
 
 counts = (48, 16, 12) if SMALL else (480, 96, 96)
@@ -120,18 +133,23 @@ print(
     [len(p) for p in train["points"][:8]],
     "...",
 )
+print("their shadows' points:", [len(p) for p in train["shadow_points"][:8]], "...")
 print("their classes:", train["cls"][:8].tolist(), "...")
 
 # %% [markdown]
 # ## The model
 #
-# The per-point part comes from layers applied to each point on its own (`Dense` acts on
-# the last axis), so a point's answer depends neither on the padding nor on the other
-# clouds of its batch. The per-cloud class pools over the points, so it must not see the
+# The per-point part comes from layers applied to each point of the full cloud on its
+# own (`Dense` acts on the last axis), so a point's answer depends neither on the padding
+# nor on the other clouds of its batch. The per-cloud class pools twice: over the
+# cloud's points and over its shadow's, which the same per-point layers (shared weights)
+# embed. The two are padded to different lengths, and neither pooling may see its
 # padding: `Masking` marks the rows that are all zero (the padding; no real point is
-# exactly zero in its four values), `Dense` carries that mask along, and
-# `GlobalAveragePooling1D` averages over the real points only. The inputs have shape
-# `(None, ...)`: any number of points, so one cloud alone fits the model too.
+# exactly zero in its four values), `Dense` carries each input's own mask along, and
+# `GlobalAveragePooling1D` averages over the real points only, of the cloud and of the
+# shadow; `cls` reads the two means side by side.
+# The inputs have shape `(None, ...)`: any number of points, so one cloud alone fits the
+# model too.
 #
 # `weighted_metrics`: Keras passes the sample weights (per point for `seg`, 0 on the
 # padding; per cloud for `cls`) to those metrics only, so `seg_accuracy` counts real
@@ -140,16 +158,29 @@ print("their classes:", train["cls"][:8].tolist(), "...")
 
 # %%
 def build_model() -> keras.Model:
-    points = keras.Input((None, 3), name="points")
-    features = keras.Input((None, 1), name="features")
-    h = keras.layers.Concatenate()([points, features])
-    h = keras.layers.Masking(mask_value=0.0)(h)  # the padded rows, for the pooling below
-    h = keras.layers.Dense(32, activation="relu")(h)
-    h = keras.layers.Dense(32, activation="relu")(h)
-    seg = keras.layers.Dense(len(PARTS), activation="softmax", name="seg")(h)
-    pooled = keras.layers.GlobalAveragePooling1D()(h)  # the mean over real points
+    inputs = {
+        "points": keras.Input((None, 3), name="points"),
+        "features": keras.Input((None, 1), name="features"),
+        "shadow_points": keras.Input((None, 3), name="shadow_points"),
+        "shadow_features": keras.Input((None, 1), name="shadow_features"),
+    }
+    per_point = [keras.layers.Dense(32, activation="relu") for _ in range(2)]  # shared
+
+    def embed(points: str, features: str):
+        """Each point's features, masked where its row is padding (all zero)."""
+        h = keras.layers.Concatenate()([inputs[points], inputs[features]])
+        h = keras.layers.Masking(mask_value=0.0)(h)
+        for layer in per_point:
+            h = layer(h)
+        return h
+
+    cloud = embed("points", "features")
+    shadow = embed("shadow_points", "shadow_features")  # its own length, its own mask
+    seg = keras.layers.Dense(len(PARTS), activation="softmax", name="seg")(cloud)
+    pool = keras.layers.GlobalAveragePooling1D()  # the mean over the real rows of its input
+    pooled = keras.layers.Concatenate()([pool(cloud), pool(shadow)])
     cls = keras.layers.Dense(len(PARTS), activation="softmax", name="cls")(pooled)
-    model = keras.Model({"points": points, "features": features}, {"cls": cls, "seg": seg})
+    model = keras.Model(inputs, {"cls": cls, "seg": seg})
     loss = "sparse_categorical_crossentropy"
     model.compile(
         keras.optimizers.Adam(1e-2),
@@ -160,32 +191,53 @@ def build_model() -> keras.Model:
 
 
 # %% [markdown]
-# ## Augment, then pad each batch to its longest cloud
+# ## Augment, then pad each member group to its own longest sample
 #
-# `Chain` runs the augmenters first, so they see the real points only; `keys="points"`
-# spares the intensities. Every augmenter draws per cloud from the `rng` the generator
-# derives from `(seed, epoch, batch, slice)`, so a resumed run augments exactly as the
-# uninterrupted one would. `PadPreprocessor()` pads both inputs and the per-point labels
-# `seg` to the batch's longest cloud and leaves the per-cloud labels `cls` as they are;
-# its sample weights follow the labels: a mask per point for `seg`, 1 per cloud for
-# `cls`. (Batches then differ in length: the compiled step, a `tf.function` with
-# `reduce_retracing`, is traced for the first length, once more for any length at the
+# `Chain` runs the augmenters first, so they see the real points only; `keys=` names the
+# coordinates and spares the intensities. Rotation and scale turn and stretch a cloud and
+# its shadow alike (one draw per cloud for every member); jitter moves every point on its
+# own. Every augmenter draws per cloud from the `rng` the generator derives from
+# `(seed, epoch, batch, slice)`, so a resumed run augments exactly as the uninterrupted
+# one would.
+#
+# A cloud and its shadow have different lengths, so one `PadPreprocessor` pads them in
+# two groups (`groups=`), each to its own batch's longest sample (the default: no
+# `length=`) with its own mask: the points, their intensities and the per-point labels
+# `seg` to the longest cloud; the shadow's two members to the longest shadow. The
+# per-cloud labels `cls` stay as they are; the sample weights follow the labels: the
+# points' mask for `seg`, 1 per cloud for `cls`. `'outputs'` names what `post_process`
+# cuts with each group's lengths when predicting: `seg` with the points', nothing with
+# the shadow's. (Batches then differ in length: the compiled step, a `tf.function` with
+# `reduce_retracing`, is traced for the first lengths, once more for any lengths at the
 # second, and never again.)
 
 
 # %%
+COORDINATES = ["points", "shadow_points"]
+INPUTS = ["points", "features", "shadow_points", "shadow_features"]
+
+
+def pad() -> PadPreprocessor:
+    return PadPreprocessor(
+        groups=[
+            {"batch": ["points", "features"], "labels": ["seg"], "outputs": ["seg"]},
+            {"batch": ["shadow_points", "shadow_features"], "outputs": False},
+        ]
+    )
+
+
 def augment_and_pad() -> Chain:
     return Chain(
-        RandomRotationPreprocessor(axis="z", max_angle=math.pi, keys="points"),
-        JitterPreprocessor(sigma=0.01, clip=0.02, keys="points"),
-        RandomScalePreprocessor(low=0.8, high=1.2, keys="points"),
-        PadPreprocessor(),
+        RandomRotationPreprocessor(axis="z", max_angle=math.pi, keys=COORDINATES),
+        JitterPreprocessor(sigma=0.01, clip=0.02, keys=COORDINATES),
+        RandomScalePreprocessor(low=0.8, high=1.2, keys=COORDINATES),
+        pad(),
     )
 
 
 def datagen(clouds: dict, preprocessor, **kwargs) -> DataGenerator:
     return DataGenerator(
-        data={"points": clouds["points"], "features": clouds["features"]},  # the model's inputs
+        data={key: clouds[key] for key in INPUTS},  # the model's inputs
         labels={"cls": clouds["cls"], "seg": clouds["seg"]},  # one per cloud; one per point
         preprocessor=preprocessor,
         **kwargs,
@@ -203,6 +255,11 @@ print("its labels:", shapes(y), "weights:", shapes(weights))
 shortest = int(weights["seg"].sum(axis=1).min())  # real points of the slice's shortest cloud
 padded = weights["seg"].shape[1]
 print(f"seg weights of its shortest cloud: 1 on {shortest} points, 0 on {padded - shortest}")
+real_shadow = np.any(x["shadow_points"] != 0, axis=-1).sum(axis=1)  # rows before the padding
+print(
+    f"padded to: points {padded} (its longest cloud), shadow {x['shadow_points'].shape[1]} "
+    f"(its longest shadow, {int(real_shadow.max())} points)"
+)
 
 # %% [markdown]
 # ## Train
@@ -217,7 +274,7 @@ model = build_model()
 tg = TrainGenerator(
     model,
     train_datagen,
-    datagen(val, PadPreprocessor(), batch_size=16),
+    datagen(val, pad(), batch_size=16),
     epochs=8 if SMALL else 10,
     key_metric="seg_accuracy",
     iter_verbosity=0,
@@ -253,9 +310,17 @@ print(f"tg.predict: cls {per_cloud.shape}, seg {len(per_point)} clouds, lengths 
 print(f"lengths equal the clouds' own: {lengths == [len(c) for c in test['points']]}")
 assert lengths == [len(c) for c in test["points"]]
 
-# The model on each cloud alone: a batch of one, unpadded, not augmented.
+# The model on each cloud alone: a batch of one, unpadded, not augmented, with the
+# shadow taken here once more (every 4th point).
 alone = [
-    model.predict_on_batch({"points": p[None], "features": f[None]})
+    model.predict_on_batch(
+        {
+            "points": p[None],
+            "features": f[None],
+            "shadow_points": p[None, ::SHADOW_STEP],
+            "shadow_features": f[None, ::SHADOW_STEP],
+        }
+    )
     for p, f in zip(test["points"], test["features"])
 ]
 cls_difference = max(float(np.max(np.abs(a["cls"][0] - b))) for a, b in zip(alone, per_cloud))

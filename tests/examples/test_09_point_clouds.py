@@ -1,10 +1,12 @@
-"""examples/09_point_clouds: classify and segment ragged clouds padded per batch.
+"""examples/09_point_clouds: classify and segment ragged clouds padded per batch, each
+cloud and its coarse shadow (every 4th point) in their own group, to their own length.
 
 The notebook saves its model and its test predictions (`tg.predict` on
 `test_datagen.for_prediction()`) in its run folder; these tests run the model on each
-cloud alone, unpadded, and compare. Nothing checked here depends on the CPU: the
-notebook prints no difference below 1e-5, only whether it is below (oneDNN on and off
-print the same lines; the predictions differ by about 5e-7).
+cloud alone (with its shadow taken here once more), unpadded, and compare. Nothing
+checked here depends on the CPU: the notebook prints no difference below 1e-5, only
+whether it is below (oneDNN on and off print the same lines; the predictions differ by
+about 5e-7).
 """
 
 from __future__ import annotations
@@ -49,7 +51,14 @@ def test_predictions_equal_the_model_on_each_cloud_alone_at_its_own_length(execu
         split(saved["seg"], cloud_lengths),
     )
     for points, features, cls, seg in clouds:
-        alone = model.predict_on_batch({"points": points[None], "features": features[None]})
+        alone = model.predict_on_batch(
+            {
+                "points": points[None],
+                "features": features[None],
+                "shadow_points": points[None, ::4],
+                "shadow_features": features[None, ::4],
+            }
+        )
         np.testing.assert_allclose(cls, alone["cls"][0], atol=1e-5)
         np.testing.assert_allclose(seg, alone["seg"][0], atol=1e-5)
     # Predictions in sample order, not augmented: they score as the notebook says.
@@ -62,6 +71,17 @@ def test_the_notebook_pads_each_batch_to_its_longest_cloud(executed_notebooks):
     (length,) = set(
         re.search(r"'points': \(8, (\d+), 3\), 'features': \(8, (\d+), 1\)", text).groups()
     )
+    (shadow,) = set(
+        re.search(
+            r"'shadow_points': \(8, (\d+), 3\), 'shadow_features': \(8, (\d+), 1\)", text
+        ).groups()
+    )
+    # Per-member padding: the shadow's group is padded to its own longest sample, not to
+    # the points' length (a shadow has ceil(n / 4) of a cloud's n points).
+    assert int(shadow) < int(length)
+    assert int(shadow) == -(-int(length) // 4)  # the slice's longest cloud has the longest shadow
+    assert f"padded to: points {length} (its longest cloud), shadow {shadow} " in text
+    assert f"(its longest shadow, {shadow} points)" in text
     assert f"its labels: {{'cls': (8,), 'seg': (8, {length})}}" in text
     assert f"weights: {{'cls': (8,), 'seg': (8, {length})}}" in text
     real, padding = map(
