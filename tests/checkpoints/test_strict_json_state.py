@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 
@@ -48,3 +49,35 @@ def test_checkpoints_write_strict_json_and_read_older_files_with_nan_tokens(tmp_
     assert "NaN" in old and "Infinity" in old
     back = store.loads_state(old)
     assert math.isnan(back["history"]["roc_auc"][1]) and back["history"]["loss"] == [math.inf]
+
+
+def test_a_trainers_checkpoint_holds_no_non_finite_token_and_no_infinity_string(tmp_path):
+    import keras
+
+    from trainkit import DataGenerator, TrainGenerator
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.zeros((8, 3), "float32")
+    tg = TrainGenerator(
+        model, DataGenerator(data=x, labels=x[:, :1], batch_size=4), iter_verbosity=0,
+        logs_dir=str(tmp_path),
+    )  # fmt: skip
+    tg.train()  # no validation: best_key_metric stays +inf
+    (checkpoint,) = [name for name in os.listdir(tg.run_dir) if name.startswith("ckpt")]
+    with open(f"{tg.run_dir}/{checkpoint}/{store.STATE_FILE}", encoding="utf-8") as file:
+        text = file.read()
+    parsed = strict_loads(text)
+    assert parsed["trainer"]["best_key_metric"] == {"$float": "inf"}
+
+    def bare_words(value):  # non-finite floats spelled as plain strings, outside $float
+        if isinstance(value, dict):
+            if set(value) == {"$float"}:
+                return []
+            return [word for item in value.values() for word in bare_words(item)]
+        if isinstance(value, list):
+            return [word for item in value for word in bare_words(item)]
+        return [value] if value in ("inf", "-inf", "nan", "Infinity", "NaN") else []
+
+    assert bare_words(parsed) == []

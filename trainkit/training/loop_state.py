@@ -153,9 +153,9 @@ class LoopState:
         self.stage = stage
 
     def state_dict(self) -> dict[str, Any]:
-        """A JSON-serializable copy of the state (infinities as strings)."""
+        """A copy of the state of plain values (non-finite floats stay floats: a checkpoint's
+        state.json writes them as `{"$float": "inf"}`, its one strict-JSON encoding)."""
         state = copy.deepcopy(asdict(self))
-        state["best_key_metric"] = _float_to_json(self.best_key_metric)
         state["version"] = STATE_VERSION
         return state
 
@@ -246,7 +246,3 @@ def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None
         history.setdefault(name, [math.nan] * length)
     for name, values in history.items():
         values.append(logs.get(name, math.nan))
-
-
-def _float_to_json(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
