@@ -16,7 +16,7 @@ DATA_GENERATOR_ARGUMENTS = frozenset(
         "data_path", "labels_path", "data", "labels", "batch_size", "shuffle", "seed",
         "preprocessor", "set_nums", "superbatch", "drop_remainder", "shuffle_group_batches",
         "shuffle_group_samples", "loader", "labels_loader", "prefetch", "shard",
-        "data_key", "labels_key", "prefetch_workers",
+        "data_key", "labels_key", "prefetch_workers", "keys",
     }
 )  # fmt: skip
 TRAIN_GENERATOR_ARGUMENTS = frozenset(
