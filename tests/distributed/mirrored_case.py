@@ -111,6 +111,19 @@ def run_stateful(strategy: tf.distribute.Strategy | None) -> dict:
     }
 
 
+def run_store(strategy: tf.distribute.Strategy | None, store: str) -> dict:
+    """Training from an offline store: the replicas split each stored slice by rows."""
+    scope = strategy.scope() if strategy is not None else tf.name_scope("one_device")
+    with scope:
+        model = build()
+    tg = TrainGenerator(
+        model, DataGenerator(data_path=store, shuffle=True, seed=5), epochs=2,
+        strategy=strategy, iter_verbosity=0,
+    )  # fmt: skip
+    tg.train()
+    return {"weights": [w.tolist() for w in model.get_weights()], "loss": tg.history["loss"]}
+
+
 def main() -> None:
     logs_dir = sys.argv[1]
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -122,6 +135,12 @@ def main() -> None:
         }
     out["fused"] = run(strategy, "evaluate", os.path.join(logs_dir, "fused"), False, 4)
     out["stateful"] = {"one": run_stateful(None), "mirrored": run_stateful(strategy)}
+    from trainkit import write_store
+
+    x, y = data()  # 5 stored batches, the last of 11 rows
+    store = write_store(DataGenerator(data=x, labels=y, batch_size=BATCH),
+                        os.path.join(logs_dir, "store"), chunk_size=2)  # fmt: skip
+    out["store"] = {"one": run_store(None, store), "mirrored": run_store(strategy, store)}
     # Resume the first mid-run checkpoint of the mirrored run in a fresh model.
     run_dir = out["evaluate"]["mirrored"]["run_dir"]
     first = sorted(name for name in os.listdir(run_dir) if name.startswith("ckpt-"))[0]

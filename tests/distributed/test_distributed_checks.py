@@ -73,3 +73,15 @@ def test_a_generator_that_served_already_cannot_be_sharded():
     dg.get()
     with pytest.raises(RuntimeError, match="before it serves its first slice"):
         config.check_distributed(layout(2, 2, 1), dg, None, False)
+
+
+def test_a_store_trains_on_one_workers_replicas_and_is_refused_on_several(tmp_path):
+    from trainkit import write_store
+
+    store = write_store(generator(), str(tmp_path / "store"), chunk_size=2)  # 16, 16, 8 rows
+    config.check_distributed(layout(2, 1), DataGenerator(data_path=store), None, False)
+    short = write_store(generator(samples=33), str(tmp_path / "short"), chunk_size=2)
+    with pytest.raises(ValueError, match=r"stored batch '2' holds 1 samples.*2 replicas"):
+        config.check_distributed(layout(2, 1), DataGenerator(data_path=short), None, False)
+    with pytest.raises(ValueError, match=r"cannot be split across 2 workers"):
+        config.check_distributed(layout(2, 2), DataGenerator(data_path=store), None, False)

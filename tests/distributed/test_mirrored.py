@@ -80,3 +80,10 @@ def test_fused_steps_under_the_strategy_equal_one_step_per_slice_bitwise(result)
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert fused["loss"] == one_by_one["loss"]
     assert fused["val"] == one_by_one["val"]
+
+
+def test_an_offline_store_trains_under_the_strategy_as_on_one_device(result):
+    one, mirrored = result["store"]["one"], result["store"]["mirrored"]
+    assert len(mirrored["loss"]) == len(one["loss"]) == 10  # 5 stored batches x 2 epochs
+    close(mirrored["weights"], one["weights"])
+    close([mirrored["loss"]], [one["loss"]])

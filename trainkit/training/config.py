@@ -353,12 +353,10 @@ def shard_for(distribution: Any, name: str, dg: Any, check_rows: bool = True) ->
     `check_rows=False`: the slices are not split across replicas (predictions on one
     worker), so a batch may hold fewer rows than there are replicas.
     """
-    if getattr(dg, "_store", None) is not None and distribution.workers > 1:
-        raise ValueError(
-            f"`{name}` serves an offline store, whose stored batches cannot be split "
-            f"across {distribution.workers} workers. Train from the store on one worker, "
-            "or from the source data with its preprocessor on several."
-        )
+    store = getattr(dg, "_store", None)
+    if store is not None:
+        _check_store_rows(distribution, name, store, check_rows)
+        return
     if getattr(dg, "shard", None) is None:
         short = [b for b in dg.plan(0) if b.size < distribution.replicas]
         if short and check_rows:
@@ -371,6 +369,28 @@ def shard_for(distribution: Any, name: str, dg: Any, check_rows: bool = True) ->
             )
         if distribution.shard is not None:
             dg._set_shard(distribution.shard)
+
+
+def _check_store_rows(distribution: Any, name: str, store: Any, check_rows: bool) -> None:
+    """An offline store under a strategy: on one worker its replicas split each stored
+    slice by rows (each stored batch needs a row per replica); not on several workers."""
+    if distribution.workers > 1:
+        raise ValueError(
+            f"`{name}` serves an offline store, whose stored batches cannot be split "
+            f"across {distribution.workers} workers yet. Train from the store on one worker "
+            "(its replicas split each stored slice), or from the source data with its "
+            "preprocessor on several."
+        )
+    for set_name, pieces in store.manifest["names"]:
+        rows = sum(int(stop) - int(start) for _, start, stop in pieces)
+        if check_rows and rows < distribution.replicas:
+            raise ValueError(
+                f"`{name}` serves an offline store whose stored batch {set_name!r} holds "
+                f"{rows} samples, fewer than the strategy's {distribution.replicas} replicas "
+                "(each replica needs at least one row of every slice). Write the store from "
+                "a generator with drop_remainder=True, or with a batch_size and sample "
+                f"count that leave at least {distribution.replicas} samples in its last batch."
+            )
 
 
 def check_names(max_checkpoints: Any, model_configs: Any, model_base_name: Any) -> None:
