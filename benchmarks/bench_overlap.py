@@ -48,7 +48,7 @@ import tensorflow as tf
 from common import Row, interleaved_best, one_more_epoch, ratio_rows, table
 
 from trainkit import DataGenerator, Preprocessor, TrainGenerator
-from trainkit.training.steps import CompiledStep
+from trainkit.training.slices.steps import CompiledStep
 
 BATCH_SIZE = 256
 SIGNAL_LENGTH = 1280

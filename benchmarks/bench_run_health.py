@@ -27,8 +27,8 @@ import numpy as np
 from common import Row, interleaved_best, one_more_epoch, table
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training.health import data_is_finite
-from trainkit.training.steps import CompiledStep
+from trainkit.training.slices.health import data_is_finite
+from trainkit.training.slices.steps import CompiledStep
 
 BATCH_SIZE = 64
 TARGET = 0.02

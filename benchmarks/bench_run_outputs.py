@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training import figures
+from trainkit.training.outputs import figures
 
 SAMPLES, VAL_SAMPLES, FEATURES, BATCH_SIZE = 512, 128, 16, 32
 

@@ -140,7 +140,7 @@ def keras_fit_spe(steps: int):
 
 def bare_loop_trainkit_step(x: np.ndarray, y: np.ndarray):
     """(a) again, but calling trainkit's compiled step: isolates the loop's bookkeeping."""
-    from trainkit.training.steps import CompiledStep
+    from trainkit.training.slices.steps import CompiledStep
 
     step = CompiledStep(make_model(), "train")
 

@@ -10,7 +10,7 @@ import pytest
 from trainkit import DataGenerator, TrainGenerator
 from trainkit._argument_owners import DATA_GENERATOR_ARGUMENTS, TRAIN_GENERATOR_ARGUMENTS
 from trainkit.data.generator import RARE_OPTIONS as DATA_RARE_OPTIONS
-from trainkit.training.config import RARE_OPTIONS as TRAIN_RARE_OPTIONS
+from trainkit.training.construction.keywords import RARE_OPTIONS as TRAIN_RARE_OPTIONS
 
 
 def keywords(init, rare):

@@ -24,17 +24,17 @@ from trainkit.data.preprocessors import (
 
 if TYPE_CHECKING:
     from trainkit.training import TrainGenerator
-    from trainkit.training.distribute import WorkerLostError
-    from trainkit.training.health import NonFiniteLossError, NonFiniteWeightsError
+    from trainkit.training.slices.distribute import WorkerLostError
+    from trainkit.training.slices.health import NonFiniteLossError, NonFiniteWeightsError
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; imported on first attribute access (PEP 562).
 _LAZY = {
     "TrainGenerator": "trainkit.training",
-    "NonFiniteLossError": "trainkit.training.health",
-    "NonFiniteWeightsError": "trainkit.training.health",
-    "WorkerLostError": "trainkit.training.distribute",
+    "NonFiniteLossError": "trainkit.training.slices.health",
+    "NonFiniteWeightsError": "trainkit.training.slices.health",
+    "WorkerLostError": "trainkit.training.slices.distribute",
 }
 
 __all__ = [

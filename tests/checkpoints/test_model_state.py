@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from trainkit.checkpoints import model_state
-from trainkit.training.steps import stateful_layers
+from trainkit.training.slices.steps import stateful_layers
 
 
 def build(seed=0):

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.training import checkpointing
-from trainkit.training.distribute import Distribution
+from trainkit.training.slices.distribute import Distribution
 
 
 def test_a_follower_writes_its_run_folder_and_best_models_outside_the_chiefs(tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ CONTRACT = {
         "on_val_batch_begin", "on_val_batch_end", "on_val_end", "on_save", "on_load",
         "state_dict", "load_state_dict", "trainer",
     ],
-    "trainkit.training.prediction.Predictions": ["in_sample_order"],
+    "trainkit.training.evaluation.prediction.Predictions": ["in_sample_order"],
     "trainkit.NonFiniteLossError": [],
     "trainkit.WorkerLostError": [],
     "trainkit.write_sets": [],

@@ -1,5 +1,5 @@
 """What a Keras user passes as `datagen` is refused with the DataGenerator that fits it,
-and a PyDataset is wrapped into one (`config.as_datagen`)."""
+and a PyDataset is wrapped into one (`argument_checks.as_datagen`)."""
 
 import keras
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from training_helpers import dense_arrays, dense_model
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training import config
+from trainkit.training.construction import argument_checks, strategy_checks
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +43,17 @@ def test_a_tf_dataset_says_why_it_cannot_resume_and_what_to_pass_instead(model):
 
 
 def test_a_py_dataset_the_trainer_is_given_is_wrapped_with_its_batch_size():
-    wrapped = config.as_datagen("datagen", Batches())
+    wrapped = argument_checks.as_datagen("datagen", Batches())
     assert isinstance(wrapped, DataGenerator)
     assert wrapped.batch_size == 8 and wrapped.set_nums_original == ["0", "1", "2", "3"]
-    assert config.as_datagen("val_datagen", None) is None
+    assert argument_checks.as_datagen("val_datagen", None) is None
     dg = DataGenerator(data=np.zeros((4, 8), "float32"), batch_size=2)
-    assert config.as_datagen("datagen", dg) is dg
+    assert argument_checks.as_datagen("datagen", dg) is dg
 
 
 def test_a_py_dataset_left_unwrapped_names_the_wrapper(model):
     with pytest.raises(TypeError, match=r"DataGenerator\(data=py_dataset, batch_size="):
-        config.check_datagen("datagen", Batches(), required=True)
+        argument_checks.check_datagen("datagen", Batches(), required=True)
 
 
 def test_a_model_built_outside_the_strategy_scope_is_refused_naming_the_scope():
@@ -62,13 +62,13 @@ def test_a_model_built_outside_the_strategy_scope_is_refused_naming_the_scope():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     outside = dense_model()
     with pytest.raises(ValueError, match=r"outside any strategy's scope.*with strategy\.scope\(\)"):
-        config.check_model_strategy(outside, strategy)
+        strategy_checks.check_model_strategy(outside, strategy)
     with strategy.scope():
         inside = dense_model()
-    config.check_model_strategy(inside, strategy)
+    strategy_checks.check_model_strategy(inside, strategy)
     other = tf.distribute.MirroredStrategy(["/cpu:0"])
     with pytest.raises(ValueError, match="in another strategy"):
-        config.check_model_strategy(inside, other)
+        strategy_checks.check_model_strategy(inside, other)
 
 
 def test_the_trainer_wraps_py_datasets_for_train_and_validation_and_resumes_them(tmp_path):

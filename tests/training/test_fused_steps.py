@@ -21,7 +21,7 @@ from training_helpers import (
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.callbacks import Callback
-from trainkit.training import steps
+from trainkit.training.slices import steps
 
 
 def dropout_model(seed=0):

@@ -21,9 +21,9 @@ from training_helpers import (
 from trainkit import TrainGenerator
 from trainkit.callbacks import Callback
 from trainkit.metrics import ALIASES, METRICS
-from trainkit.training import figures
-from trainkit.training.config import default_max_is_best
-from trainkit.training.progress import Progress, can_rewrite
+from trainkit.training.construction.metric_directions import default_max_is_best
+from trainkit.training.outputs import figures
+from trainkit.training.outputs.progress import Progress, can_rewrite
 
 EPOCHS = 3
 

@@ -21,7 +21,7 @@ from training_helpers import dense_arrays, dense_model
 
 from trainkit import DataGenerator, NonFiniteLossError, NonFiniteWeightsError, TrainGenerator
 from trainkit.data import write_sets
-from trainkit.training.health import data_is_finite
+from trainkit.training.slices.health import data_is_finite
 
 # digits, one NaN pixel, Dense(32, relu) -> Dense(10): the layout where oneDNN's fused
 # kernel hides the NaN from the loss. Prints what the test checks, as JSON.

@@ -8,9 +8,9 @@ import pytest
 from training_helpers import dense_arrays, dense_model, lstm_model, series_datagen
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training import preflight
-from trainkit.training.logged_names import logged_names
-from trainkit.training.steps import CompiledStep
+from trainkit.training.construction import preflight
+from trainkit.training.evaluation.logged_names import logged_names
+from trainkit.training.slices.steps import CompiledStep
 
 
 def softmax_model(features=8, classes=3, loss="sparse_categorical_crossentropy", metrics=None):

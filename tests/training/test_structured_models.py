@@ -7,7 +7,7 @@ from training_helpers import RaiseAt, train_through_failures, weights_equal
 
 from trainkit import DataGenerator, Preprocessor, TrainGenerator
 from trainkit.testing import assert_resume_equivalent
-from trainkit.training.sample_weights import sample_weights
+from trainkit.training.evaluation.sample_weights import sample_weights
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(36, 6)).astype("float32")

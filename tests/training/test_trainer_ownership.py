@@ -29,7 +29,9 @@ def test_checkpoints_never_import_the_training_package(path):
     assert not [name for name in _imports(path) if name.startswith("trainkit.training")]
 
 
-@pytest.mark.parametrize("name", ["validation.py", "prediction.py", "checkpointing.py"])
+@pytest.mark.parametrize(
+    "name", ["evaluation/validation.py", "evaluation/prediction.py", "checkpointing.py"]
+)
 def test_validation_and_checkpoints_read_no_private_attribute_of_the_trainer(name):
     text = (PACKAGE / "training" / name).read_text()
     assert not re.findall(r"\b(?:t|tg|trainer|self\.trainer)\._\w+", text)
@@ -40,7 +42,7 @@ def test_the_loop_stages_and_their_transitions_are_one_table():
 
     assert set(loop_state.TRANSITIONS) == set(loop_state.STAGES)
     text = (PACKAGE / "training" / "trainer.py").read_text()
-    text += (PACKAGE / "training" / "validation.py").read_text()
+    text += (PACKAGE / "training" / "evaluation" / "validation.py").read_text()
     assert not re.findall(r"\.stage\s*=[^=]", text), "move stages with LoopState.move_to()"
 
 

@@ -7,7 +7,7 @@ from training_helpers import lstm_model, series_datagen
 
 from trainkit import TrainGenerator
 from trainkit.callbacks import Callback
-from trainkit.training.steps import stateful_layers
+from trainkit.training.slices.steps import stateful_layers
 
 
 def state_norm(model):

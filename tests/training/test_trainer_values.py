@@ -15,7 +15,7 @@ from training_helpers import (
 )
 
 from trainkit import DataGenerator, TimeseriesPreprocessor, TrainGenerator
-from trainkit.training.config import default_max_is_best
+from trainkit.training.construction.metric_directions import default_max_is_best
 
 
 def frozen_dense_run(batch_size=8, n=30, val_n=10, **kwargs):

@@ -4,7 +4,7 @@ import pytest
 from validation_helpers import binary_arrays, binary_model
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training import validation
+from trainkit.training.evaluation import validation
 
 X, Y = binary_arrays(48)
 THRESHOLDS = [0.3, 0.7, 0.4]  # tuned at validations 1, 2, 3

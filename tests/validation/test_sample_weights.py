@@ -15,7 +15,7 @@ from validation_helpers import (
 )
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training.sample_weights import sample_weights, slice_weight
+from trainkit.training.evaluation.sample_weights import sample_weights, slice_weight
 
 RNG = np.random.default_rng(5)
 X3 = RNG.normal(size=(24, 4)).astype("float32")

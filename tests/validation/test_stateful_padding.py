@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.training import padding
+from trainkit.training.evaluation import padding
 
 BATCH, TIMESTEPS = 8, 3
 VAL_SAMPLES = 175  # 21 full batches of 8 and one of 7: drop_remainder would score 168

@@ -297,7 +297,7 @@ def test_a_structured_datagen_predicts_in_the_model_structure(outputs_as):
     ],
 )
 def test_the_names_known_before_a_step_are_those_keras_logs(outputs_as, compiled, weighted):
-    from trainkit.training.logged_names import logged_names
+    from trainkit.training.evaluation.logged_names import logged_names
 
     model = model_of(outputs_as)
     model.compile("sgd", loss=model.loss, metrics=compiled, weighted_metrics=weighted)

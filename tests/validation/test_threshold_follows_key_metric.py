@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trainkit import metrics
-from trainkit.training.scoring import resolve_val_metrics, tune_threshold
+from trainkit.training.evaluation.scoring import resolve_val_metrics, tune_threshold
 
 # Positives score 0.3 to 1.0; negatives 0.0 to 0.75: F1 wants a low threshold (recall),
 # precision a high one (above every negative).

@@ -1,13 +1,17 @@
 """The train side: `TrainGenerator` and the pieces of its loop.
 
-Modules: `trainer` (the loop), `loop_state` (its counters, histories and progress
-markers), `steps` (the compiled steps that call Keras; stateful-layer helpers),
-`frequency`, `validation` (evaluate and predict modes), `prediction` (`tg.predict`,
-predictions in data order), `scoring` (val_metrics, threshold, best subset),
-`sample_weights` (class and slice weights), `settings` (every setting resolved once:
-passed > saved > default), `callback_list` (trainkit and Keras
-callbacks), `interrupts` (deferred Ctrl-C), `progress`, `config` (argument checks).
-See docs/validation.md.
+The loop and its state sit at the top: `trainer` (the loop), `loop_state` (its
+counters, histories, stages and hook order), `frequency`, `callback_list` (trainkit and
+Keras callbacks), `interrupts` (deferred Ctrl-C and SIGTERM) and `checkpointing` (what a
+checkpoint holds, saving, resuming). Four packages hold the rest, each with the
+modules it lists:
+
+* `construction`: the trainer built: arguments checked, settings resolved (passed >
+  saved > default), the data checked against the model before the first step;
+* `slices`: a slice's way into Keras: its structure, health checks, the compiled and
+  distributed steps, the feeder that fits slices for the loop;
+* `evaluation`: validation, `tg.evaluate()` and `tg.predict()` (docs/validation.md);
+* `outputs`: progress lines, run logs and figures.
 
 How the loop decides:
 

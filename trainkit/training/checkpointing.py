@@ -33,14 +33,14 @@ from trainkit.checkpoints.background import BackgroundWrite
 from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import abandoned_runs, safe_name
 from trainkit.checkpoints.store import CheckpointWriteError, dumps_state
-from trainkit.training import health
-from trainkit.training.validation import best_threshold
+from trainkit.training.evaluation.validation import best_threshold
+from trainkit.training.slices import health
 
 if TYPE_CHECKING:
     from trainkit.training.callback_list import CallbackList
+    from trainkit.training.construction.settings import TrainSettings
     from trainkit.training.loop_state import LoopState
-    from trainkit.training.run_logs import RunLogs
-    from trainkit.training.settings import TrainSettings
+    from trainkit.training.outputs.run_logs import RunLogs
     from trainkit.training.trainer import TrainGenerator
 
 STATE_VERSION = 1

@@ -9,11 +9,17 @@ from typing import Any
 import keras
 
 from trainkit.checkpoints import RunFolder
-from trainkit.training import checkpointing, config, figures, wiring
+from trainkit.training import checkpointing
 from trainkit.training.callback_list import CallbackList, keras_verbose
-from trainkit.training.feeder import SliceFeeder
+from trainkit.training.construction import wiring
+from trainkit.training.construction.argument_checks import check_datagen, explicit_arguments
+from trainkit.training.construction.settings import SettingsView
+from trainkit.training.construction.stateful_checks import check_stateful_pass
+from trainkit.training.construction.strategy_checks import shard_for
+from trainkit.training.evaluation.padding import fixed_batch_size
+from trainkit.training.evaluation.prediction import Predictions
+from trainkit.training.evaluation.validation import Validation, evaluate_datagen, predict_datagen
 from trainkit.training.frequency import Frequency
-from trainkit.training.health import loss_is_finite
 from trainkit.training.interrupts import DeferredInterrupt, warn_preempted
 from trainkit.training.loop_state import (
     BATCH_END,
@@ -28,20 +34,13 @@ from trainkit.training.loop_state import (
     LoopStateView,
     append_logs,
 )
-from trainkit.training.padding import fixed_batch_size
-from trainkit.training.prediction import Predictions
-from trainkit.training.progress import Progress
-from trainkit.training.run_logs import RunLogs
-from trainkit.training.settings import SettingsView
-from trainkit.training.slices import SliceRecord
-from trainkit.training.steps import (
-    reset_states,
-)
-from trainkit.training.validation import (
-    Validation,
-    evaluate_datagen,
-    predict_datagen,
-)
+from trainkit.training.outputs import figures
+from trainkit.training.outputs.progress import Progress
+from trainkit.training.outputs.run_logs import RunLogs
+from trainkit.training.slices.feeder import SliceFeeder
+from trainkit.training.slices.health import loss_is_finite
+from trainkit.training.slices.record import SliceRecord
+from trainkit.training.slices.steps import reset_states
 
 # The loop's outputs between slices, in the order they run where several fall due: each
 # is `(frequency setting, method)`. The stage methods run the due ones at each iter,
@@ -215,7 +214,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         if name == "on_nonfinite" and self._train_step.guard != (self.on_nonfinite == "skip"):
             wiring.build_train_steps(self)  # 'skip' undoes a non-finite step in the graph
 
-    @config.explicit_arguments
+    @explicit_arguments
     def __init__(
         self,
         model: Any,
@@ -563,10 +562,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         generator's position (a fresh pass if exhausted), leaves it ready for the next
         pass; trainer counters and callbacks are untouched. See docs/validation.md.
         """
-        config.check_datagen("datagen", datagen, required=True)
-        config.check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
+        check_datagen("datagen", datagen, required=True)
+        check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
         if self._distribution is not None:  # each worker its rows, counted once
-            config.shard_for(self._distribution, "datagen", datagen)
+            shard_for(self._distribution, "datagen", datagen)
         return evaluate_datagen(self._validation.parts, datagen)
 
     def predict(self, datagen: Any) -> Predictions:
@@ -584,12 +583,12 @@ class TrainGenerator(SettingsView, LoopStateView):
         result.predictions[result.sample_indices == 0]  # sample 0's outputs
         ```
         """
-        config.check_datagen("datagen", datagen, required=True)
-        config.check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
+        check_datagen("datagen", datagen, required=True)
+        check_stateful_pass(self._stateful_layers, datagen, self._val.pad_val_batches)
         distribution = self._distribution
         if distribution is not None:  # each worker its rows, gathered on every worker
             split = distribution.workers > 1 or fixed_batch_size(self.model) is not None
-            config.shard_for(distribution, "datagen", datagen, check_rows=split)
+            shard_for(distribution, "datagen", datagen, check_rows=split)
         return predict_datagen(self._validation.parts, datagen)
 
     def state_dict(self) -> dict[str, Any]:

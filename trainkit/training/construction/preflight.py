@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 
 from trainkit import metrics
-from trainkit.training import padding
-from trainkit.training.logged_names import logged_names
-from trainkit.training.padding import fixed_batch_size
-from trainkit.training.sample_weights import is_per_output
-from trainkit.training.scoring import ValidationSettings, loss_name
-from trainkit.training.steps import stateful_layers
-from trainkit.training.structure import is_structured, output_names, unpack_slice
+from trainkit.training.evaluation import padding
+from trainkit.training.evaluation.logged_names import logged_names
+from trainkit.training.evaluation.padding import fixed_batch_size
+from trainkit.training.evaluation.sample_weights import is_per_output
+from trainkit.training.evaluation.scoring import ValidationSettings, loss_name
+from trainkit.training.slices.steps import stateful_layers
+from trainkit.training.slices.structure import is_structured, output_names, unpack_slice
 
 _SHAPE_MISMATCH = (
     "`{name}` serves x{where} of shape {shape} ({dtype}), but the model's input "

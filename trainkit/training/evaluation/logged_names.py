@@ -54,7 +54,7 @@ def _multi_output_names(model: Any, compiled: Any) -> list[str] | None:
     Known only for metrics given per output (a dict by output name or one list per
     output); None otherwise.
     """
-    from trainkit.training.structure import output_names
+    from trainkit.training.slices.structure import output_names
 
     names = output_names(model)
     if names is None:

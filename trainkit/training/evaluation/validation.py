@@ -29,29 +29,29 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainkit.training import padding
-from trainkit.training.loop_state import WeightedMean, append_logs
-from trainkit.training.metric_masses import decode, encode, metric_masses
-from trainkit.training.prediction import (
+from trainkit.training.evaluation import padding
+from trainkit.training.evaluation.metric_masses import decode, encode, metric_masses
+from trainkit.training.evaluation.prediction import (
     PredictionCollector,
     Predictions,
     add_slice,
     post_processor,
     predict_pass,
 )
-from trainkit.training.sample_weights import slice_sample_weights
-from trainkit.training.scoring import (
+from trainkit.training.evaluation.sample_weights import slice_sample_weights
+from trainkit.training.evaluation.scoring import (
     ValidationSettings,
     best_subset,
     compute_metrics,
     tune_threshold,
 )
-from trainkit.training.steps import reset_states, restore_states, snapshot_states
-from trainkit.training.structure import output_names, take_rows, unpack_slice
+from trainkit.training.loop_state import WeightedMean, append_logs
+from trainkit.training.slices.steps import reset_states, restore_states, snapshot_states
+from trainkit.training.slices.structure import output_names, take_rows, unpack_slice
 
 if TYPE_CHECKING:
+    from trainkit.training.construction.settings import TrainSettings
     from trainkit.training.loop_state import LoopState
-    from trainkit.training.settings import TrainSettings
     from trainkit.training.trainer import TrainGenerator
 
 

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainkit.training import padding
-from trainkit.training.sample_weights import sample_weights, slice_weight
-from trainkit.training.steps import reset_states, restore_states, snapshot_states
-from trainkit.training.structure import (
+from trainkit.training.evaluation import padding
+from trainkit.training.evaluation.sample_weights import sample_weights, slice_weight
+from trainkit.training.slices.steps import reset_states, restore_states, snapshot_states
+from trainkit.training.slices.structure import (
     SampleList,
     concat_rows,
     first_member,
@@ -48,7 +48,7 @@ from trainkit.training.structure import (
 )
 
 if TYPE_CHECKING:
-    from trainkit.training.validation import ValidationParts
+    from trainkit.training.evaluation.validation import ValidationParts
 
 LAST_SLICE = "last"  # pred_weighted_slices_range: score only each batch's last slice
 

@@ -20,13 +20,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trainkit.training import distribute, preflight
-from trainkit.training.health import data_is_finite, loss_is_finite, nonfinite_error
+from trainkit.training.construction import preflight
+from trainkit.training.evaluation.sample_weights import slice_sample_weights
 from trainkit.training.loop_state import FIT
-from trainkit.training.sample_weights import slice_sample_weights
-from trainkit.training.slices import SliceRecord, keras_data
-from trainkit.training.steps import num_samples, signature_key
-from trainkit.training.structure import unpack_slice
+from trainkit.training.slices import distribute
+from trainkit.training.slices.health import data_is_finite, loss_is_finite, nonfinite_error
+from trainkit.training.slices.record import SliceRecord, keras_data
+from trainkit.training.slices.steps import num_samples, signature_key
+from trainkit.training.slices.structure import unpack_slice
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator

@@ -28,10 +28,11 @@ from typing import Any
 from trainkit._stable import describe
 from trainkit._validation import check_bool, check_choice, check_int, closest
 from trainkit._validation import describe as describe_short
-from trainkit.training import config, preflight
+from trainkit.training.construction import argument_checks, keywords, metric_directions, preflight
+from trainkit.training.evaluation import validation_arguments
+from trainkit.training.evaluation.scoring import ValidationSettings
 from trainkit.training.frequency import Frequency, parse_frequency
-from trainkit.training.health import ON_NONFINITE
-from trainkit.training.scoring import ValidationSettings
+from trainkit.training.slices.health import ON_NONFINITE
 
 LOOP_CONTROL = (
     "epochs", "val_freq", "checkpoint_freq", "iter_verbosity", "max_checkpoints",
@@ -113,7 +114,7 @@ class TrainSettings:
             "plot_history_freq": self.plot_history_freq,
             "introspect_freq": self.introspect_freq,
         }
-        values["options"] = {name: describe(_json(options[name])) for name in config.RARE_OPTIONS}
+        values["options"] = {name: describe(_json(options[name])) for name in keywords.RARE_OPTIONS}
         return values
 
     def assign(self, name: str, value: Any) -> None:
@@ -190,7 +191,7 @@ def _choose(
             chosen[name], sources[name] = _from_saved(name, saved[name]), "saved"
         else:
             chosen[name], sources[name] = arguments[name], "default"
-    for name, default in config.RARE_OPTIONS.items():
+    for name, default in keywords.RARE_OPTIONS.items():
         if name in passed_options:
             chosen[name], sources[name] = passed_options[name], "passed"
         elif name in saved_options:
@@ -207,16 +208,18 @@ def _choose(
 def _build(
     chosen: dict[str, Any], sources: dict[str, str], model: Any, val_datagen: Any
 ) -> TrainSettings:
-    options = config.check_rare_options({name: chosen[name] for name in config.RARE_OPTIONS})
+    options = keywords.check_rare_options({name: chosen[name] for name in keywords.RARE_OPTIONS})
     # Metric names first (a typo such as 'acuracy' says so), then key_metric's direction.
-    validation = config.check_validation_args(
+    validation = validation_arguments.check_validation_args(
         {**chosen, "val_datagen": val_datagen}, options, model
     )
     validates = val_datagen is not None and validation.eval_fn == "evaluate"
     if validates and isinstance(chosen["key_metric"], str):
         preflight.check_logged_names(model, validation, chosen["key_metric"])
-    key_metric, max_is_best = config.check_key_metric(chosen["key_metric"], chosen["max_is_best"])
-    config.check_names(
+    key_metric, max_is_best = metric_directions.check_key_metric(
+        chosen["key_metric"], chosen["max_is_best"]
+    )
+    argument_checks.check_names(
         chosen["max_checkpoints"], chosen["model_configs"], chosen["model_base_name"]
     )
     return TrainSettings(
@@ -235,7 +238,7 @@ def _build(
         reset_statefuls=check_bool("reset_statefuls", chosen["reset_statefuls"]),
         model_base_name=chosen["model_base_name"],
         model_configs=chosen["model_configs"],
-        seed=config.check_seed(chosen["seed"]),
+        seed=argument_checks.check_seed(chosen["seed"]),
         val_metrics=chosen["val_metrics"],
         validation=validation,
         plot_history_freq=check_loop_control("plot_history_freq", options.pop("plot_history_freq")),
@@ -249,7 +252,7 @@ def _build(
 def _compare(settings: TrainSettings, saved: dict[str, Any], saved_validated: bool) -> None:
     """A passed data-affecting setting that differs from the saved run is refused."""
     record, sources = settings.record(), settings.sources
-    compared_options = [name for name in config.RARE_OPTIONS if name not in LOOP_CONTROL_OPTIONS]
+    compared_options = [name for name in keywords.RARE_OPTIONS if name not in LOOP_CONTROL_OPTIONS]
     pairs = [(name, record.get(name), saved.get(name), name in saved) for name in COMPARED]
     saved_options = saved.get("options", {})
     pairs += [

@@ -19,7 +19,7 @@ from trainkit.checkpoints import log_marks
 from trainkit.reports import MetricsLog, ProvenanceLog
 
 if TYPE_CHECKING:
-    from trainkit.training.slices import SliceRecord
+    from trainkit.training.slices.record import SliceRecord
     from trainkit.training.trainer import TrainGenerator
 
 METRICS_FILE = "metrics.csv"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.training.steps import SAMPLES_KEY, num_samples, stateful_layers
+from trainkit.training.slices.steps import SAMPLES_KEY, num_samples, stateful_layers
 
 
 def fixed_batch_size(model: Any) -> int | None:

@@ -16,16 +16,25 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from trainkit.checkpoints.lock import lock_to_resume
-from trainkit.training import checkpointing, config, distribute, preflight, settings
+from trainkit.training import checkpointing
 from trainkit.training.callback_list import CallbackList, check_callbacks
-from trainkit.training.feeder import SliceFeeder
+from trainkit.training.construction import (
+    argument_checks,
+    keywords,
+    preflight,
+    settings,
+    stateful_checks,
+    strategy_checks,
+)
+from trainkit.training.evaluation.validation import Validation, ValidationParts
 from trainkit.training.interrupts import DeferredInterrupt
 from trainkit.training.loop_state import LoopState
-from trainkit.training.progress import Progress
-from trainkit.training.run_logs import RunLogs
-from trainkit.training.steps import CompiledStep, FusedSteps, stateful_layers
-from trainkit.training.structure import output_names
-from trainkit.training.validation import Validation, ValidationParts
+from trainkit.training.outputs.progress import Progress
+from trainkit.training.outputs.run_logs import RunLogs
+from trainkit.training.slices import distribute
+from trainkit.training.slices.feeder import SliceFeeder
+from trainkit.training.slices.steps import CompiledStep, FusedSteps, stateful_layers
+from trainkit.training.slices.structure import output_names
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
@@ -34,20 +43,20 @@ if TYPE_CHECKING:
 def build(tg: TrainGenerator, arguments: dict[str, Any]) -> None:
     """Check `arguments` (the constructor's, by name), then wire `tg`'s parts."""
     model = arguments["model"]
-    datagen = arguments["datagen"] = config.as_datagen("datagen", arguments["datagen"])
-    val_datagen = config.as_datagen("val_datagen", arguments["val_datagen"])
+    datagen = arguments["datagen"] = argument_checks.as_datagen("datagen", arguments["datagen"])
+    val_datagen = argument_checks.as_datagen("val_datagen", arguments["val_datagen"])
     arguments["val_datagen"] = val_datagen
     _check_arguments(tg, arguments)
     tg._distribution = (
         None if arguments["strategy"] is None else distribute.Distribution(arguments["strategy"])
     )
-    config.check_model_strategy(model, arguments["strategy"])  # a supported strategy first
+    strategy_checks.check_model_strategy(model, arguments["strategy"])  # a supported strategy first
     follower = tg._distribution is not None and not tg._distribution.is_chief
     resumed, run_lock = _resolve_settings(tg, arguments, follower)
     if tg.seed is not None:
         keras.utils.set_random_seed(tg.seed)
     if tg._distribution is not None:
-        config.check_distributed(
+        strategy_checks.check_distributed(
             tg._distribution, datagen, val_datagen, tg._val.pad_val_batches,
             stateful_layers(model), tg.reset_statefuls, tg.checkpoint_freq,
         )  # fmt: skip
@@ -57,7 +66,7 @@ def build(tg: TrainGenerator, arguments: dict[str, Any]) -> None:
     tg.best_subset_names = []  # set_names of the last best subset
     tg._stateful_layers = stateful_layers(model)
     tg._output_names = output_names(model)  # None for a single output
-    config.check_stateful_data(
+    stateful_checks.check_stateful_data(
         tg._stateful_layers, datagen, val_datagen, tg.reset_statefuls, tg._val.pad_val_batches
     )
     _build_parts(tg, arguments["callbacks"])
@@ -106,17 +115,19 @@ def step(tg: TrainGenerator, mode: str) -> Any:
 def _check_arguments(tg: TrainGenerator, arguments: dict[str, Any]) -> None:
     """What the arguments alone tell: unknown options, the model, the generators."""
     datagen, val_datagen = arguments["datagen"], arguments["val_datagen"]
-    config.check_unknown_options(type(tg).__init__, arguments["rare_options"])
-    config.check_model(arguments["model"])
-    config.check_datagen("datagen", datagen, required=True)
-    config.check_datagen("val_datagen", val_datagen, required=False)
+    keywords.check_unknown_options(type(tg).__init__, arguments["rare_options"])
+    argument_checks.check_model(arguments["model"])
+    argument_checks.check_datagen("datagen", datagen, required=True)
+    argument_checks.check_datagen("val_datagen", val_datagen, required=False)
     if val_datagen is not None and val_datagen is datagen:
         raise ValueError(
             "`val_datagen` must be a different DataGenerator object than `datagen`: "
             "validation runs its own pass and would move the train cursor. Build a "
             "second generator on the same data if you mean to validate on it."
         )
-    config.check_run_args(arguments["logs_dir"], arguments["best_models_dir"], arguments["resume"])
+    argument_checks.check_run_args(
+        arguments["logs_dir"], arguments["best_models_dir"], arguments["resume"]
+    )
 
 
 def _resolve_settings(tg: TrainGenerator, arguments: dict[str, Any], follower: bool) -> Any:

@@ -219,7 +219,7 @@ def _per_output(
     labels: Any, class_weights: Any, served: Any, num: int, names: list[str] | None, factor: Any
 ) -> Any:
     """One weight array per output, in the labels' structure."""
-    from trainkit.training.structure import output_items
+    from trainkit.training.slices.structure import output_items
 
     if names is None:
         raise ValueError(
@@ -259,7 +259,7 @@ def slice_sample_weights(
     """`sample_weights` for the generator's current slice (`served`: the preprocessor's)."""
     if class_weights is None and weight_range is None:
         return served
-    from trainkit.training.steps import num_samples
+    from trainkit.training.slices.steps import num_samples
 
     return sample_weights(
         labels, num_samples(x), class_weights, weight_range,

@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from trainkit._validation import describe
-from trainkit.training.padding import fixed_batch_size
-from trainkit.training.steps import SAMPLES_KEY, _flatten_logs, step_data
+from trainkit.training.evaluation.padding import fixed_batch_size
+from trainkit.training.slices.steps import SAMPLES_KEY, _flatten_logs, step_data
 
 __all__ = [
     "SAMPLES_KEY",

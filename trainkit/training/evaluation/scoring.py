@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from trainkit import metrics
-from trainkit.training.sample_weights import AnyClassWeights
-from trainkit.training.structure import is_structured, output_items, output_names
+from trainkit.training.evaluation.sample_weights import AnyClassWeights
+from trainkit.training.slices.structure import is_structured, output_items, output_names
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def best_subset(
 
 @dataclass
 class ValidationSettings:
-    """The checked validation options of one trainer (see `config.check_validation_args`)."""
+    """The checked validation options of one trainer (see `check_validation_args`)."""
 
     eval_fn: str = "evaluate"
     val_metrics: list[ValMetric] | None = None  # predict mode: resolved metrics
