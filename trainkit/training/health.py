@@ -89,15 +89,16 @@ def data_is_finite(args: tuple[Any, ...]) -> bool:
     One vectorized pass per array: a sum is finite exactly when no element is NaN or inf,
     unless the sum itself overflows, and only then is each element looked at.
     """
-    for leaf in _leaves(args):
-        if leaf.dtype.kind not in "fc" or leaf.size == 0:
-            continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = np.add.reduce(leaf, axis=None)
-        if math.isfinite(abs(total)):
-            continue
-        if not np.isfinite(leaf).all():
-            return False
+    plain = all(type(arg) is np.ndarray or arg is None for arg in args)  # the common case
+    leaves = [arg for arg in args if arg is not None] if plain else _leaves(args)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for leaf in leaves:
+            if leaf.dtype.kind not in "fc" or leaf.size == 0:
+                continue
+            if math.isfinite(abs(np.add.reduce(leaf, axis=None))):
+                continue
+            if not np.isfinite(leaf).all():
+                return False
     return True
 
 
