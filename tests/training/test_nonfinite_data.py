@@ -118,6 +118,7 @@ def test_skip_leaves_out_bad_slices_with_the_weights_unchanged(steps_per_executi
     skipped = [(s["epoch"], s["set_name"], s["iters_fit"]) for s in tg.skipped_slices]
     assert skipped == [(0, "3", 3), (0, "6", 5), (1, "3", 9), (1, "6", 11)]
     assert len(messages) == 4 and "samples [200]" in messages[1]
+    assert not any("resume" in m for m in messages)  # training goes on: nothing to resume
     assert tg.iters_fit == 12 and int(tg.model.optimizer.iterations.numpy()) == 12
     assert len(tg.history["loss"]) == 16 and np.isnan(tg.history["loss"][3])
     # Bitwise the run that never saw those batches.

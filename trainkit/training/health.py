@@ -180,6 +180,7 @@ def nonfinite_error(
         if known
         else f"{count} rows; their global indices are unknown, so rows are numbered in the slice"
     )
+    then = "" if skipping else " and resume from the last checkpoint"
     if bad_x or bad_y or bad_w:
         found = []
         if bad_x:
@@ -193,14 +194,14 @@ def nonfinite_error(
             )
         cause = (
             "; ".join(found) + ". Clean or drop those samples (e.g. np.nan_to_num, or "
-            "set_nums= to leave a set out) and resume from the last checkpoint."
+            f"set_nums= to leave a set out){then}."
         )
     else:
         cause = (
             "none of its inputs, labels or sample weights is NaN or inf, so the model "
             "diverged: lower the "
             "learning rate, clip gradients (e.g. the optimizer's clipnorm=1.0) or check the "
-            "loss, then resume from the last checkpoint."
+            f"loss{then}."
         )
     if before_step:
         found_what = "The slice to fit holds NaN or inf"
