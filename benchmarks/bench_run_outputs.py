@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from trainkit import DataGenerator, TrainGenerator
+from trainkit.training.construction import wiring
 from trainkit.training.outputs import figures
 
 SAMPLES, VAL_SAMPLES, FEATURES, BATCH_SIZE = 512, 128, 16, 32
@@ -83,9 +84,11 @@ def timed_run(epochs: int, options: dict[str, Any] | None) -> tuple[float, Any]:
 
 
 def _drawing_costs(trainer: TrainGenerator) -> tuple[float, float]:
-    def cost(draw: Callable[[TrainGenerator], Any]) -> float:
+    inputs = wiring.figure_inputs(trainer)
+
+    def cost(draw: Callable[[figures.FigureInputs], Any]) -> float:
         started = time.perf_counter()
-        draw(trainer)
+        draw(inputs)
         return time.perf_counter() - started
 
     return cost(figures.draw_history), cost(figures.write_report)

@@ -277,7 +277,7 @@ def _state_fix(original: Preprocessor, restored: Preprocessor) -> str:
 
 def _unrestored(original: Preprocessor, restored: Preprocessor) -> list[str]:
     """Attributes whose value differs between a preprocessor and its restored copy."""
-    skip = {"_rng", "_rng_key"}
+    skip = {"_rng", "_rng_key", "_rng_rows"}
     names = sorted((set(vars(original)) | set(vars(restored))) - skip)
     differ = []
     for name in names:

@@ -13,6 +13,10 @@ one uninterrupted 2-worker reference run:
 * 3 workers started as Slurm tasks (simulated `SLURM_*` variables, on CPU), their
   batches of 12 rows cut 4/4/4 and the last one of 4 cut 2/1/1: SIGTERM to a
   non-chief, then that checkpoint resumed on 2 workers, which must finish.
+
+And one more pair of workers (augmented_case.py) trains with random augmentation,
+each worker augmenting its shard of every batch, to the weights one device reaches
+from the same start (each sample's draws are keyed on its row in the global batch).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 import pytest
 
 WORKER = Path(__file__).resolve().parents[2] / "examples" / "multi_worker.py"
+AUGMENTED = Path(__file__).with_name("augmented_case.py")
 
 
 def free_ports(count: int) -> str:
@@ -211,3 +216,14 @@ def test_three_slurm_tasks_stop_together_on_sigterm_and_resume_on_two_workers(tm
     resumed = finish(start(2, logs, tmp_path / "resumed.npz", "--resume"))
     assert done_line(resumed[0]).startswith("DONE 36 ")
     assert_close(weights(tmp_path / "resumed.npz"), weights(reference[1]))
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_augmenting_their_shards_train_as_one_device_augmenting_the_batch(tmp_path):
+    ports, out = free_ports(2), tmp_path / "weights.npz"
+    command = [sys.executable, str(AUGMENTED), ports]
+    outputs = finish([spawn([*command, str(k), str(out)], {}) for k in range(2)], timeout=240)
+    count = int(line_of(outputs[0], "DONE").split()[1])
+    saved = weights(out)
+    assert len(saved) == 2 * count == 8
+    assert_close(saved[:count], saved[count:])

@@ -22,6 +22,7 @@ from trainkit import TrainGenerator
 from trainkit.callbacks import Callback
 from trainkit.metrics import ALIASES, METRICS
 from trainkit.training.construction.metric_directions import default_max_is_best
+from trainkit.training.loop_state import LoopState
 from trainkit.training.outputs import figures
 from trainkit.training.outputs.progress import Progress, can_rewrite
 
@@ -252,7 +253,7 @@ def test_sigterm_without_a_run_folder_stops_and_train_continues_in_process(
 
 
 def test_a_rewritten_line_is_padded_over_the_previous_one(capsys):
-    progress = Progress(1)
+    progress = Progress(1, state=LoopState(), settings=None, datagen=None)
     progress.in_place = True
     long_name = "set-" + "x" * 90  # longer than a terminal's 80 columns
     progress._print(f"epoch 1/1 batch 1/9 [{long_name}]", {"loss": 1.23456})
@@ -283,7 +284,9 @@ def test_a_notebook_kernel_counts_as_a_display_that_can_rewrite(monkeypatch):
 def test_by_default_the_pictures_are_drawn_once_when_train_ends(tmp_path, monkeypatch):
     calls = []
     draw = figures.draw_history
-    monkeypatch.setattr(figures, "draw_history", lambda tg: calls.append(tg.epoch) or draw(tg))
+    monkeypatch.setattr(
+        figures, "draw_history", lambda at: calls.append(at.state.epoch) or draw(at)
+    )
     tg = trainer(logs_dir=str(tmp_path))
     tg.train()
     assert calls == [EPOCHS]

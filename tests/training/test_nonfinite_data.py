@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 from training_helpers import dense_arrays, dense_model
 
-from trainkit import DataGenerator, NonFiniteLossError, NonFiniteWeightsError, TrainGenerator
+from trainkit import (
+    DataGenerator,
+    NonFiniteLossError,
+    NonFiniteWeightsError,
+    Preprocessor,
+    TrainGenerator,
+)
 from trainkit.data import write_sets
 from trainkit.training.slices.health import data_is_finite
 
@@ -112,6 +118,7 @@ def test_skip_leaves_out_bad_slices_with_the_weights_unchanged(steps_per_executi
     skipped = [(s["epoch"], s["set_name"], s["iters_fit"]) for s in tg.skipped_slices]
     assert skipped == [(0, "3", 3), (0, "6", 5), (1, "3", 9), (1, "6", 11)]
     assert len(messages) == 4 and "samples [200]" in messages[1]
+    assert not any("resume" in m for m in messages)  # training goes on: nothing to resume
     assert tg.iters_fit == 12 and int(tg.model.optimizer.iterations.numpy()) == 12
     assert len(tg.history["loss"]) == 16 and np.isnan(tg.history["loss"][3])
     # Bitwise the run that never saw those batches.
@@ -185,6 +192,25 @@ def test_labels_out_of_range_in_files_are_refused_before_their_step(tmp_path):
     with pytest.raises(ValueError, match=r"labels from 2 to 3 \(in batch set_name='3'.*3 output"):
         tg.train()
     assert tg.iters_fit == 3 and int(tg.model.optimizer.iterations.numpy()) == 3
+
+
+class ShiftLabels(Preprocessor):
+    """Labels 0..3 of the array become 1..4 in the slices: only the slices show it."""
+
+    def process(self, batch, labels):
+        return batch, labels + 1
+
+
+def test_labels_a_preprocessor_moves_out_of_range_are_refused_before_their_step():
+    x = np.random.default_rng(0).random((40, 8), dtype=np.float32)
+    # In range over the whole array (checked at construction); the first batch has no 3,
+    # so the peek at its first slice passes too.
+    y = np.concatenate([np.tile([0, 1, 2], 4)[:8], np.tile([0, 1, 2, 3], 8)])
+    datagen = DataGenerator(data=x, labels=y, batch_size=8, preprocessor=ShiftLabels())
+    tg = TrainGenerator(dense_model(classes=4), datagen, iter_verbosity=0)
+    with pytest.raises(ValueError, match=r"labels from 1 to 4 \(in batch set_name='1'"):
+        tg.train()
+    assert tg.iters_fit == 1 and int(tg.model.optimizer.iterations.numpy()) == 1
 
 
 def test_the_data_check_can_be_turned_off():

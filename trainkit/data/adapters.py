@@ -89,7 +89,7 @@ class EpochView:
             pre, x, y = self._load(batch_index)
             pre.slice_idx = slice_idx
             key = slice_key(self.seed, self.epoch, batch_index, slice_idx)
-            item = serve_slice(pre, x, y, key)
+            item = serve_slice(pre, x, y, key, self.batches[batch_index].global_rows)
             if pre.slices_per_batch != self.slices_per_batch:
                 self._loaded = None
                 raise RuntimeError(

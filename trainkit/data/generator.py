@@ -433,7 +433,8 @@ class DataGenerator:
                 return self._slice
         x, y = self._loaded_batch()
         key = slice_key(self._settings.seed, cursor.epoch, cursor.batch_index, pre.slice_idx)
-        self._slice, self._description = serve_slice(pre, x, y, key), None
+        rows = self._plan[cursor.batch_index].global_rows
+        self._slice, self._description = serve_slice(pre, x, y, key, rows), None
         self._check_repeatable()
         if prefetch is not None:
             prefetch.timed(arrived, None)
@@ -451,7 +452,8 @@ class DataGenerator:
         self._repeat_checked = True
         cursor, pre = self._cursor, self._preprocessor
         key = slice_key(self._settings.seed, cursor.epoch, cursor.batch_index, pre.slice_idx)
-        if not _same_slice(self._slice, serve_slice(pre, *self._batch, key)):
+        rows = self._plan[cursor.batch_index].global_rows
+        if not _same_slice(self._slice, serve_slice(pre, *self._batch, key, rows)):
             warnings.warn(_UNREPEATABLE.format(name=type(pre).__name__), stacklevel=3)
 
     def update_state(self) -> None:

@@ -30,6 +30,18 @@ import numpy as np
 # Tags keep the random streams used for different purposes independent.
 _SET_ORDER, _SAMPLE_ORDER, _GROUP_SAMPLES, _GROUP_BATCHES, _BATCH_SAMPLES = range(5)
 SLICE_STREAM = 100
+SAMPLE_STREAM = 101  # appended to a slice's key, then a sample's row: Preprocessor.sample_rngs
+
+
+class GlobalRows(NamedTuple):
+    """Where the samples of a shard sit in their global batch: rows `[start, stop)` of `size`.
+
+    A batch served whole is `GlobalRows(0, size, size)`.
+    """
+
+    start: int
+    stop: int
+    size: int
 
 
 class SetInfo(NamedTuple):
@@ -54,9 +66,11 @@ class Batch:
         pieces: `(set_num, start, stop)` per set piece, rows local to the set (for people;
             for an arbitrary selection, the smallest range of each set that holds its rows).
         set_nums: the sets the batch draws from, in serving order.
+        global_rows: for a shard (`shard_batch`), which rows of the global batch it holds;
+            None for a batch served whole.
     """
 
-    __slots__ = ("_pieces", "_sets", "indices", "ranges", "set_name")
+    __slots__ = ("_pieces", "_sets", "global_rows", "indices", "ranges", "set_name")
 
     def __init__(
         self,
@@ -65,12 +79,14 @@ class Batch:
         indices: np.ndarray | None,
         pieces: Pieces | None,
         sets: list[SetInfo] | None = None,
+        global_rows: GlobalRows | None = None,
     ) -> None:
         self.set_name = set_name
         self.ranges = ranges
         self.indices = indices
         self._pieces = pieces
         self._sets = sets  # to work out `pieces` of an arbitrary selection on demand
+        self.global_rows = global_rows
 
     def __repr__(self) -> str:
         return f"Batch({self.set_name!r}, size={self.size})"
@@ -278,11 +294,17 @@ def _pieces_of(indices: np.ndarray, sets: list[SetInfo]) -> Pieces:
 
 
 def shard_batch(batch: Batch, index: int, count: int) -> Batch:
-    """Rows `[index*b//count, (index+1)*b//count)` of a global batch of `b` rows."""
+    """Rows `[index*b//count, (index+1)*b//count)` of a global batch of `b` rows.
+
+    The shard knows which rows they are (`global_rows`): a preprocessor keys its draws
+    for each sample on the sample's row in the global batch, so that the shards of a
+    batch draw together what the whole batch draws.
+    """
     size = batch.size
     lo, hi = index * size // count, (index + 1) * size // count
+    rows = GlobalRows(lo, hi, size)
     if batch.indices is not None:
-        return Batch(batch.set_name, (), batch.indices[lo:hi], batch._pieces, batch._sets)
+        return Batch(batch.set_name, (), batch.indices[lo:hi], batch._pieces, batch._sets, rows)
     ranges, position = [], 0
     for start, stop in batch.ranges:
         a = max(start, start + lo - position)
@@ -290,7 +312,7 @@ def shard_batch(batch: Batch, index: int, count: int) -> Batch:
         if a < b:
             ranges.append((a, b))
         position += stop - start
-    return Batch(batch.set_name, tuple(ranges), None, batch._pieces, batch._sets)
+    return Batch(batch.set_name, tuple(ranges), None, batch._pieces, batch._sets, rows)
 
 
 def store_plan(

@@ -2,11 +2,12 @@
 
 A `SliceWalk` walks an epoch plan from a cursor on one preprocessor, batch after batch
 and slice after slice, with the routines of `trainkit.data.preprocessors.base`
-(`begin_batch`, `serve_slice`, `end_slice`) and the rng keys of `plan.slice_key`. The
-prefetch thread, the read-only views and `trainkit.testing` walk with it; the
-synchronous DataGenerator calls the same routines one at a time (its `get()` and
-`update_state()` are the two halves of one step). Whoever walks, the same slices come
-out, with the same random numbers and the same slice counts.
+(`begin_batch`, `serve_slice`, `end_slice`), the rng keys of `plan.slice_key` and each
+shard's rows in its global batch (`Batch.global_rows`). The prefetch thread, the
+read-only views and `trainkit.testing` walk with it; the synchronous DataGenerator
+calls the same routines one at a time (its `get()` and `update_state()` are the two
+halves of one step). Whoever walks, the same slices come out, with the same random
+numbers and the same slice counts.
 
 With a pool of worker processes, `process()` of each slice runs in a worker on a
 pickled copy, and the walk goes on without waiting for it. A preprocessor that sets
@@ -26,7 +27,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
-from trainkit.data.plan import Batch, slice_key
+from trainkit.data.plan import Batch, GlobalRows, slice_key
 from trainkit.data.preprocessors.base import (
     Preprocessor,
     adopt_count,
@@ -198,12 +199,13 @@ class SliceWalk:
         pre, arrays = self.pre, self.arrays
         assert arrays is not None
         key = slice_key(self.seed, self.epoch, step.batch_index, step.slice_idx)
+        rows = self.plan[step.batch_index].global_rows  # a shard's rows in the global batch
         if self.pool is None:
-            step.result = serve_slice(pre, *arrays, key)
+            step.result = serve_slice(pre, *arrays, key, rows)
             step.description = pre.describe_slice()
             step.slices_per_batch = pre.slices_per_batch
             return
-        step.result = self.pool.submit(serve_in_worker, pickle.dumps(pre), arrays, key)
+        step.result = self.pool.submit(serve_in_worker, pickle.dumps(pre), arrays, key, rows)
         step.slices_per_batch = pre.slices_per_batch
         if step.slice_idx == 0 and self.negotiation.waits:
             before = pre.slices_per_batch
@@ -215,9 +217,12 @@ class SliceWalk:
 
 
 def serve_in_worker(
-    pickled: bytes, arrays: tuple[Any, Any], key: tuple[int, ...]
+    pickled: bytes,
+    arrays: tuple[Any, Any],
+    key: tuple[int, ...],
+    rows: GlobalRows | None = None,
 ) -> tuple[tuple[Any, ...], dict[str, Any], int]:
     """In a worker process: the slice, its description and the count `process()` left."""
     pre = pickle.loads(pickled)
-    result = serve_slice(pre, *arrays, key)
+    result = serve_slice(pre, *arrays, key, rows)
     return result, pre.describe_slice(), pre.slices_per_batch

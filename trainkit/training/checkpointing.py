@@ -131,7 +131,7 @@ class Checkpoints:
             "model_paths": paths,
             "iterations_offset": self.iterations_offset,
             "best_checkpoint": _basename(run.best_checkpoint if run else None),
-            "log_rows": self.run_logs.rows(tg),
+            "log_rows": self.run_logs.rows(),
         }
         return arrays, state
 
@@ -328,6 +328,7 @@ class Checkpoints:
         if resumed is None:
             path = store.create_run_folder(str(tg.logs_dir), tg.model_base_name, tg.model_configs)
             self.run, self.lock = RunFolder(path), RunLock(path)
+            self.run_logs.open(path)
             with self.lock.held("start"):
                 self.lock.claim()
             return
@@ -339,6 +340,7 @@ class Checkpoints:
             best = resumed.state.get("best_checkpoint")
             best_path = os.path.join(resumed.run_dir, best) if best else None
             self.run = RunFolder(resumed.run_dir, best_path)
+            self.run_logs.open(resumed.run_dir)
             self.restore(resumed)
 
     def open_follower(self, resumed: Resumed | None, distribution: Any) -> None:
@@ -359,6 +361,7 @@ class Checkpoints:
         if tg.logs_dir is not None:
             path = store.create_run_folder(scratch, tg.model_base_name, tg.model_configs)
             self.run, self.lock = RunFolder(path), RunLock(path)
+            self.run_logs.open(path)
             with self.lock.held("start"):
                 self.lock.claim()
         if resumed is not None:
@@ -392,7 +395,7 @@ class Checkpoints:
         self.iterations_offset = int(tg.model.optimizer.iterations.numpy()) - tg.iters_fit
         self._restore_callbacks(state["callbacks"], arrays, resumed.checkpoint)
         if truncate_logs:
-            self.run_logs.truncate(tg, state.get("log_rows", {}))
+            self.run_logs.truncate(state.get("log_rows", {}))
         self._check_threads(state.get("threads", {}))
         rng_state.restore(state["rng"])  # last: building the model above may draw numbers
 

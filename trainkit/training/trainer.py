@@ -374,7 +374,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._slice = record
         if record.batch_exhausted:
             s.move_to(BATCH_END)
-        self._logs.skipped(self, record)
+        self._logs.skipped(record)
         warnings.warn(str(record.skipped), stacklevel=4)
 
     def _count_slice(self, logs: dict[str, float], record: SliceRecord) -> None:
@@ -386,7 +386,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         s.last_iter_logs = logs
         s.batch_means.add(logs, record.samples)
         self._slice = record
-        self._logs.iter_fit(self, record)
+        self._logs.iter_fit(record)
         s.move_to(ITER_END)
 
     def _end_iter(self) -> None:
@@ -394,7 +394,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         record = self._slice
         exhausted = record.batch_exhausted if record else self.datagen.batch_exhausted
         s.move_to(BATCH_END if exhausted else FIT)
-        self._progress.iter_end(self, s.last_iter_logs, self._slice)
+        self._progress.iter_end(s.last_iter_logs, self._slice)
         self._callbacks.call("on_train_iter_end", s.iter_in_batch - 1, dict(s.last_iter_logs))
         self._outputs_by("iter", s.iters_fit)  # a checkpoint exactly here, between slices
 
@@ -413,8 +413,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         else:
             s.move_to(EPOCH_END if self._epoch_done() else FIT)
         set_name = self._slice.set_name if self._slice else self.datagen.set_name
-        self._logs.train_batch(self, logs, set_name)
-        self._progress.batch_end(self, logs, set_name)
+        self._logs.train_batch(logs, set_name)
+        self._progress.batch_end(logs, set_name)
         self._callbacks.call("on_train_batch_end", index, logs)
         self._outputs_by("batch", s.batches_fit)
 
@@ -442,7 +442,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _after_validation(self) -> None:
         s = self._state
         s.val_batches.append(s.batches_fit)
-        self._logs.validation(self, s.last_val_logs)
+        self._logs.validation(s.last_val_logs)
         if self._new_best:
             self._new_best = False
             self._checkpoints.save_best()
@@ -453,7 +453,7 @@ class TrainGenerator(SettingsView, LoopStateView):
         logs = s.epoch_means.result()
         logs.update({f"val_{name}": value for name, value in s.epoch_val_logs.items()})
         s.move_to(CHECKPOINT)
-        self._progress.epoch_end(self, logs)
+        self._progress.epoch_end(logs)
         self._callbacks.call("on_epoch_end", s.epoch - 1, logs)
 
     def _checkpoint_if_due(self) -> None:
@@ -477,11 +477,10 @@ class TrainGenerator(SettingsView, LoopStateView):
         self._checkpoints.save(background=True)  # written aside with async_checkpoints
 
     def _draw_figures(self) -> None:
-        figures.draw_history(self)
-        figures.write_report(self)
+        figures.draw(wiring.figure_inputs(self))
 
     def _introspect(self) -> None:
-        self._logs.introspect(self, self._slice)
+        self._logs.introspect(self._slice)
 
     def _due(self, freq: Frequency | None, unit: str, counter: int) -> bool:
         """A run-folder output with frequency `freq` is due at this `unit` counter."""
@@ -508,8 +507,7 @@ class TrainGenerator(SettingsView, LoopStateView):
     def _end_run(self) -> None:
         self._state.run_begun = False
         if self.run_dir is not None:  # the final picture of the run
-            figures.draw_history(self)
-            figures.write_report(self)
+            self._draw_figures()
             self._logs.close()
         self._callbacks.call("on_train_end", {})
 
@@ -550,6 +548,7 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def _mark_new_best(self) -> None:
         self._new_best = True  # saved as the best model after the validation
+        self._progress.new_best()  # and marked on the validation's printed line
 
     # ----------------------------------------------------------------- public API
 

@@ -1,9 +1,15 @@
-"""Point-cloud augmenters: random rotation, jitter and scale, drawn per sample from `rng`.
+"""Point-cloud augmenters: random rotation, jitter and scale, drawn per sample.
 
 Each acts on coordinates, the last axis of size 3, of dense `(samples, points, 3)`
 batches or ragged ones (lists of `(points_i, 3)` arrays), and on the members of
-structured data named by `keys=`. Labels pass through unchanged. The draws come from
-the slice's `rng`, so every epoch draws anew and a resumed run draws the same numbers.
+structured data named by `keys=`. Labels pass through unchanged. The draws derive from
+the slice's rng key, so every epoch draws anew and a resumed run draws the same numbers.
+
+Each sample's draws are those of its row in the global batch, whichever shard serves
+it: one number per sample (an angle, a factor) is drawn for the whole global batch from
+`rng` and taken at the shard's rows (`global_rows()`), and per-point noise comes from
+the sample's own generator (`sample_rngs()`). The shards of a batch, served by several
+workers, are therefore augmented exactly as the whole batch on one worker.
 """
 
 from __future__ import annotations
@@ -60,7 +66,11 @@ def _check_real(name: str, value: Any, *, minimum: float, strict: bool, fix: str
 
 
 class _PointAugmenter(Preprocessor):
-    """Shared by the augmenters: pick the coordinate members, draw per sample, transform."""
+    """Shared by the augmenters: pick the coordinate members, draw per sample, transform.
+
+    `_draw(count)` gives one parameter per sample: a number (angle, factor), or the
+    sample's generator for draws of its own size (per-point noise).
+    """
 
     def __init__(self, keys: KeysArg) -> None:
         super().__init__()
@@ -105,7 +115,8 @@ class _PointAugmenter(Preprocessor):
                     f"member {key!r} {len(found[key])}; members must hold the same samples."
                 )
         draws = self._draw(count)
-        self.last_draws = None if draws is None else [float(d) for d in draws]
+        numbers = isinstance(draws, np.ndarray)
+        self.last_draws = [float(d) for d in draws] if numbers else None
         updated = {key: self._member(found[key], draws) for key in chosen}
         return rebuild(batch, updated), labels
 
@@ -124,21 +135,27 @@ class _PointAugmenter(Preprocessor):
             raise ValueError(_NO_COORDINATES.format(name=name, found=found, keys=self._keys_text()))
         return chosen
 
-    def _member(self, member: Any, draws: np.ndarray | None) -> Any:
+    def _member(self, member: Any, draws: Any) -> Any:
         if not is_ragged(member):
             return self._transform(np.asarray(member), draws)
         out = []
         for index, sample in enumerate(member):
-            params = None if draws is None else draws[index : index + 1]
-            out.append(self._transform(np.asarray(sample)[None], params)[0])
+            out.append(self._transform(np.asarray(sample)[None], draws[index : index + 1])[0])
         return out
 
-    def _draw(self, count: int) -> np.ndarray | None:
-        """One parameter per sample (angle, factor), or None when the draws are per point."""
-        return None
+    def _draw(self, count: int) -> Any:
+        """One parameter per sample of the slice: an array of numbers, or a list of
+        generators (`sample_rngs`) that the members of a sample draw from in turn."""
+        raise NotImplementedError
 
-    def _transform(self, points: np.ndarray, params: np.ndarray | None) -> np.ndarray:
-        """`points` `(k, ..., 3)` of k samples transformed with their `params` `(k,)`."""
+    def _uniform(self, low: float, high: float, count: int) -> np.ndarray:
+        """One number per sample, drawn for the whole global batch from `rng` and taken
+        at the slice's rows: the same for a sample on any number of workers."""
+        rows = self.global_rows(count)
+        return self.rng.uniform(low, high, size=rows.size)[rows.start : rows.stop]
+
+    def _transform(self, points: np.ndarray, params: Any) -> np.ndarray:
+        """`points` `(k, ..., 3)` of k samples transformed with their `params` (k of them)."""
         raise NotImplementedError
 
     def _out_dtype(self, points: np.ndarray) -> np.dtype:
@@ -224,10 +241,9 @@ class RandomRotationPreprocessor(_PointAugmenter):
         self.center = _check_center(center)
 
     def _draw(self, count: int) -> np.ndarray:
-        return self.rng.uniform(-self.max_angle, self.max_angle, size=count)
+        return self._uniform(-self.max_angle, self.max_angle, count)
 
-    def _transform(self, points: np.ndarray, params: np.ndarray | None) -> np.ndarray:
-        assert params is not None  # rotations always draw one angle per sample
+    def _transform(self, points: np.ndarray, params: np.ndarray) -> np.ndarray:
         u = np.asarray(self.axis)
         cross = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
         cos, sin = np.cos(params)[:, None, None], np.sin(params)[:, None, None]
@@ -260,6 +276,9 @@ class RandomRotationPreprocessor(_PointAugmenter):
 class JitterPreprocessor(_PointAugmenter):
     """Add Gaussian noise to every coordinate of every point, optionally clipped.
 
+    Each sample's noise comes from its own generator (`sample_rngs()`), keyed on its row
+    in the global batch, so a ragged sample draws as many numbers as it has points.
+
     Args:
         sigma: standard deviation of the noise (in the data's units).
         clip: clip each noise value to `[-clip, clip]`; None does not clip.
@@ -283,8 +302,13 @@ class JitterPreprocessor(_PointAugmenter):
             else _check_real("clip", clip, minimum=0.0, strict=True, fix=" or None (no clip)")
         )
 
-    def _transform(self, points: np.ndarray, params: np.ndarray | None) -> np.ndarray:
-        noise = self.rng.normal(0.0, self.sigma, size=points.shape)
+    def _draw(self, count: int) -> list[np.random.Generator]:
+        return self.sample_rngs(count)  # the noise of a sample has the sample's size
+
+    def _transform(self, points: np.ndarray, params: list[np.random.Generator]) -> np.ndarray:
+        noise = np.empty(points.shape)
+        for index, rng in enumerate(params):
+            noise[index] = rng.normal(0.0, self.sigma, size=points.shape[1:])
         if self.clip is not None:
             noise = np.clip(noise, -self.clip, self.clip)
         return (points + noise).astype(self._out_dtype(points), copy=False)
@@ -322,10 +346,9 @@ class RandomScalePreprocessor(_PointAugmenter):
             )
 
     def _draw(self, count: int) -> np.ndarray:
-        return self.rng.uniform(self.low, self.high, size=count)
+        return self._uniform(self.low, self.high, count)
 
-    def _transform(self, points: np.ndarray, params: np.ndarray | None) -> np.ndarray:
-        assert params is not None  # one factor per sample
+    def _transform(self, points: np.ndarray, params: np.ndarray) -> np.ndarray:
         factors = params.reshape((-1,) + (1,) * (points.ndim - 1))
         return (points * factors).astype(self._out_dtype(points), copy=False)
 

@@ -9,11 +9,20 @@ import numpy as np
 
 from trainkit._stable import describe as stable_description
 from trainkit._validation import describe, is_int
+from trainkit.data.plan import SAMPLE_STREAM, GlobalRows
 
 _NO_RNG = (
-    "{name}.rng was read outside process(): the DataGenerator sets it before each call to "
-    "process(), derived from (seed, epoch, batch index, slice_idx). Draw random numbers "
+    "{name}.{what} was read outside process(): the DataGenerator sets it before each call "
+    "to process(), derived from (seed, epoch, batch index, slice_idx). Draw random numbers "
     "only inside process() so that a resumed run draws the same ones."
+)
+_OTHER_SAMPLES = (
+    "{name} asked for per-sample draws for {count} samples, but this slice is rows "
+    "{start}:{stop} of a global batch of {size} (a shard of one worker): a preprocessor "
+    "before it changed the number of samples. Per-sample draws are keyed on each "
+    "sample's row in the global batch, so that the draws do not depend on the number of "
+    "workers; put {name} before the preprocessor that changes the number of samples. "
+    "Received: count={count}"
 )
 
 
@@ -31,9 +40,10 @@ class Preprocessor:
        which sets `slices_per_batch`.
     2. For each slice it sets `rng` and calls `process(batch, labels)`; `process` may be
        called more than once for the same slice and must depend only on its arguments,
-       `slice_idx`, `rng` and the preprocessor's own state. The one attribute it may set
-       is `slices_per_batch` (as DeepTrain's preprocessors do at `slice_idx == 0`): the
-       generator takes that count for the batch with any `prefetch`.
+       `slice_idx`, `rng` (and `sample_rngs()`) and the preprocessor's own state. The
+       one attribute it may set is `slices_per_batch` (as DeepTrain's preprocessors do
+       at `slice_idx == 0`): the generator takes that count for the batch with any
+       `prefetch`.
     3. After the slice is consumed it calls `update_state()`, which advances `slice_idx`
        and sets `batch_exhausted` after the last slice. Override it to end a batch early
        or late.
@@ -46,6 +56,13 @@ class Preprocessor:
         slice_idx: index of the current slice within the batch.
         slices_per_batch: how many slices the current batch yields.
         rng: a `np.random.Generator` for the current slice (only valid inside `process`).
+            Every shard of a batch (each worker's rows) gets the same `rng`: use it for
+            draws that concern the whole batch, such as one crop window per batch.
+
+    Draws that concern one sample (a rotation angle, per-point noise) come from
+    `sample_rngs(count)`, one generator per sample keyed on the sample's row in the
+    global batch: a run on several workers, each serving its shard of every batch,
+    then draws for each sample what one worker draws.
 
     Example:
         >>> class Scale(Preprocessor):
@@ -62,6 +79,7 @@ class Preprocessor:
         self.slice_idx = 0
         self.slices_per_batch = 1
         self._rng_key: tuple[int, ...] | None = None
+        self._rng_rows: GlobalRows | None = None
         self._rng: np.random.Generator | None = None
         self._trainkit_initialized = True
 
@@ -71,7 +89,7 @@ class Preprocessor:
     def rng(self) -> np.random.Generator:
         if self._rng is None:
             if self._rng_key is None:
-                raise RuntimeError(_NO_RNG.format(name=type(self).__name__))
+                raise RuntimeError(_NO_RNG.format(name=type(self).__name__, what="rng"))
             self._rng = np.random.default_rng(list(self._rng_key))
         return self._rng
 
@@ -79,10 +97,64 @@ class Preprocessor:
     def rng(self, value: np.random.Generator) -> None:
         self._rng = value
 
-    def set_rng_key(self, key: tuple[int, ...]) -> None:
-        """Derive `rng` from `key` (fresh on every call, so repeated `process()` agree)."""
-        self._rng_key = key
+    def set_rng_key(self, key: tuple[int, ...], rows: GlobalRows | None = None) -> None:
+        """Derive `rng` from `key` (fresh on every call, so repeated `process()` agree).
+
+        `rows`: which rows of the global batch the slice's samples are, when the slice
+        is a shard of it; None when it holds the whole batch.
+        """
+        self._rng_key, self._rng_rows = key, rows
         self._rng = None
+
+    def global_rows(self, count: int) -> GlobalRows:
+        """Which rows of the global batch the slice's `count` samples are (in `process()`).
+
+        `GlobalRows(0, count, count)` when the slice holds the whole batch (one worker);
+        on worker k of W, that worker's shard of the batch. A per-sample number (an
+        angle, a factor) drawn for the whole batch from `rng` and indexed by these rows
+        is the same on any number of workers, and costs one draw per batch:
+        `rng.uniform(size=rows.size)[rows.start:rows.stop]`.
+
+        Raises:
+            ValueError: the slice is a shard and `count` is not its number of rows (a
+                preprocessor before this one in a `Chain` changed the number of samples).
+        """
+        rows = self._rng_rows
+        if rows is None or (rows.start == 0 and rows.stop == rows.size):
+            return GlobalRows(0, count, count)
+        if count != rows.stop - rows.start:
+            raise ValueError(
+                _OTHER_SAMPLES.format(name=type(self).__name__, count=count, **rows._asdict())
+            )
+        return rows
+
+    def sample_rngs(self, count: int) -> list[np.random.Generator]:
+        """One `np.random.Generator` per sample of the slice, for draws that concern one sample.
+
+        Sample i's generator is keyed on the slice's key and the sample's row in the
+        global batch (`global_rows(count).start + i`), so each sample draws the same
+        numbers whether one worker serves the whole batch or several serve a shard each
+        (and in every resumed run). Use it for per-point noise or anything whose size
+        differs between samples; only inside `process()`, like `rng`.
+
+        Example:
+            >>> def process(self, batch, labels):  # a list of (points_i, 3) arrays
+            ...     rngs = self.sample_rngs(len(batch))
+            ...     noisy = [s + r.normal(0, 0.01, s.shape) for s, r in zip(batch, rngs)]
+            ...     return noisy, labels
+
+        Raises:
+            RuntimeError: called outside `process()`.
+            ValueError: as `global_rows()`.
+        """
+        if self._rng_key is None:
+            raise RuntimeError(_NO_RNG.format(name=type(self).__name__, what="sample_rngs()"))
+        rows = self.global_rows(count)
+        key = list(self._rng_key)
+        return [
+            np.random.default_rng([*key, SAMPLE_STREAM, row])
+            for row in range(rows.start, rows.stop)
+        ]
 
     def on_batch_load(self, batch: Any, labels: Any) -> None:
         """Called once when a batch loads; sets `slices_per_batch` (default 1)."""
@@ -281,16 +353,20 @@ def begin_batch(pre: Preprocessor, x: Any, y: Any, pending: dict[str, Any] | Non
         pre.load_state_dict(pending or {})
 
 
-def serve_slice(pre: Preprocessor, x: Any, y: Any, key: tuple[int, ...]) -> tuple[Any, ...]:
+def serve_slice(
+    pre: Preprocessor, x: Any, y: Any, key: tuple[int, ...], rows: GlobalRows | None = None
+) -> tuple[Any, ...]:
     """The slice at `pre.slice_idx` of the loaded batch `(x, y)`, drawn with rng `key`.
 
-    Sets the rng key, runs `process()` and checks what it returned. The negotiation of the
+    Sets the rng key and the batch's `rows` in the global batch (a shard's
+    `Batch.global_rows`, None for a whole batch), runs `process()` and checks what it
+    returned. The negotiation of the
     slice count: `process()` may set `slices_per_batch` (DeepTrain's preprocessors do at
     `slice_idx == 0`); the count it leaves is checked here and is the batch's count from
     then on, whoever runs this (the caller's thread, the prefetch thread, a worker).
     """
     count = pre.slices_per_batch
-    pre.set_rng_key(key)
+    pre.set_rng_key(key, rows)
     result = check_slice(pre, pre.process(x, y))
     if pre.slices_per_batch is not count:
         pre.slices_per_batch = _checked_count(pre, "process()")

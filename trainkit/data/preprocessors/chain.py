@@ -18,7 +18,8 @@ class Chain(Preprocessor):
     At most one member may cut a batch into more than one slice; that member governs
     slicing (`slices_per_batch`, `update_state`), and every member transforms each slice
     in order, seeing `slice_idx`. Member `k`'s `rng` is derived from the slice's key with
-    `k` appended, so members draw independent numbers.
+    `k` appended, so members draw independent numbers; every member knows the slice's
+    rows in the global batch (`global_rows()`, `sample_rngs()`).
 
     Example:
         >>> pre = Chain(RandomCropPreprocessor(24), TimeseriesPreprocessor(8))
@@ -63,7 +64,7 @@ class Chain(Preprocessor):
         weights = None  # a member's sample weights hold until a later member gives its own
         for k, member in enumerate(self.members):
             member.slice_idx = self.slice_idx
-            member.set_rng_key((*key, k))
+            member.set_rng_key((*key, k), self._rng_rows)
             batch, labels, *more = check_slice(member, member.process(batch, labels))
             weights = more[0] if more else weights
         return (batch, labels) if weights is None else (batch, labels, weights)

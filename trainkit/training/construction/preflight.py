@@ -412,13 +412,21 @@ def check_whole_labels(name: str, datagen: Any, model: Any) -> None:
     slice; a min/max over the labels array finds it before the first step.
     """
     bound = sparse_label_bound(model)
+    array = whole_labels(datagen)
+    if bound is not None and array is not None:
+        check_label_range(name, array, bound, whole=True)
+
+
+def whole_labels(datagen: Any) -> np.ndarray | None:
+    """The generator's labels array when it holds every label it serves, in memory or
+    memory-mapped (so one check covers every slice), else None."""
     source = getattr(datagen, "labels_source", None)
     array = getattr(source, "array", None)
-    if bound is None or not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
-        return
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
+        return None
     if len(datagen.set_nums_original) != len(getattr(source, "set_nums", ())):
-        return  # some sets left out: their slices are checked as they are served
-    check_label_range(name, array, bound, whole=True)
+        return None  # some sets left out: their slices are checked as they are served
+    return array
 
 
 def _ignored_class(model: Any) -> Any:

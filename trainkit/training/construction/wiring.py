@@ -29,6 +29,7 @@ from trainkit.training.construction import (
 from trainkit.training.evaluation.validation import Validation, ValidationParts
 from trainkit.training.interrupts import DeferredInterrupt
 from trainkit.training.loop_state import LoopState
+from trainkit.training.outputs import figures
 from trainkit.training.outputs.progress import Progress
 from trainkit.training.outputs.run_logs import RunLogs
 from trainkit.training.slices import distribute
@@ -161,7 +162,10 @@ def _build_parts(tg: TrainGenerator, callbacks: Any) -> None:
     """The loop's parts: its state, steps, slice feeder, validation and run logs."""
     tg._state = LoopState(best_key_metric=-math.inf if tg.max_is_best else math.inf)
     tg._interrupt = DeferredInterrupt()
-    tg._progress = Progress(tg.iter_verbosity, tg._options["progress_every"])
+    tg._progress = Progress(
+        tg.iter_verbosity, tg._options["progress_every"],
+        state=tg._state, settings=tg._settings, datagen=tg.datagen,
+    )  # fmt: skip
     tg._callbacks = CallbackList(check_callbacks(callbacks), tg)
     build_train_steps(tg)
     tg._feeder = SliceFeeder(tg)  # takes, checks and fits slices; queues their records
@@ -179,8 +183,18 @@ def _build_parts(tg: TrainGenerator, callbacks: Any) -> None:
         )
     )  # fmt: skip
     tg._logs = RunLogs(
+        state=tg._state, model=tg.model, datagen=tg.datagen, validation=tg._val,
         tensorboard=tg._options["tensorboard"],
         tensorboard_every=tg._options["tensorboard_every"],
-    )
+    )  # fmt: skip
     tg._timings = {"train": 0.0, "validation": 0.0}
     tg._new_best = False
+
+
+def figure_inputs(tg: TrainGenerator) -> figures.FigureInputs:
+    """What `history.png` and the report read of `tg`, as it stands now."""
+    return figures.FigureInputs(
+        run=tg._checkpoints.run, state=tg._state, settings=tg._settings, model=tg.model,
+        datagen=tg.datagen, val_datagen=tg.val_datagen, timings=tg._timings,
+        stopped=tg.nonfinite_message,
+    )  # fmt: skip

@@ -120,7 +120,7 @@ class Validation:
 
     def run(self, next_stage: str) -> None:
         """Run or resume the validation; moves the train loop to `next_stage` when done."""
-        t, s, parts = self.trainer, self.parts.state, self.parts
+        s, parts = self.parts.state, self.parts
         if s.val_stage == "run" and not self._active and self._keeps_progress_here():
             self._begin(fresh_pass=True)  # its collected values were lost: start over
         if s.val_stage == "begin":
@@ -136,7 +136,7 @@ class Validation:
             self._active = False
             s.val_stage = "begin"
             s.move_to(next_stage)  # done before on_val_end is called
-            parts.progress.val_end(t, s.last_val_logs)
+            parts.progress.val_end(s.last_val_logs)
             parts.callbacks.call("on_val_end", dict(s.last_val_logs))
 
     def _keeps_progress_here(self) -> bool:

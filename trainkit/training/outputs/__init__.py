@@ -1,4 +1,7 @@
-"""What a run shows and writes besides its checkpoints, read from the trainer.
+"""What a run shows and writes besides its checkpoints.
+
+Each is handed what it reads (the loop state, the run folder, the timings), never the
+trainer; nothing in the loop depends on what they print or draw:
 
 * `progress`: the lines printed while it runs;
 * `run_logs`: `metrics.csv`, the provenance log and TensorBoard scalars, cut back to a

@@ -3,33 +3,62 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainkit.reports import plot_history, render_report
 
 if TYPE_CHECKING:
-    from trainkit.training.trainer import TrainGenerator
+    from trainkit.checkpoints import RunFolder
+    from trainkit.training.construction.settings import TrainSettings
+    from trainkit.training.loop_state import LoopState
 
 HISTORY_FILE = "history.png"
 REPORT_STEM = "report"
 
 
-def draw_history(tg: TrainGenerator) -> str | None:
+@dataclass(frozen=True)
+class FigureInputs:
+    """What the figures and the report read of a trainer, as it stands when they are drawn.
+
+    `run` is the run folder (None without `logs_dir`: nothing is drawn); `state` the
+    loop's counters and histories; `settings` the trainer's resolved settings; `timings`
+    the seconds spent training and validating in this process; `stopped` why
+    on_nonfinite='stop' ended the run (None if it did not).
+    """
+
+    run: RunFolder | None
+    state: LoopState
+    settings: TrainSettings
+    model: Any
+    datagen: Any
+    val_datagen: Any
+    timings: Mapping[str, float]
+    stopped: str | None = None
+
+
+def draw(inputs: FigureInputs) -> None:
+    """Regenerate `history.png` and the report in the run folder."""
+    draw_history(inputs)
+    write_report(inputs)
+
+
+def draw_history(inputs: FigureInputs) -> str | None:
     """Regenerate `history.png` in the run folder (nothing without `logs_dir`)."""
-    if tg.run_dir is None:
+    if inputs.run is None:
         return None
-    s = tg._state
-    best_index = _best_index(tg)
+    s, run_dir = inputs.state, inputs.run.path
     return plot_history(
-        os.path.join(tg.run_dir, HISTORY_FILE),
+        os.path.join(run_dir, HISTORY_FILE),
         s.history,
         s.val_history,
         val_batches=s.val_batches,
         epoch_batches=s.epoch_batches,
-        key_metric=tg.key_metric,
-        best_index=best_index,
-        title=os.path.basename(tg.run_dir),
-        introspection=_introspection_records(tg.run_dir),
+        key_metric=inputs.settings.key_metric,
+        best_index=_best_index(s, inputs.settings.key_metric),
+        title=os.path.basename(run_dir),
+        introspection=_introspection_records(run_dir),
     )
 
 
@@ -42,19 +71,20 @@ def _introspection_records(run_dir: str) -> list[dict[str, Any]]:
     return read_introspection(run_dir)
 
 
-def _best_index(tg: TrainGenerator) -> int | None:
-    values = tg.val_history.get(tg.key_metric, [])
-    if not values or tg.best_key_metric not in values:
+def _best_index(state: LoopState, key_metric: str) -> int | None:
+    values = state.val_history.get(key_metric, [])
+    if not values or state.best_key_metric not in values:
         return None
-    return values.index(tg.best_key_metric)
+    return values.index(state.best_key_metric)
 
 
-def write_report(tg: TrainGenerator) -> tuple[str, str] | None:
+def write_report(inputs: FigureInputs) -> tuple[str, str] | None:
     """Write `report.txt` and `report.png` in the run folder."""
-    if tg.run_dir is None:
+    if inputs.run is None:
         return None
+    run_dir = inputs.run.path
     return render_report(
-        os.path.join(tg.run_dir, REPORT_STEM), os.path.basename(tg.run_dir), sections(tg)
+        os.path.join(run_dir, REPORT_STEM), os.path.basename(run_dir), sections(inputs)
     )
 
 
@@ -80,64 +110,79 @@ def _datagen_section(datagen: Any) -> dict[str, Any]:
     }
 
 
-def sections(tg: TrainGenerator) -> dict[str, dict[str, Any]]:
+def sections(inputs: FigureInputs) -> dict[str, dict[str, Any]]:
     """The report's content: model, trainer state, both generators, metrics, timings."""
-    model, optimizer = tg.model, tg.model.optimizer
-    learning_rate = getattr(optimizer, "learning_rate", None)
+    state, run = inputs.state, inputs.run
     out: dict[str, dict[str, Any]] = {
-        "Model": {
-            "name": model.name,
-            "model_base_name": tg.model_base_name,
-            "model_configs": tg.model_configs or {},
-            "parameters": model.count_params(),
-            "layers": [type(layer).__name__ for layer in model.layers],
-            "optimizer": f"{type(optimizer).__name__}, learning_rate={_number(learning_rate)}",
-            "loss": str(getattr(model, "loss", "")),
-        },
-        "Trainer": {
-            "epoch": f"{tg.epoch} of {tg.epochs}",
-            "iters_fit": tg.iters_fit,
-            "batches_fit": tg.batches_fit,
-            "times_validated": tg.times_validated,
-            "batches_validated": tg.batches_validated,
-            "key_metric": f"{tg.key_metric} ({'max' if tg.max_is_best else 'min'} is best)",
-            "best_key_metric": tg.best_key_metric,
-            "val_freq": _freq(tg.val_freq),
-            "checkpoint_freq": _freq(tg.checkpoint_freq),
-            "reset_statefuls": tg.reset_statefuls,
-            "last checkpoint": os.path.basename(
-                (tg._run.last_checkpoint if tg._run else None) or "none"
-            ),
-        },
-        "Train data": _datagen_section(tg.datagen),
+        "Model": _model_section(inputs.model, inputs.settings),
+        "Trainer": _trainer_section(inputs),
+        "Train data": _datagen_section(inputs.datagen),
     }
-    if getattr(tg, "nonfinite_message", None):
-        out["Trainer"]["stopped"] = tg.nonfinite_message
-    if tg.skipped_slices:  # on_nonfinite='skip'
-        names = ", ".join(f"{s['set_name']}:{s['slice_idx']}" for s in tg.skipped_slices[:5])
-        more = f" ... ({len(tg.skipped_slices)} in all)" if len(tg.skipped_slices) > 5 else ""
-        out["Trainer"]["skipped slices"] = f"{len(tg.skipped_slices)} (set:slice {names}{more})"
-    records = _introspection_records(tg.run_dir) if tg.run_dir else []
+    records = _introspection_records(run.path) if run is not None else []
     if records:
-        from trainkit.reports.gradient_plot import global_norm
-
-        last = records[-1]
-        health = last.get("weight_health", {})
-        out["Introspection"] = {
-            "records": len(records),
-            "last at iter": last.get("iter"),
-            "global gradient norm": global_norm(last.get("gradient_norms", {})),
-            "non-finite weights": sum(int(v.get("nonfinite", 0)) for v in health.values()),
-            "all-zero variables": sum(1 for v in health.values() if v.get("zero_fraction") == 1),
-        }
-    if tg.val_datagen is not None:
-        out["Validation data"] = _datagen_section(tg.val_datagen)
+        out["Introspection"] = _introspection_section(records)
+    if inputs.val_datagen is not None:
+        out["Validation data"] = _datagen_section(inputs.val_datagen)
     out["Latest metrics"] = {
-        **{f"train {k}": v for k, v in _last(tg.history).items()},
-        **{f"val {k}": v for k, v in _last(tg.val_history).items()},
+        **{f"train {k}": v for k, v in _last(state.history).items()},
+        **{f"val {k}": v for k, v in _last(state.val_history).items()},
     }
-    out["Timings (this process)"] = {k: f"{v:.1f} s" for k, v in tg._timings.items()}
+    out["Timings (this process)"] = {k: f"{v:.1f} s" for k, v in inputs.timings.items()}
     return out
+
+
+def _model_section(model: Any, settings: TrainSettings) -> dict[str, Any]:
+    optimizer = model.optimizer
+    learning_rate = getattr(optimizer, "learning_rate", None)
+    return {
+        "name": model.name,
+        "model_base_name": settings.model_base_name,
+        "model_configs": settings.model_configs or {},
+        "parameters": model.count_params(),
+        "layers": [type(layer).__name__ for layer in model.layers],
+        "optimizer": f"{type(optimizer).__name__}, learning_rate={_number(learning_rate)}",
+        "loss": str(getattr(model, "loss", "")),
+    }
+
+
+def _trainer_section(inputs: FigureInputs) -> dict[str, Any]:
+    s, settings, run = inputs.state, inputs.settings, inputs.run
+    direction = "max" if settings.max_is_best else "min"
+    out: dict[str, Any] = {
+        "epoch": f"{s.epoch} of {settings.epochs}",
+        "iters_fit": s.iters_fit,
+        "batches_fit": s.batches_fit,
+        "times_validated": s.times_validated,
+        "batches_validated": s.batches_validated,
+        "key_metric": f"{settings.key_metric} ({direction} is best)",
+        "best_key_metric": s.best_key_metric,
+        "val_freq": _freq(settings.val_freq),
+        "checkpoint_freq": _freq(settings.checkpoint_freq),
+        "reset_statefuls": settings.reset_statefuls,
+        "last checkpoint": os.path.basename((run.last_checkpoint if run else None) or "none"),
+    }
+    if inputs.stopped:
+        out["stopped"] = inputs.stopped
+    skipped = s.skipped_slices
+    if skipped:  # on_nonfinite='skip'
+        names = ", ".join(f"{entry['set_name']}:{entry['slice_idx']}" for entry in skipped[:5])
+        more = f" ... ({len(skipped)} in all)" if len(skipped) > 5 else ""
+        out["skipped slices"] = f"{len(skipped)} (set:slice {names}{more})"
+    return out
+
+
+def _introspection_section(records: list[dict[str, Any]]) -> dict[str, Any]:
+    from trainkit.reports.gradient_plot import global_norm
+
+    last = records[-1]
+    health = last.get("weight_health", {})
+    return {
+        "records": len(records),
+        "last at iter": last.get("iter"),
+        "global gradient norm": global_norm(last.get("gradient_norms", {})),
+        "non-finite weights": sum(int(v.get("nonfinite", 0)) for v in health.values()),
+        "all-zero variables": sum(1 for v in health.values() if v.get("zero_fraction") == 1),
+    }
 
 
 def _freq(freq: Any) -> str:

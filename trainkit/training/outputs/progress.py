@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainkit.training.construction.settings import TrainSettings
+    from trainkit.training.loop_state import LoopState
 
 
 def _clock(seconds: float) -> str:
@@ -49,13 +53,29 @@ def can_rewrite(stream: Any) -> bool:
 
 
 class Progress:
-    def __init__(self, verbosity: int | str, every: int = 1):
+    """The printed lines of one trainer, told each loop event as it happens.
+
+    Reads the loop's counters from `state`, `epochs` and `key_metric` from `settings`
+    (both may change between lines) and the batches per epoch from `datagen`.
+    """
+
+    def __init__(
+        self,
+        verbosity: int | str,
+        every: int = 1,
+        *,
+        state: LoopState,
+        settings: TrainSettings,
+        datagen: Any,
+    ):
         self.verbosity = verbosity
         self.every = every
         self.in_place = can_rewrite(sys.stdout)
+        self._state, self._settings, self._datagen = state, settings, datagen
         self._width = 0  # of the line now on screen that a rewrite replaces
         self._epoch_start: float | None = None
         self._epoch_batches = 0
+        self._new_best = False  # the validation under way found a new best key metric
 
     @property
     def verbosity(self) -> int | str:
@@ -66,45 +86,51 @@ class Progress:
     def verbosity(self, value: int | str) -> None:
         self._verbosity, self._level = value, _LEVELS[value]
 
-    def _eta(self, trainer: Any) -> str:
-        done, total = trainer._state.batch_in_epoch, len(trainer.datagen)
+    def _eta(self) -> str:
+        done, total = self._state.batch_in_epoch, len(self._datagen)
         if self._epoch_start is None or done == 0 or self._epoch_batches == 0:
             return "ETA ?"
         per_batch = (time.perf_counter() - self._epoch_start) / self._epoch_batches
         return f"ETA {_clock(per_batch * max(total - done, 0))}"
 
-    def iter_end(self, trainer: Any, logs: dict[str, float], record: Any = None) -> None:
+    def iter_end(self, logs: dict[str, float], record: Any = None) -> None:
         """One slice fit; `record` (a SliceRecord) says where it was in its batch."""
         if self._level >= _SLICE:
-            source = record if record is not None else trainer.datagen
-            where = f"slice {trainer._state.iter_in_batch}/{source.slices_per_batch}"
-            self._print(f"  iter {trainer.iters_fit} {where} [{source.set_name}]", logs, done=True)
+            state = self._state
+            source = record if record is not None else self._datagen
+            where = f"slice {state.iter_in_batch}/{source.slices_per_batch}"
+            self._print(f"  iter {state.iters_fit} {where} [{source.set_name}]", logs, done=True)
 
     def epoch_begin(self) -> None:
         self._epoch_start, self._epoch_batches = time.perf_counter(), 0
 
-    def batch_end(self, trainer: Any, logs: dict[str, float], set_name: str) -> None:
+    def batch_end(self, logs: dict[str, float], set_name: str) -> None:
         if self._epoch_start is None:  # resumed mid-epoch: time from here
             self.epoch_begin()
         self._epoch_batches += 1
-        if self._level >= _BATCH and trainer.batches_fit % self.every == 0:
+        state = self._state
+        if self._level >= _BATCH and state.batches_fit % self.every == 0:
             head = (
-                f"epoch {trainer.epoch + 1}/{trainer.epochs} "
-                f"batch {trainer._state.batch_in_epoch}/{len(trainer.datagen)} "
-                f"[{set_name}] {self._eta(trainer)}"
+                f"epoch {state.epoch + 1}/{self._settings.epochs} "
+                f"batch {state.batch_in_epoch}/{len(self._datagen)} "
+                f"[{set_name}] {self._eta()}"
             )
             self._print(head, logs)
 
-    def val_end(self, trainer: Any, logs: dict[str, float]) -> None:
-        if self._level >= _EPOCH:
-            best = (
-                f"  * new best {trainer.key_metric}" if getattr(trainer, "_new_best", False) else ""
-            )
-            self._print(f"validation {trainer.times_validated}:", logs, done=True, tail=best)
+    def new_best(self) -> None:
+        """The validation under way scored a new best key metric: its line says so."""
+        self._new_best = True
 
-    def epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
+    def val_end(self, logs: dict[str, float]) -> None:
+        new_best, self._new_best = self._new_best, False
         if self._level >= _EPOCH:
-            self._print(f"epoch {trainer.epoch}/{trainer.epochs} done:", logs, done=True)
+            best = f"  * new best {self._settings.key_metric}" if new_best else ""
+            self._print(f"validation {self._state.times_validated}:", logs, done=True, tail=best)
+
+    def epoch_end(self, logs: dict[str, float]) -> None:
+        if self._level >= _EPOCH:
+            line = f"epoch {self._state.epoch}/{self._settings.epochs} done:"
+            self._print(line, logs, done=True)
 
     def _print(self, head: str, logs: dict[str, float], done: bool = False, tail: str = "") -> None:
         line = f"{head} {_metrics(logs)}{tail}"

@@ -89,15 +89,16 @@ def data_is_finite(args: tuple[Any, ...]) -> bool:
     One vectorized pass per array: a sum is finite exactly when no element is NaN or inf,
     unless the sum itself overflows, and only then is each element looked at.
     """
-    for leaf in _leaves(args):
-        if leaf.dtype.kind not in "fc" or leaf.size == 0:
-            continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = np.add.reduce(leaf, axis=None)
-        if math.isfinite(abs(total)):
-            continue
-        if not np.isfinite(leaf).all():
-            return False
+    plain = all(type(arg) is np.ndarray or arg is None for arg in args)  # the common case
+    leaves = [arg for arg in args if arg is not None] if plain else _leaves(args)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for leaf in leaves:
+            if leaf.dtype.kind not in "fc" or leaf.size == 0:
+                continue
+            if math.isfinite(abs(np.add.reduce(leaf, axis=None))):
+                continue
+            if not np.isfinite(leaf).all():
+                return False
     return True
 
 
@@ -179,6 +180,7 @@ def nonfinite_error(
         if known
         else f"{count} rows; their global indices are unknown, so rows are numbered in the slice"
     )
+    then = "" if skipping else " and resume from the last checkpoint"
     if bad_x or bad_y or bad_w:
         found = []
         if bad_x:
@@ -192,14 +194,14 @@ def nonfinite_error(
             )
         cause = (
             "; ".join(found) + ". Clean or drop those samples (e.g. np.nan_to_num, or "
-            "set_nums= to leave a set out) and resume from the last checkpoint."
+            f"set_nums= to leave a set out){then}."
         )
     else:
         cause = (
             "none of its inputs, labels or sample weights is NaN or inf, so the model "
             "diverged: lower the "
             "learning rate, clip gradients (e.g. the optimizer's clipnorm=1.0) or check the "
-            "loss, then resume from the last checkpoint."
+            f"loss{then}."
         )
     if before_step:
         found_what = "The slice to fit holds NaN or inf"

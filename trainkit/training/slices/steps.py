@@ -250,7 +250,7 @@ def _flatten_logs(logs: dict[str, Any]) -> tuple[list[str], list[Any]]:
 
 def num_samples(x: Any) -> int:
     """Number of samples in a slice: the leading dim of its first array."""
-    first = tf.nest.flatten(x)[0]
+    first = x if type(x) is np.ndarray else tf.nest.flatten(x)[0]
     return int(first.shape[0])
 
 
