@@ -192,3 +192,18 @@ def test_predict_mode_metrics_get_their_own_metrics_csv_columns(tmp_path):
     assert {"f1", "roc_auc", "predict_threshold"} <= set(rows[0])
     assert float(val[0]["f1"]) == tg.val_history["f1"][0]
     assert float(val[0]["predict_threshold"]) == tg.val_history["predict_threshold"][0]
+
+
+def test_the_report_names_a_loss_function_the_same_in_every_run(tmp_path):
+    """A loss given as a function is named, not printed with its memory address."""
+    x = np.random.default_rng(0).random((16, 4), dtype=np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", keras.losses.mean_squared_error)
+    tg = TrainGenerator(
+        model, DataGenerator(data=x, labels=x[:, :1], batch_size=8), epochs=1,
+        logs_dir=str(tmp_path), iter_verbosity=0,
+    )  # fmt: skip
+    tg.train()
+    with open(os.path.join(tg.run_dir, "report.txt")) as file:
+        report = file.read()
+    assert "loss            : mean_squared_error\n" in report and " at 0x" not in report

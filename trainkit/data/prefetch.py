@@ -367,16 +367,6 @@ def check_copyable(pre: Preprocessor) -> str | None:
 # ------------------------------------------------------------------ worker processes
 
 
-def process_in_worker(
-    pickled: bytes, arrays: tuple[Any, Any], rng_key: tuple[int, ...]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """In a worker process: the slice of a pickled preprocessor and its description."""
-    from trainkit.data.walk import serve_in_worker
-
-    result, description, _ = serve_in_worker(pickled, arrays, rng_key)
-    return result, description
-
-
 def worker_pool(workers: int, owner: str) -> ProcessPoolExecutor:
     """`workers` processes started without fork (forkserver, else spawn), for `owner`.
 

@@ -40,6 +40,16 @@ def loss_name(model: Any) -> str:
     return _loss_name(getattr(model, "loss", None))
 
 
+def describe_loss(loss: Any) -> Any:
+    """A compiled loss by name (never by a function's repr, which holds a memory address):
+    its string, or each output's in a dict or list."""
+    if isinstance(loss, dict):
+        return {str(name): describe_loss(item) for name, item in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [describe_loss(item) for item in loss]
+    return "" if loss is None else _loss_name(loss)
+
+
 def _loss_name(loss: Any) -> str:
     if isinstance(loss, str):
         return loss

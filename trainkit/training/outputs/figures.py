@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainkit.reports import plot_history, render_report
+from trainkit.training.scoring import describe_loss
 
 if TYPE_CHECKING:
     from trainkit.checkpoints import RunFolder
@@ -141,7 +142,7 @@ def _model_section(model: Any, settings: TrainSettings) -> dict[str, Any]:
         "parameters": model.count_params(),
         "layers": [type(layer).__name__ for layer in model.layers],
         "optimizer": f"{type(optimizer).__name__}, learning_rate={_number(learning_rate)}",
-        "loss": str(getattr(model, "loss", "")),
+        "loss": describe_loss(getattr(model, "loss", None)),
     }
 
 
