@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainkit.reports import plot_history, render_report
-from trainkit.training.scoring import describe_loss
+from trainkit.training.evaluation.scoring import describe_loss
 
 if TYPE_CHECKING:
     from trainkit.checkpoints import RunFolder
