@@ -13,16 +13,21 @@ run folder writes checkpoints through the trainer's own path
   background      the rest, written by the background thread while training goes on
                   (waited for before the next checkpoint)
 
-Then what a run pays as it grows (issue 30's "checkpoints whose cost grows with the run"):
+Then what a run pays as it grows:
 
   RSS per checkpoint   growth of the process' resident memory per checkpoint over
                        `--grow` checkpoints of the 1M model, with and without
                        Keras' `model.save` (arrays, state.json and manifest only)
-  state.json           its size and its encoding time for histories of N iters
+  histories            for a loop state after N iters (3 metrics per batch), what one
+                       checkpoint writes of it: before, the whole histories in
+                       state.json (copy and encoding timed, the format of state.json
+                       version 1); now, state.json without them plus the line appended
+                       to histories.jsonl (the entries of the last `--every` iters:
+                       copy, encoding, write, fsync timed)
 
 Figures are medians over the rounds, in milliseconds, on this machine only.
 
-Run: python benchmarks/bench_checkpoint_async.py [--rounds 5] [--grow 60]
+Run: python benchmarks/bench_checkpoint_async.py [--rounds 5] [--grow 60] [--every 100]
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ import numpy as np
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.checkpoints import store
+from trainkit.checkpoints.history_log import HistoryLog
 from trainkit.checkpoints.run_folder import RunFolder
+from trainkit.training.loop_state import LoopState, append_logs
 
 MODELS = {"1M": ([1000], 1000), "25M": ([2500, 2500, 2500, 2500], 2500)}
 
@@ -107,20 +114,63 @@ def rss_growth(count: int) -> dict[str, float]:
     return growth
 
 
-def state_json(iters: int) -> tuple[float, float]:
-    """`(KB, ms)` of state.json's histories after `iters` iters (3 metrics per batch)."""
-    rng = np.random.default_rng(0)
-    history = {name: rng.random(iters).tolist() for name in ("loss", "accuracy", "lr")}
-    state = {"trainer": {"history": history, "iters_fit": iters}}
-    started = time.perf_counter()
-    text = store.dumps_state(state)
-    return len(text.encode()) / 1000, 1000 * (time.perf_counter() - started)
+def _loop_state(iters: int) -> LoopState:
+    """A loop state after `iters` one-slice batches of 3 metrics, validated every 100."""
+    state, rng = LoopState(), np.random.default_rng(0)
+    for _ in range(iters):
+        append_logs(state.history, dict(zip(("loss", "accuracy", "lr"), rng.random(3).tolist())))
+        state.iters_fit = state.batches_fit = state.iters_fit + 1
+        if state.batches_fit % 100 == 0:
+            append_logs(state.val_history, {"loss": float(rng.random())})
+            state.key_metric_history.append(state.val_history["loss"][-1])
+            state.val_batches.append(state.batches_fit)
+    return state
+
+
+def _median_ms(work, rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def histories_cost(iters: int, every: int, rounds: int) -> dict[str, float]:
+    """What one checkpoint writes of a loop state after `iters` iters, before and now."""
+    state = _loop_state(iters)
+    whole = store.dumps_state({"trainer": state.state_dict()})
+    rest = store.dumps_state({"trainer": state.state_dict(histories=False)})
+    figures = {
+        "before_kb": len(whole.encode()) / 1000,
+        "before_ms": _median_ms(lambda: store.dumps_state({"trainer": state.state_dict()}), rounds),
+        "now_kb": len(rest.encode()) / 1000,
+        "now_ms": _median_ms(
+            lambda: store.dumps_state({"trainer": state.state_dict(histories=False)}), rounds
+        ),
+    }
+    earlier = _loop_state(iters - every)  # the log holds everything up to the last checkpoint
+    appended, times = [], []
+    with tempfile.TemporaryDirectory() as root:
+        for round_index in range(rounds):
+            log = HistoryLog(os.path.join(root, str(round_index)))
+            os.makedirs(os.path.dirname(log.path))
+            log.append(log.entries(earlier.histories()), "ckpt-0-1", iters - every)
+            before = os.path.getsize(log.path)
+            started = time.perf_counter()
+            log.append(log.entries(state.histories()), "ckpt-1-2", iters)
+            times.append(time.perf_counter() - started)
+            appended.append(os.path.getsize(log.path) - before)
+    figures["append_kb"] = statistics.median(appended) / 1000
+    figures["append_ms"] = 1000 * statistics.median(times)
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--grow", type=int, default=60)
+    parser.add_argument("--every", type=int, default=100, help="iters between checkpoints")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print("| model | params | sync pause | async pause | background write |")
@@ -135,11 +185,16 @@ def main() -> None:
     print(f"\nRSS per checkpoint over {args.grow} checkpoints of the 1M model:")
     for label, kb in growth.items():
         print(f"  {label}: {kb:+.0f} KB")
-    print("\n| iters in the histories | state.json | encoding |")
-    print("| ---: | ---: | ---: |")
+    print(f"\nHistories per checkpoint (one every {args.every} iters), loop state only:")
+    print("| iters | before: in state.json | now: state.json | now: appended to the log |")
+    print("| ---: | ---: | ---: | ---: |")
     for iters in (600, 6000, 60000):
-        size, elapsed = state_json(iters)
-        print(f"| {iters:,} | {size:.0f} KB | {elapsed:.1f} ms |")
+        r = histories_cost(iters, args.every, args.rounds)
+        print(
+            f"| {iters:,} | {r['before_kb']:.1f} KB, {r['before_ms']:.1f} ms "
+            f"| {r['now_kb']:.1f} KB, {r['now_ms']:.2f} ms "
+            f"| {r['append_kb']:.1f} KB, {r['append_ms']:.2f} ms |"
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ histories to OUT_FILE. KILL makes the process SIGKILL itself at one point:
 thread kills the process about a millisecond into the step), `val:V:B` at validation
 batch B of validation V (0-based),
 `ckpt:N` in the middle of writing the N-th checkpoint of this process (1-based; with
-`async_checkpoints` in the background thread, while training goes on).
+`async_checkpoints` in the background thread, while training goes on), `hist:N` in the
+middle of appending the N-th checkpoint's line to the histories log (before its
+state.json).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from trainkit import DataGenerator, RandomCropPreprocessor, TimeseriesPreprocessor, TrainGenerator
 from trainkit.callbacks import Callback
-from trainkit.checkpoints import store
+from trainkit.checkpoints import history_log, store
 
 EPOCHS = 3
 # The generators' prefetch: the default unless the test asks otherwise (its references
@@ -67,6 +69,20 @@ def kill_during_checkpoint_write(n: int) -> None:
         original(path, state)
 
     store._write_json = half_then_die
+
+
+def kill_during_history_append(n: int) -> None:
+    appends = {"count": 0}
+
+    class HalfThenDie(history_log.RecordFile):
+        def append(self, record: bytes) -> None:
+            appends["count"] += 1
+            if appends["count"] == n:
+                super().append(record[: len(record) // 2])
+                _die()
+            super().append(record)
+
+    history_log.RecordFile = HalfThenDie  # type: ignore[misc]
 
 
 class KillDuringStep:
@@ -158,6 +174,8 @@ def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> Non
     callbacks = [KillAt(kill if hook_kill else "none")]
     if kill and kill.startswith("ckpt:"):
         kill_during_checkpoint_write(int(kill.split(":")[1]))
+    if kill and kill.startswith("hist:"):
+        kill_during_history_append(int(kill.split(":")[1]))
     tg = CASES[case](logs_dir, callbacks)
     if kill and kill.startswith("step:"):
         tg._train_step = KillDuringStep(tg._train_step, tg, int(kill.split(":")[1]))
@@ -170,7 +188,9 @@ def run(case: str, logs_dir: str, out_file: str, kill: str | None = None) -> Non
         json.dump(
             {
                 "history": tg.history, "val_history": tg.val_history, "run_dir": tg.run_dir,
-                "skipped": tg.skipped_slices,
+                "skipped": tg.skipped_slices, "key_metric_history": tg.key_metric_history,
+                "best_key_metric": tg.best_key_metric, "epoch_batches": tg._state.epoch_batches,
+                "val_batches": tg._state.val_batches,
             },
             file,
         )  # fmt: skip

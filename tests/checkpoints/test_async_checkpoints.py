@@ -87,11 +87,19 @@ def test_async_checkpoints_end_bitwise_equal_to_sync_ones_and_hold_the_same_arra
             assert np.array_equal(arrays[key], sync_arrays[key]), (name, key)
         for ours, theirs in zip(model_weights, sync_model_weights, strict=True):
             assert np.array_equal(ours, theirs), name  # model.keras: the model at the point
-        for key in ("trainer", "datagen", "rng", "best_checkpoint", "log_rows", "callbacks"):
+        keys = ("trainer", "datagen", "rng", "best_checkpoint", "log_rows", "callbacks")
+        for key in (*keys, "histories"):
             assert state[key] == sync_state[key], (name, key)
+    logs = [os.path.join(tg.run_dir, "histories.jsonl") for tg in (background, sync)]
+    assert _bytes(logs[0]) == _bytes(logs[1])  # appended in the background write, the same
     assert sorted(os.listdir(tmp_path / "async" / "best")) == sorted(
         os.listdir(tmp_path / "sync" / "best")
     )
+
+
+def _bytes(path):
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def test_background_writes_never_overlap_and_train_returns_with_the_last_one_complete(

@@ -2,10 +2,11 @@
 
 Each case runs in subprocesses: an uninterrupted reference, and a chain of processes
 each killed at one point (between slices of a batch, inside a train step, during
-validation, in the middle of writing a checkpoint) and resumed with `resume=True` by
-the next. The references serve synchronously (prefetch=0), the killed chains with a
-prefetch thread running ahead (prefetch=2: the adaptive default would serve these tiny
-models synchronously). The chains and references run in parallel threads to keep the suite fast.
+validation, in the middle of writing a checkpoint or of appending to the histories log)
+and resumed with `resume=True` by the next. The references serve synchronously
+(prefetch=0), the killed chains with a prefetch thread running ahead (prefetch=2: the
+adaptive default would serve these tiny models synchronously). The chains and references
+run in parallel threads to keep the suite fast.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 SCRIPT = os.path.join(os.path.dirname(__file__), "resume_cases.py")
 CHAINS = {
     # mlp: RandomCrop, shuffled sets, Dropout, Adam; 6 batches of 1 slice per epoch.
-    "mlp": ["iter:6", "step:9", "val:1:1", "ckpt:1", None],
+    "mlp": ["iter:6", "step:9", "val:1:1", "ckpt:1", "hist:1", None],
     # lstm: stateful LSTM on windows, 3 slices per batch; iter 7 is mid-batch.
     "lstm": ["iter:7", "ckpt:2", "val:1:0", None],
     # mlp with steps_per_execution=8: killed while a fused group's slices are accounted
@@ -36,7 +37,8 @@ CHAINS = {
     # mlp with async_checkpoints: killed in the middle of a background write (the 2nd of
     # the process: the 1st is complete, as a write waits for the one before it), then
     # after iter 9, while the write of iter 8 may still run; compared with the sync mlp.
-    "mlp-async": ["ckpt:2", "iter:9", None],
+    # Then in the middle of a background append to the histories log.
+    "mlp-async": ["ckpt:2", "iter:9", "hist:1", None],
 }
 # Cases without their own uninterrupted reference.
 REFERENCE = {"mlp-fused": "mlp", "mlp-async": "mlp"}
@@ -99,9 +101,10 @@ def test_a_run_killed_at_several_points_ends_bitwise_equal_to_the_uninterrupted_
     assert ref_weights.files == weights.files
     for key in ref_weights.files:
         assert np.array_equal(ref_weights[key], weights[key]), key
-    assert logs["history"] == ref_logs["history"]
-    assert logs["val_history"] == ref_logs["val_history"]
-    assert logs["skipped"] == ref_logs["skipped"]
+    for name in ("history", "val_history", "skipped", "key_metric_history", "best_key_metric"):
+        assert logs[name] == ref_logs[name], name  # the histories rebuilt from the log
+    assert logs["epoch_batches"] == ref_logs["epoch_batches"] and len(logs["epoch_batches"]) == 3
+    assert logs["val_batches"] == ref_logs["val_batches"] and logs["key_metric_history"]
     assert csv_text == ref_csv  # no duplicate rows from the killed processes
     if case == "mlp-skip":  # one slice left out per epoch, named in metrics.csv too
         assert [entry["epoch"] for entry in logs["skipped"]] == [0, 1, 2]

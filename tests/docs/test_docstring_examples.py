@@ -99,6 +99,7 @@ NAMES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "trainkit.data.preprocessors.chain": _preprocessors,
     "trainkit.metrics": _metrics,
     "trainkit.checkpoints.atomic": lambda folder: {"run_dir": str(folder), "text": "a report"},
+    "trainkit.checkpoints.history_log": lambda folder: {"run_dir": str(folder)},
 }
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from typing import Any
 
 from trainkit._stable import short_name
+from trainkit.checkpoints.history_log import HistoryEntries, HistoryLog
 from trainkit.checkpoints.store import (
     CheckpointWriteError,
     PendingCheckpoint,
     begin_checkpoint,
     checkpoint_folders,
+    checkpoint_iters,
     finish_checkpoint,
     prune_checkpoints,
 )
@@ -111,11 +114,13 @@ class RunFolder:
     """One run's folder: writes its checkpoints, prunes them, remembers best and last.
 
     The checkpoint written after the validation that set the best key metric is the
-    best checkpoint; pruning never removes it, nor the newest one.
+    best checkpoint; pruning never removes it, nor the newest one. The run's histories
+    go to `histories` (`histories.jsonl`), appended as each checkpoint is written.
     """
 
     def __init__(self, path: str, best_checkpoint: str | None = None):
         self.path = path
+        self.histories = HistoryLog(path)
         self.best_checkpoint = best_checkpoint
         self.last_checkpoint: str | None = None
         self._best_pending = False  # the next checkpoint holds a new best
@@ -135,10 +140,11 @@ class RunFolder:
         state: dict[str, Any],
         save_model: Any,
         max_checkpoints: int,
+        histories: HistoryEntries | None = None,
     ) -> str:
         """Write a checkpoint (aside, then renamed into place) and prune old ones."""
         pending = self.begin(iters_fit, save_model)
-        return self.finish(pending, arrays, state, max_checkpoints)
+        return self.finish(pending, arrays, state, max_checkpoints, histories)
 
     def begin(self, iters_fit: int, save_model: Any) -> PendingCheckpoint:
         """Start a checkpoint: its temporary folder, with `model.keras` saved into it.
@@ -153,12 +159,17 @@ class RunFolder:
         arrays: dict[str, Any],
         state: dict[str, Any],
         max_checkpoints: int,
+        histories: HistoryEntries | None = None,
     ) -> str:
         """Finish `pending` from the snapshot `arrays` and `state`, then prune old ones.
 
+        `histories` (new entries since the last checkpoint) are appended to the run's
+        histories log first, and `state.json` records the log's mark under 'histories'.
         Touches no model: it may run in a background thread. The caller makes sure no
         other checkpoint is begun or `best_is_next` called until it returns.
         """
+        if histories is not None:
+            state = {**state, "histories": self._log(pending, histories)}
         path = finish_checkpoint(pending, arrays=arrays, state=state)
         self.last_checkpoint = path
         if self._best_pending:
@@ -168,3 +179,22 @@ class RunFolder:
         protect = [path] + ([self.best_checkpoint] if self.best_checkpoint else [])
         prune_checkpoints(self.path, max_checkpoints, protect=protect)
         return path
+
+    def _log(self, pending: PendingCheckpoint, histories: HistoryEntries) -> dict[str, Any]:
+        """Append the checkpoint's histories; on failure nothing of it is left behind."""
+        try:
+            iters_fit = checkpoint_iters(pending.name) or 0
+            return self.histories.append(histories, pending.name, iters_fit)
+        except CheckpointWriteError:
+            shutil.rmtree(pending.tmp, ignore_errors=True)
+            raise
+        except Exception as error:  # a value JSON cannot hold
+            shutil.rmtree(pending.tmp, ignore_errors=True)
+            raise CheckpointWriteError(
+                f"Could not write checkpoint {pending.final!r}: the histories could not be "
+                f"logged ({type(error).__name__}: {error}). The previous checkpoints are "
+                "intact and nothing partial was left."
+            ) from error
+        except BaseException:  # KeyboardInterrupt: leave nothing half-written
+            shutil.rmtree(pending.tmp, ignore_errors=True)
+            raise

@@ -4,6 +4,9 @@ A checkpoint captures everything needed to continue bitwise: the model's
 variables, optimizer and metric variables, stateful RNN states and Keras' global seed
 (arrays file); the loop state, both generators' state dicts, callback states, Python and
 NumPy RNG states, thread settings and the row counts of the run's logs (`state.json`).
+The loop's histories, which grow with the run, are appended to the run folder's
+`histories.jsonl` and `state.json` holds the log's mark (`state.json` version 2; a
+version 1 checkpoint holds them whole and still resumes).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from trainkit.callbacks import Callback
 from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_state
 from trainkit.checkpoints.atomic import write_folder
 from trainkit.checkpoints.background import BackgroundWrite
+from trainkit.checkpoints.history_log import HistoryLogError, read_histories
 from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import abandoned_runs, safe_name
 from trainkit.checkpoints.store import CheckpointWriteError, dumps_state
@@ -43,7 +47,8 @@ if TYPE_CHECKING:
     from trainkit.training.outputs.run_logs import RunLogs
     from trainkit.training.trainer import TrainGenerator
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: histories in the run's histories log; 1: whole in state.json
+_READABLE_VERSIONS = (1, 2)
 _CHUNK = re.compile(r"chunk-\d+\.bin")  # an offline store's chunk files
 
 _UNSAVED_CALLBACK = (
@@ -103,8 +108,12 @@ class Checkpoints:
 
     # ------------------------------------------------------------------ saving
 
-    def capture(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """`(arrays, state)` of the trainer as it stands."""
+    def capture(self, histories: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """`(arrays, state)` of the trainer as it stands.
+
+        The loop's histories are left out of `state` (a checkpoint appends them to the
+        histories log) unless `histories`: a best model's `state.json` holds them whole.
+        """
         tg, run = self.trainer, self.run
         arrays, paths = model_state.capture(tg.model)
         callbacks = []
@@ -122,7 +131,7 @@ class Checkpoints:
             "version": STATE_VERSION,
             "run_name": run.name if run else "",
             "settings": self.settings.record(),
-            "trainer": self.state.state_dict(),
+            "trainer": self.state.state_dict(histories=histories),
             "datagen": tg.datagen.state_dict(),
             "val_datagen": None if tg.val_datagen is None else tg.val_datagen.state_dict(),
             "callbacks": callbacks,
@@ -171,14 +180,17 @@ class Checkpoints:
             # Keras' model.save reads the live variables: on this thread, before the next
             # step changes them. The background thread reads only the snapshot.
             pending = run.begin(tg.iters_fit, tg.model.save)
+            # What the histories gained since the last checkpoint, copied here: the write
+            # appends it to the histories log before state.json.
+            histories = run.histories.entries(self.state.histories())
             if background and self.settings.options["async_checkpoints"]:
                 # A state_dict() may hand out lists the loop goes on appending to (a
                 # preprocessor's, a callback's): the background thread gets its own copy.
                 state = copy.deepcopy(state)
-                write = partial(run.finish, pending, arrays, state, tg.max_checkpoints)
+                write = partial(run.finish, pending, arrays, state, tg.max_checkpoints, histories)
                 self.pending = BackgroundWrite(pending.name, write)
                 return pending.final
-            write = partial(run.finish, pending, arrays, state, tg.max_checkpoints)
+            write = partial(run.finish, pending, arrays, state, tg.max_checkpoints, histories)
             path = write()
             self._saved(path)
         return path
@@ -295,7 +307,9 @@ class Checkpoints:
         # older checkpoint as the best) nor the run folder change under the best model.
         self.wait()
         if best_models_dir is not None:  # before anything is written
-            arrays, state = self.capture()  # may refuse callback state
+            # Histories whole: a best model's folder stands alone (no histories log), and
+            # best models are written at new bests only, not at every checkpoint.
+            arrays, state = self.capture(histories=True)  # may refuse callback state
             self._check_weights(arrays, state, f"The best model at iters_fit={tg.iters_fit}")
         if self.run is not None:
             self.run.best_is_next()  # the next checkpoint holds this best: never pruned
@@ -385,7 +399,9 @@ class Checkpoints:
             tg.model, arrays, state["model_paths"], sample=self._sample(),
             build=None if distribution is None else distribution.build,
         )  # fmt: skip
-        self.state.load_state_dict(state["trainer"])
+        self.state.load_state_dict(state["trainer"])  # histories read from the log by `locate`
+        if truncate_logs and self.run is not None:  # the log continues from the checkpoint
+            self.run.histories.resume(state.get("histories"), self.state.histories())
         if not self.state.key_metric_history:  # nothing scored yet: key_metric may differ
             self.state.best_key_metric = -math.inf if tg.max_is_best else math.inf
         # The tuned threshold kept is the best model's, until a better validation.
@@ -492,8 +508,9 @@ def _restore_datagens(tg: TrainGenerator, state: dict[str, Any], adopt_shards: b
 # Keys every state.json of this version holds; a checkpoint without one is damaged.
 _STATE_KEYS = (
     "version", "settings", "trainer", "datagen", "val_datagen", "callbacks", "rng",
-    "model_paths", "log_rows",
+    "model_paths", "log_rows", "histories",
 )  # fmt: skip
+_STATE_KEYS_V1 = _STATE_KEYS[:-1]  # histories whole in "trainer"
 _ALL_DAMAGED = (
     "Cannot resume {run_dir!r}: none of its checkpoints is intact ({details}). Nothing was "
     "deleted. Restore a checkpoint from a backup, pass resume=<an intact checkpoint folder>, "
@@ -634,24 +651,35 @@ def _newest_intact(
 
 
 def _read(run_dir: str, checkpoint: str) -> Resumed:
+    """The checkpoint, verified, with the histories of its log put back into "trainer"."""
     arrays, state = store.read_checkpoint(checkpoint)
-    if "version" in state and state["version"] != STATE_VERSION:
+    if "version" in state and state["version"] not in _READABLE_VERSIONS:
         raise ValueError(
             f"{checkpoint}: checkpoint version {state.get('version')!r} is not supported; this "
-            f"trainkit reads version {STATE_VERSION}. Start a new run (resume=False)."
+            f"trainkit reads versions {list(_READABLE_VERSIONS)}. Start a new run (resume=False)."
         )
     problems = _state_problems(checkpoint, arrays, state)
     if problems:
         raise store.CheckpointDamagedError(checkpoint, problems)
+    if "histories" in state:  # version 2: the log up to the checkpoint's mark
+        name, iters = os.path.basename(checkpoint), state["trainer"]["iters_fit"]
+        try:
+            histories = read_histories(run_dir, state["histories"], name, iters)
+        except HistoryLogError as error:
+            raise store.CheckpointDamagedError(checkpoint, [str(error).rstrip(".")]) from error
+        state["trainer"].update(histories)
     return Resumed(run_dir, checkpoint, arrays, state)
 
 
 def _state_problems(checkpoint: str, arrays: dict[str, Any], state: dict[str, Any]) -> list[str]:
     """What in a parsed `state.json` disagrees with itself, its folder or `arrays.npz`."""
-    missing = [key for key in _STATE_KEYS if key not in state]
+    required = _STATE_KEYS_V1 if state.get("version") == 1 else _STATE_KEYS
+    missing = [key for key in required if key not in state]
     if missing:
         return [f"{store.STATE_FILE} lacks {missing}"]
     shapes = {"trainer": dict, "model_paths": dict, "log_rows": dict, "callbacks": list}
+    if "histories" in required:
+        shapes["histories"] = dict
     wrong = [key for key, kind in shapes.items() if not isinstance(state[key], kind)]
     if wrong:
         return [f"{store.STATE_FILE} holds values of the wrong type under {wrong}"]

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 STATE_VERSION = 1
+
+# The fields that grow with the run (an entry per batch, validation, skipped slice or
+# epoch). A checkpoint appends what is new of them to the run's histories log instead of
+# writing them whole into every state.json (`state_dict(histories=False)`).
+HISTORIES = (
+    "history", "val_history", "key_metric_history", "skipped_slices", "epoch_batches",
+    "val_batches",
+)  # fmt: skip
 
 # Where the loop stands inside one pass of `train()`'s loop body. A stage is done
 # when `stage` moves past it, so an exception leaves the stage to run again on
@@ -152,15 +160,32 @@ class LoopState:
             )
         self.stage = stage
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, histories: bool = True) -> dict[str, Any]:
         """A copy of the state of plain values (non-finite floats stay floats: a checkpoint's
-        state.json writes them as `{"$float": "inf"}`, its one strict-JSON encoding)."""
-        state = copy.deepcopy(asdict(self))
+        state.json writes them as `{"$float": "inf"}`, its one strict-JSON encoding).
+
+        `histories=False` leaves out the fields of `HISTORIES`, without copying them:
+        a checkpoint logs them apart (`histories()`), so its cost does not grow with the run.
+        """
+        state: dict[str, Any] = {}
+        for item in fields(self):
+            if histories or item.name not in HISTORIES:
+                value = getattr(self, item.name)
+                plain = isinstance(value, WeightedMean)
+                state[item.name] = asdict(value) if plain else copy.deepcopy(value)
         state["version"] = STATE_VERSION
         return state
 
+    def histories(self) -> dict[str, Any]:
+        """The fields of `HISTORIES` by name: the live lists and dicts, not copies."""
+        return {name: getattr(self, name) for name in HISTORIES}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a `state_dict()`; raises ValueError on an unknown version or key."""
+        """Restore a `state_dict()`; raises ValueError on an unknown version or key.
+
+        A field the state leaves out (the histories of `state_dict(histories=False)`)
+        keeps its value.
+        """
         state = copy.deepcopy(dict(state))
         version = state.pop("version", None)
         if version != STATE_VERSION:
