@@ -46,7 +46,7 @@ import keras
 import numpy as np
 
 from trainkit import DataGenerator, TrainGenerator
-from trainkit.checkpoints import store
+from trainkit.checkpoints import checkpoint_dirs
 from trainkit.checkpoints.history_log import HistoryLog
 from trainkit.checkpoints.run_folder import RunFolder
 from trainkit.training.loop_state import LoopState, append_logs
@@ -139,14 +139,17 @@ def _median_ms(work, rounds: int) -> float:
 def histories_cost(iters: int, every: int, rounds: int) -> dict[str, float]:
     """What one checkpoint writes of a loop state after `iters` iters, before and now."""
     state = _loop_state(iters)
-    whole = store.dumps_state({"trainer": state.state_dict()})
-    rest = store.dumps_state({"trainer": state.state_dict(histories=False)})
+    whole = checkpoint_dirs.dumps_state({"trainer": state.state_dict()})
+    rest = checkpoint_dirs.dumps_state({"trainer": state.state_dict(histories=False)})
     figures = {
         "before_kb": len(whole.encode()) / 1000,
-        "before_ms": _median_ms(lambda: store.dumps_state({"trainer": state.state_dict()}), rounds),
+        "before_ms": _median_ms(
+            lambda: checkpoint_dirs.dumps_state({"trainer": state.state_dict()}), rounds
+        ),
         "now_kb": len(rest.encode()) / 1000,
         "now_ms": _median_ms(
-            lambda: store.dumps_state({"trainer": state.state_dict(histories=False)}), rounds
+            lambda: checkpoint_dirs.dumps_state({"trainer": state.state_dict(histories=False)}),
+            rounds,
         ),
     }
     earlier = _loop_state(iters - every)  # the log holds everything up to the last checkpoint

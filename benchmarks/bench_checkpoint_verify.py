@@ -2,7 +2,7 @@
 
 For a tiny MLP and a model of about one million parameters (both compiled with Adam and
 trained one step, so the optimizer's slots exist), a real checkpoint is written with
-`store.write_checkpoint` (`model.keras`, `arrays.npz`, `state.json`) and timed:
+`checkpoint_dirs.write_checkpoint` (`model.keras`, `arrays.npz`, `state.json`) and timed:
 
   write      the whole write, manifest included
   manifest   of which: hashing the files and writing manifest.json
@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from trainkit.checkpoints import model_state, store
+from trainkit.checkpoints import checkpoint_dirs, model_state
 
 
 def make_model(hidden: list[int], features: int) -> keras.Model:
@@ -54,9 +54,9 @@ def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _plain_read(path: str) -> None:
-    with open(os.path.join(path, store.STATE_FILE), encoding="utf-8") as file:
+    with open(os.path.join(path, checkpoint_dirs.STATE_FILE), encoding="utf-8") as file:
         json.load(file)
-    with np.load(os.path.join(path, store.ARRAYS_FILE)) as data:
+    with np.load(os.path.join(path, checkpoint_dirs.ARRAYS_FILE)) as data:
         {key: data[key] for key in data.files}
 
 
@@ -71,14 +71,14 @@ def _round(
     """Write one checkpoint, verify and read it; return its size in bytes."""
 
     def write() -> str:
-        return store.write_checkpoint(
+        return checkpoint_dirs.write_checkpoint(
             run_dir, iters_fit=iters, arrays=arrays, state=state, save_model=model.save
         )
 
     elapsed, path = _timed(write)
     figures["write"].append(elapsed)
-    figures["verify"].append(_timed(lambda: store.verify_checkpoint(path))[0])
-    figures["read"].append(_timed(lambda: store.read_checkpoint(path))[0])
+    figures["verify"].append(_timed(lambda: checkpoint_dirs.verify_checkpoint(path))[0])
+    figures["read"].append(_timed(lambda: checkpoint_dirs.read_checkpoint(path))[0])
     figures["plain"].append(_timed(lambda: _plain_read(path))[0])
     return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path))
 
@@ -89,18 +89,18 @@ def measure(model: keras.Model, rounds: int) -> dict[str, float]:
     figures: dict[str, list[float]] = {
         k: [] for k in ("write", "manifest", "verify", "read", "plain")
     }
-    original = store._write_manifest
+    original = checkpoint_dirs._write_manifest
 
     def timed_manifest(folder: str, name: str) -> None:
         figures["manifest"].append(_timed(lambda: original(folder, name))[0])
 
-    store._write_manifest = timed_manifest
+    checkpoint_dirs._write_manifest = timed_manifest
     try:
         with tempfile.TemporaryDirectory() as run_dir:
             for iters in range(rounds):
                 size = _round(run_dir, iters, model, arrays, state, figures)
     finally:
-        store._write_manifest = original
+        checkpoint_dirs._write_manifest = original
     result = {name: statistics.median(values) for name, values in figures.items()}
     result["MB"] = size / 1e6
     return result

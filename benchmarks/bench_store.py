@@ -26,7 +26,7 @@ import numpy as np
 from common import Row, interleaved_best, table
 
 from trainkit import DataGenerator, Preprocessor, write_store
-from trainkit.data.sources.store import StoreSource
+from trainkit.data.sources.offline_store import StoreSource
 
 FEATURES, BATCH, CHUNK = 256, 32, 16
 

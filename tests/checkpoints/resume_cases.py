@@ -28,7 +28,7 @@ import numpy as np
 
 from trainkit import DataGenerator, RandomCropPreprocessor, TimeseriesPreprocessor, TrainGenerator
 from trainkit.callbacks import Callback
-from trainkit.checkpoints import history_log, store
+from trainkit.checkpoints import checkpoint_dirs, history_log
 
 EPOCHS = 3
 # The generators' prefetch: the default unless the test asks otherwise (its references
@@ -58,7 +58,7 @@ class KillAt(Callback):
 
 def kill_during_checkpoint_write(n: int) -> None:
     writes = {"count": 0}
-    original = store._write_json
+    original = checkpoint_dirs._write_json
 
     def half_then_die(path, state):
         writes["count"] += 1
@@ -68,7 +68,7 @@ def kill_during_checkpoint_write(n: int) -> None:
             _die()
         original(path, state)
 
-    store._write_json = half_then_die
+    checkpoint_dirs._write_json = half_then_die
 
 
 def kill_during_history_append(n: int) -> None:

@@ -20,7 +20,7 @@ from resume_cases import mlp_case
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.callbacks import Callback
-from trainkit.checkpoints import CheckpointWriteError, store, verify_checkpoint
+from trainkit.checkpoints import CheckpointWriteError, checkpoint_dirs, verify_checkpoint
 
 
 class SavedPaths(Callback):
@@ -34,7 +34,7 @@ class SavedPaths(Callback):
 @pytest.fixture
 def slow_writes(monkeypatch):
     """Background writes take 30 ms more; records how many run at once, at most."""
-    original, active, lock = store._write_npz, [0], threading.Lock()
+    original, active, lock = checkpoint_dirs._write_npz, [0], threading.Lock()
     most = {"at_once": 0, "writes": 0}
 
     def slow(path, arrays):
@@ -49,7 +49,7 @@ def slow_writes(monkeypatch):
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(store, "_write_npz", slow)
+    monkeypatch.setattr(checkpoint_dirs, "_write_npz", slow)
     return most
 
 
@@ -62,9 +62,9 @@ def _train(logs_dir, **options):
 
 def _checkpoints(tg):
     found = {}
-    for path in store.checkpoint_folders(tg.run_dir):
-        arrays, state = store.read_checkpoint(path)
-        model = keras.models.load_model(os.path.join(path, store.MODEL_FILE))
+    for path in checkpoint_dirs.checkpoint_folders(tg.run_dir):
+        arrays, state = checkpoint_dirs.read_checkpoint(path)
+        model = keras.models.load_model(os.path.join(path, checkpoint_dirs.MODEL_FILE))
         found[os.path.basename(path)] = (arrays, state, model.get_weights())
     return found
 
@@ -109,7 +109,7 @@ def test_background_writes_never_overlap_and_train_returns_with_the_last_one_com
     assert slow_writes["writes"] == 4 and slow_writes["at_once"] == 1  # 18 iters, every 4
     assert tg._checkpoints.pending is None and not tg._checkpoints.lock.is_held
     assert glob.glob(os.path.join(tg.run_dir, ".tmp-*")) == []
-    newest = store.checkpoint_folders(tg.run_dir)[-1]
+    newest = checkpoint_dirs.checkpoint_folders(tg.run_dir)[-1]
     assert os.path.basename(newest) == saved[-1] == "ckpt-000000016-4"
     assert verify_checkpoint(newest) == []
     tg.epochs += 1
@@ -127,7 +127,7 @@ def test_background_writes_never_overlap_and_train_returns_with_the_last_one_com
 def test_a_failed_background_write_is_raised_naming_its_checkpoint(
     tmp_path, monkeypatch, failing, raised_at, named
 ):
-    original, calls = store._write_npz, [0]
+    original, calls = checkpoint_dirs._write_npz, [0]
 
     def fail_once(path, arrays):
         calls[0] += 1
@@ -135,7 +135,7 @@ def test_a_failed_background_write_is_raised_naming_its_checkpoint(
             raise OSError(28, "No space left on device")
         original(path, arrays)
 
-    monkeypatch.setattr(store, "_write_npz", fail_once)
+    monkeypatch.setattr(checkpoint_dirs, "_write_npz", fail_once)
     tg = mlp_case(str(tmp_path), [], async_checkpoints=True)
     with pytest.raises(CheckpointWriteError, match=named + r".*No space left on device"):
         tg.train()
@@ -158,4 +158,6 @@ def test_train_waits_for_a_write_begun_at_its_last_iter_before_it_returns(tmp_pa
     tg.train()  # no validation after the last checkpoint: only the end of train() waits
     assert saved.paths == ["ckpt-000000004-1"]
     assert tg._checkpoints.pending is None and not tg._checkpoints.lock.is_held
-    assert [os.path.basename(p) for p in store.complete_checkpoints(tg.run_dir)] == saved.paths
+    assert [
+        os.path.basename(p) for p in checkpoint_dirs.complete_checkpoints(tg.run_dir)
+    ] == saved.paths

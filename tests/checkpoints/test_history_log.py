@@ -20,7 +20,7 @@ import pytest
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.callbacks import Callback
-from trainkit.checkpoints import complete_checkpoints, store
+from trainkit.checkpoints import checkpoint_dirs, complete_checkpoints
 from trainkit.checkpoints.history_log import (
     HISTORIES_FILE,
     HistoryLog,
@@ -122,7 +122,9 @@ def test_an_append_finds_the_log_changed_by_someone_else_and_refuses(tmp_path):
     log.append(log.entries({"epoch_batches": [3]}), "ckpt-000000003-1", iters_fit=3)
     with open(log.path, "a", encoding="utf-8") as file:
         file.write("{}\n")
-    with pytest.raises(store.CheckpointWriteError, match=r"histories\.jsonl' holds \d+ bytes"):
+    with pytest.raises(
+        checkpoint_dirs.CheckpointWriteError, match=r"histories\.jsonl' holds \d+ bytes"
+    ):
         log.append(log.entries({"epoch_batches": [3, 6]}), "ckpt-000000006-2", iters_fit=6)
 
 
@@ -199,7 +201,7 @@ def test_histories_survive_a_resume_bitwise_non_finite_values_included(tmp_path,
 
 def test_a_checkpoints_state_json_holds_the_logs_mark_not_the_histories(reference):
     newest = complete_checkpoints(reference.run_dir)[-1]
-    _, state = store.read_checkpoint(newest)
+    _, state = checkpoint_dirs.read_checkpoint(newest)
     assert state["version"] == 2
     assert not set(HISTORY_FIELDS) & set(state["trainer"])
     assert state["histories"]["bytes"] == os.path.getsize(
@@ -235,7 +237,7 @@ def test_a_cut_log_is_refused_naming_the_file_and_resume_falls_back_to_what_it_c
         trainer(tmp_path, resume=newest)
     with pytest.warns(UserWarning, match=r"histories\.jsonl' was cut.*Put the file back"):
         resumed = trainer(tmp_path, resume=True)
-    assert resumed.iters_fit == store.checkpoint_iters(newest) - 2  # the one before it
+    assert resumed.iters_fit == checkpoint_dirs.checkpoint_iters(newest) - 2  # the one before it
 
 
 def test_a_deleted_log_refuses_every_checkpoint_that_needs_it(tmp_path):
@@ -259,12 +261,12 @@ def test_a_log_that_is_a_symbolic_link_is_refused_never_read(tmp_path):
 def as_previous_format(checkpoint: str, run_dir: str) -> str:
     """A copy of `checkpoint` written as trainkit wrote checkpoints before the histories
     log (state.json version 1, histories whole in "trainer"), the log removed."""
-    arrays, state = store.read_checkpoint(checkpoint)
+    arrays, state = checkpoint_dirs.read_checkpoint(checkpoint)
     mark = state.pop("histories")
     state["trainer"].update(read_histories(run_dir, mark))
     state["version"] = 1
-    iters = store.checkpoint_iters(checkpoint)
-    path = store.write_checkpoint(run_dir, iters_fit=iters, arrays=arrays, state=state)
+    iters = checkpoint_dirs.checkpoint_iters(checkpoint)
+    path = checkpoint_dirs.write_checkpoint(run_dir, iters_fit=iters, arrays=arrays, state=state)
     os.remove(os.path.join(run_dir, HISTORIES_FILE))
     return path
 
@@ -281,7 +283,7 @@ def test_a_checkpoint_of_the_previous_format_resumes_and_the_log_starts_from_it(
     assert same(histories(resumed), histories(reference))
     with open(os.path.join(resumed.run_dir, HISTORIES_FILE), encoding="utf-8") as file:
         first = json.loads(file.readline())
-    assert first["iters_fit"] == store.checkpoint_iters(old) + 2
+    assert first["iters_fit"] == checkpoint_dirs.checkpoint_iters(old) + 2
     assert first["history"]["loss"][0] == 0  # whole, from the first entry
     again = trainer(tmp_path, resume=complete_checkpoints(tg.run_dir)[-1])  # from the log
     again.train()
@@ -292,8 +294,8 @@ def test_a_best_models_state_json_holds_its_histories_whole(tmp_path):
     tg = trainer(tmp_path, best_models_dir=str(tmp_path / "best"), epochs=1)
     tg.train()
     newest = sorted(os.listdir(tmp_path / "best"))[-1]
-    with open(tmp_path / "best" / newest / store.STATE_FILE, encoding="utf-8") as file:
-        state = store.loads_state(file.read())
+    with open(tmp_path / "best" / newest / checkpoint_dirs.STATE_FILE, encoding="utf-8") as file:
+        state = checkpoint_dirs.loads_state(file.read())
     assert "histories" not in state
     assert same(state["trainer"]["history"], tg.history)
     assert state["trainer"]["key_metric_history"] == tg.key_metric_history
@@ -302,7 +304,7 @@ def test_a_best_models_state_json_holds_its_histories_whole(tmp_path):
 def test_state_json_does_not_grow_with_the_run(tmp_path):
     tg = trainer(tmp_path, epochs=6, max_checkpoints=40)
     tg.train()
-    sizes = [os.path.getsize(os.path.join(p, store.STATE_FILE)) for p in
+    sizes = [os.path.getsize(os.path.join(p, checkpoint_dirs.STATE_FILE)) for p in
              complete_checkpoints(tg.run_dir)]  # fmt: skip
     assert len(sizes) == 18  # a checkpoint's histories would add ~150 bytes to the next
     assert max(sizes[6:]) - min(sizes[6:]) < 20  # only digits of counters change
@@ -312,7 +314,9 @@ def test_after_a_resume_from_an_older_checkpoint_the_abandoned_newer_ones_are_sk
     tmp_path, reference
 ):
     tg = stopped(tmp_path, at=10)  # checkpoints at iters 4, 6 and 8 kept
-    (older,) = [p for p in complete_checkpoints(tg.run_dir) if store.checkpoint_iters(p) == 4]
+    (older,) = [
+        p for p in complete_checkpoints(tg.run_dir) if checkpoint_dirs.checkpoint_iters(p) == 4
+    ]
     stopped(tmp_path, at=8, resume=older)  # the log cut to iter 4's mark; a new iter 6
     with pytest.warns(UserWarning, match=r"ckpt-000000008-4.*histories\.jsonl' was (cut|changed)"):
         resumed = trainer(tmp_path, resume=True)  # not the abandoned iter 8

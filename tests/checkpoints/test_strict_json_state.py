@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from trainkit.checkpoints import store
+from trainkit.checkpoints import checkpoint_dirs
 
 
 def strict_loads(text: str):
@@ -27,27 +27,27 @@ STATE = {
 
 
 def test_non_finite_floats_are_written_as_strict_json_in_one_encoding():
-    text = store.dumps_state(STATE)
+    text = checkpoint_dirs.dumps_state(STATE)
     parsed = strict_loads(text)  # a strict parser accepts it
     assert parsed["history"]["roc_auc"][1] == {"$float": "nan"}
     assert parsed["best_key_metric"] == {"$float": "-inf"}
     assert parsed["name"] == "inf"
-    back = store.loads_state(text)
+    back = checkpoint_dirs.loads_state(text)
     assert math.isnan(back["history"]["roc_auc"][1]) and back["history"]["loss"] == [math.inf]
     assert back["nested"][1] == [1.0, -math.inf] and back["best_key_metric"] == -math.inf
 
 
 def test_checkpoints_write_strict_json_and_read_older_files_with_nan_tokens(tmp_path):
-    path = store.write_checkpoint(
+    path = checkpoint_dirs.write_checkpoint(
         str(tmp_path), iters_fit=3, arrays={"w": np.zeros(2)}, state=STATE
     )
-    with open(f"{path}/{store.STATE_FILE}", encoding="utf-8") as file:
+    with open(f"{path}/{checkpoint_dirs.STATE_FILE}", encoding="utf-8") as file:
         strict_loads(file.read())
-    _, state = store.read_checkpoint(path)
+    _, state = checkpoint_dirs.read_checkpoint(path)
     assert math.isnan(state["history"]["roc_auc"][1]) and state["best_key_metric"] == -math.inf
     old = json.dumps(STATE, allow_nan=True)  # what earlier versions wrote
     assert "NaN" in old and "Infinity" in old
-    back = store.loads_state(old)
+    back = checkpoint_dirs.loads_state(old)
     assert math.isnan(back["history"]["roc_auc"][1]) and back["history"]["loss"] == [math.inf]
 
 
@@ -66,7 +66,7 @@ def test_a_trainers_checkpoint_holds_no_non_finite_token_and_no_infinity_string(
     )  # fmt: skip
     tg.train()  # no validation: best_key_metric stays +inf
     (checkpoint,) = [name for name in os.listdir(tg.run_dir) if name.startswith("ckpt")]
-    with open(f"{tg.run_dir}/{checkpoint}/{store.STATE_FILE}", encoding="utf-8") as file:
+    with open(f"{tg.run_dir}/{checkpoint}/{checkpoint_dirs.STATE_FILE}", encoding="utf-8") as file:
         text = file.read()
     parsed = strict_loads(text)
     assert parsed["trainer"]["best_key_metric"] == {"$float": "inf"}

@@ -22,11 +22,11 @@ from trainkit.checkpoints import (
     MANIFEST_FILE,
     CheckpointDamagedError,
     CheckpointWriteError,
+    checkpoint_dirs,
     checkpoint_folders,
     complete_checkpoints,
     prune_checkpoints,
     read_checkpoint,
-    store,
     verify_checkpoint,
     write_checkpoint,
 )
@@ -169,7 +169,9 @@ def test_state_that_disagrees_with_its_folder_is_caught_even_under_a_matching_ma
     newest = _path(logs, NEWEST)
     _change_digit(os.path.join(newest, "state.json"))
     os.remove(os.path.join(newest, MANIFEST_FILE))
-    store._write_manifest(newest, NEWEST)  # as if the manifest were written after the change
+    checkpoint_dirs._write_manifest(
+        newest, NEWEST
+    )  # as if the manifest were written after the change
     assert verify_checkpoint(newest) == []
     _resume_and_finish(logs, True, r"records iters_fit=9, its folder 8")
 
@@ -180,7 +182,7 @@ def test_arrays_missing_a_model_variable_are_caught_even_under_a_matching_manife
     del arrays["model/0"]
     np.savez(os.path.join(newest, "arrays.npz"), **arrays)
     os.remove(os.path.join(newest, MANIFEST_FILE))
-    store._write_manifest(newest, NEWEST)
+    checkpoint_dirs._write_manifest(newest, NEWEST)
     _resume_and_finish(logs, True, r"arrays\.npz lacks 1 arrays, e\.g\. \['model/0'\]")
 
 
@@ -231,7 +233,7 @@ def test_torn_last_lines_in_the_logs_never_fail_a_resume(reference, logs):
     assert [_text(_path(logs, name)) for name in LOG_FILES] == reference_logs
 
 
-# ------------------------------------------------------------------ the store alone
+# ------------------------------------------------------------------ checkpoint folders alone
 
 
 def write(run_dir, iters, value=0.0):
@@ -248,7 +250,11 @@ def test_an_intact_checkpoint_verifies_and_its_manifest_lists_every_file(tmp_pat
     assert verify_checkpoint(path) == []
     names = sorted(os.listdir(path))
     assert names == ["arrays.npz", "manifest.json", "model.keras", "state.json"]
-    assert store._read_manifest(path)[0].keys() == {"arrays.npz", "model.keras", "state.json"}
+    assert checkpoint_dirs._read_manifest(path)[0].keys() == {
+        "arrays.npz",
+        "model.keras",
+        "state.json",
+    }
 
 
 def test_reading_a_damaged_checkpoint_raises_naming_it_and_every_problem(tmp_path):

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from trainkit import DataGenerator, Preprocessor, write_store
 from trainkit.checkpoints import RunFolderLockedError, RunLock
-from trainkit.data.sources.store import PREFIX, StoreDamagedError
-from trainkit.data.store import StoreLockedError
+from trainkit.data.sources.offline_store import PREFIX, StoreDamagedError
+from trainkit.data.store_writer import StoreLockedError
 
 X = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
 Y = np.arange(40, dtype=np.int64)

@@ -91,7 +91,7 @@ NAMES: dict[str, Callable[[Path], dict[str, Any]]] = {
     "trainkit.data.adapters": _model,
     "trainkit.data.generator": lambda folder: _arrays(),
     "trainkit.data.writers": lambda folder: {**_arrays(), "DataGenerator": DataGenerator},
-    "trainkit.data.store": lambda folder: {
+    "trainkit.data.store_writer": lambda folder: {
         **_arrays(),
         "DataGenerator": DataGenerator,
         "Slow": Slow,

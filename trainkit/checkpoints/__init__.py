@@ -3,19 +3,7 @@
 Imports Keras only inside the functions that touch a model.
 """
 
-from trainkit.checkpoints.lock import (
-    LOCK_FILE,
-    RunFolderChangedError,
-    RunFolderLockedError,
-    RunLock,
-)
-from trainkit.checkpoints.run_folder import (
-    RunFolder,
-    create_run_folder,
-    find_resumable_run,
-    run_name,
-)
-from trainkit.checkpoints.store import (
+from trainkit.checkpoints.checkpoint_dirs import (
     ARRAYS_FILE,
     CHECKPOINT_PREFIX,
     MANIFEST_FILE,
@@ -33,6 +21,18 @@ from trainkit.checkpoints.store import (
     read_checkpoint,
     verify_checkpoint,
     write_checkpoint,
+)
+from trainkit.checkpoints.lock import (
+    LOCK_FILE,
+    RunFolderChangedError,
+    RunFolderLockedError,
+    RunLock,
+)
+from trainkit.checkpoints.run_folder import (
+    RunFolder,
+    create_run_folder,
+    find_resumable_run,
+    run_name,
 )
 
 __all__ = [

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from trainkit.checkpoints.store import CheckpointWriteError
+from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError
 
 _WRITE_FAILED = (
     "Could not write {path!r}: {cause}. Nothing partial was left and the checkpoints are "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from trainkit.checkpoints.store import CheckpointWriteError
+from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError
 
 _FAILED = (
     "Checkpoint {name} was written in the background (async_checkpoints=True) and the write "

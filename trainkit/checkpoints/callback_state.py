@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from trainkit.checkpoints.store import CheckpointWriteError
+from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError
 
 # class name -> attributes saved (plain numbers or None).
 _ATTRIBUTES: dict[str, tuple[str, ...]] = {

@@ -31,7 +31,7 @@ from typing import Any
 
 from trainkit.checkpoints import log_marks
 from trainkit.checkpoints.atomic import RecordFile, atomic_file
-from trainkit.checkpoints.store import CheckpointWriteError, encode_nonfinite, loads_state
+from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError, encode_nonfinite, loads_state
 
 HISTORIES_FILE = "histories.jsonl"
 

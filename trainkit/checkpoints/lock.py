@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from trainkit.checkpoints.checkpoint_dirs import checkpoint_folders, is_checkpoint_folder
 from trainkit.checkpoints.run_folder import find_resumable_run
-from trainkit.checkpoints.store import checkpoint_folders, is_checkpoint_folder
 
 try:
     import fcntl

@@ -8,8 +8,7 @@ import shutil
 from typing import Any
 
 from trainkit._stable import short_name
-from trainkit.checkpoints.history_log import HistoryEntries, HistoryLog
-from trainkit.checkpoints.store import (
+from trainkit.checkpoints.checkpoint_dirs import (
     CheckpointWriteError,
     PendingCheckpoint,
     begin_checkpoint,
@@ -18,6 +17,7 @@ from trainkit.checkpoints.store import (
     finish_checkpoint,
     prune_checkpoints,
 )
+from trainkit.checkpoints.history_log import HistoryEntries, HistoryLog
 
 _RUN = re.compile(r"^M(\d+)__(.+)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")

@@ -12,8 +12,8 @@ from trainkit.data.preprocessors import (
     RandomCropPreprocessor,
     TimeseriesPreprocessor,
 )
-from trainkit.data.sources.store import StoreDamagedError, StoreWriteError
-from trainkit.data.store import StoreLockedError, write_store
+from trainkit.data.sources.offline_store import StoreDamagedError, StoreWriteError
+from trainkit.data.store_writer import StoreLockedError, write_store
 from trainkit.data.writers import write_sets
 
 __all__ = [

@@ -33,7 +33,7 @@ from trainkit.data.preprocessors.base import (
     serve_slice,
 )
 from trainkit.data.sources import gather, in_memory, open_sources
-from trainkit.data.sources.store import (
+from trainkit.data.sources.offline_store import (
     StoreSource,
     check_keys_need_a_store,
     check_store_arguments,

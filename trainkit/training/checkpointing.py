@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainkit import checkpoints as store
+from trainkit import checkpoints
 from trainkit.callbacks import Callback
 from trainkit.checkpoints import RunFolder, callback_state, model_state, rng_state
 from trainkit.checkpoints.atomic import write_folder
 from trainkit.checkpoints.background import BackgroundWrite
+from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError, dumps_state
 from trainkit.checkpoints.history_log import HistoryLogError, read_histories
 from trainkit.checkpoints.lock import RunLock
 from trainkit.checkpoints.run_folder import abandoned_runs, safe_name
-from trainkit.checkpoints.store import CheckpointWriteError, dumps_state
 from trainkit.training.evaluation.validation import best_threshold
 from trainkit.training.slices import health
 
@@ -320,8 +320,8 @@ class Checkpoints:
         folder = os.path.join(str(best_models_dir), safe_name(name, limit=200))
 
         def fill(tmp: str) -> None:
-            tg.model.save(os.path.join(tmp, store.MODEL_FILE))
-            with open(os.path.join(tmp, store.STATE_FILE), "w", encoding="utf-8") as file:
+            tg.model.save(os.path.join(tmp, checkpoints.MODEL_FILE))
+            with open(os.path.join(tmp, checkpoints.STATE_FILE), "w", encoding="utf-8") as file:
                 file.write(dumps_state(state))  # strict JSON, as checkpoints
 
         return write_folder(folder, fill)
@@ -340,7 +340,9 @@ class Checkpoints:
             return
         warn_unsaved_callbacks(self.callbacks.callbacks)
         if resumed is None:
-            path = store.create_run_folder(str(tg.logs_dir), tg.model_base_name, tg.model_configs)
+            path = checkpoints.create_run_folder(
+                str(tg.logs_dir), tg.model_base_name, tg.model_configs
+            )
             self.run, self.lock = RunFolder(path), RunLock(path)
             self.run_logs.open(path)
             with self.lock.held("start"):
@@ -373,7 +375,7 @@ class Checkpoints:
         if tg.best_models_dir is not None:
             self.best_models_dir = os.path.join(scratch, "best_models")
         if tg.logs_dir is not None:
-            path = store.create_run_folder(scratch, tg.model_base_name, tg.model_configs)
+            path = checkpoints.create_run_folder(scratch, tg.model_base_name, tg.model_configs)
             self.run, self.lock = RunFolder(path), RunLock(path)
             self.run_logs.open(path)
             with self.lock.held("start"):
@@ -561,7 +563,7 @@ def locate(
     if logs_dir is None or resume is False:
         return None
     if resume is True:
-        run_dir = store.find_resumable_run(str(logs_dir), str(model_base_name))
+        run_dir = checkpoints.find_resumable_run(str(logs_dir), str(model_base_name))
         _name_abandoned(str(logs_dir), str(model_base_name), run_dir)
         if run_dir is None:
             print(
@@ -594,20 +596,21 @@ def _resolve_path(path: str, clean: bool = True) -> Resumed:
             "checkpoint). Serve it with DataGenerator(data_path=...), and pass resume=True "
             f"or the path of a run or checkpoint folder. Received: resume={path!r}"
         )
-    if store.is_checkpoint_folder(path):
+    if checkpoints.is_checkpoint_folder(path):
         run_dir = os.path.dirname(os.path.abspath(path))
         try:
             return _read(run_dir, path)
-        except store.CheckpointDamagedError as error:
+        except checkpoints.CheckpointDamagedError as error:
             problems = "; ".join(error.problems)
             message = _DAMAGED_PATH.format(path=path, problems=problems, run_dir=run_dir)
             raise ValueError(message) from error
-    if os.path.isdir(path) and store.checkpoint_folders(path):
+    if os.path.isdir(path) and checkpoints.checkpoint_folders(path):
         return _newest_intact(path, path, stacklevel=5, clean=clean)
     raise FileNotFoundError(
-        f"resume={path!r} is neither a checkpoint folder ('{store.CHECKPOINT_PREFIX}*') nor a "
-        "run folder holding one. Pass resume=True to pick the newest run in logs_dir, or the "
-        f"path of a run or checkpoint folder. Received: resume={path!r}"
+        f"resume={path!r} is neither a checkpoint folder "
+        f"('{checkpoints.CHECKPOINT_PREFIX}*') nor a run folder holding one. Pass "
+        "resume=True to pick the newest run in logs_dir, or the path of a run or checkpoint "
+        f"folder. Received: resume={path!r}"
     )
 
 
@@ -619,7 +622,7 @@ def _is_offline_store(path: str) -> bool:
     if "progress.json" in names or any(_CHUNK.fullmatch(name) for name in names):
         return True
     try:
-        with open(os.path.join(path, store.MANIFEST_FILE), encoding="utf-8") as file:
+        with open(os.path.join(path, checkpoints.MANIFEST_FILE), encoding="utf-8") as file:
             manifest = json.load(file)
     except (OSError, ValueError):
         return False
@@ -631,12 +634,12 @@ def _newest_intact(
 ) -> Resumed:
     """The newest checkpoint of `run_dir` that reads and verifies; warns for each skipped."""
     if clean:
-        store.clean_incomplete(run_dir)
-    damaged: list[store.CheckpointDamagedError] = []
-    for checkpoint in reversed(store.checkpoint_folders(run_dir)):
+        checkpoints.clean_incomplete(run_dir)
+    damaged: list[checkpoints.CheckpointDamagedError] = []
+    for checkpoint in reversed(checkpoints.checkpoint_folders(run_dir)):
         try:
             resumed = _read(run_dir, checkpoint)
-        except store.CheckpointDamagedError as error:
+        except checkpoints.CheckpointDamagedError as error:
             damaged.append(error)
             warnings.warn(
                 f"{error} Skipping it (it is left in place) and trying the checkpoint before it.",
@@ -652,7 +655,7 @@ def _newest_intact(
 
 def _read(run_dir: str, checkpoint: str) -> Resumed:
     """The checkpoint, verified, with the histories of its log put back into "trainer"."""
-    arrays, state = store.read_checkpoint(checkpoint)
+    arrays, state = checkpoints.read_checkpoint(checkpoint)
     if "version" in state and state["version"] not in _READABLE_VERSIONS:
         raise ValueError(
             f"{checkpoint}: checkpoint version {state.get('version')!r} is not supported; this "
@@ -660,13 +663,15 @@ def _read(run_dir: str, checkpoint: str) -> Resumed:
         )
     problems = _state_problems(checkpoint, arrays, state)
     if problems:
-        raise store.CheckpointDamagedError(checkpoint, problems)
+        raise checkpoints.CheckpointDamagedError(checkpoint, problems)
     if "histories" in state:  # version 2: the log up to the checkpoint's mark
         name, iters = os.path.basename(checkpoint), state["trainer"]["iters_fit"]
         try:
             histories = read_histories(run_dir, state["histories"], name, iters)
         except HistoryLogError as error:
-            raise store.CheckpointDamagedError(checkpoint, [str(error).rstrip(".")]) from error
+            raise checkpoints.CheckpointDamagedError(
+                checkpoint, [str(error).rstrip(".")]
+            ) from error
         state["trainer"].update(histories)
     return Resumed(run_dir, checkpoint, arrays, state)
 
@@ -676,24 +681,24 @@ def _state_problems(checkpoint: str, arrays: dict[str, Any], state: dict[str, An
     required = _STATE_KEYS_V1 if state.get("version") == 1 else _STATE_KEYS
     missing = [key for key in required if key not in state]
     if missing:
-        return [f"{store.STATE_FILE} lacks {missing}"]
+        return [f"{checkpoints.STATE_FILE} lacks {missing}"]
     shapes = {"trainer": dict, "model_paths": dict, "log_rows": dict, "callbacks": list}
     if "histories" in required:
         shapes["histories"] = dict
     wrong = [key for key, kind in shapes.items() if not isinstance(state[key], kind)]
     if wrong:
-        return [f"{store.STATE_FILE} holds values of the wrong type under {wrong}"]
+        return [f"{checkpoints.STATE_FILE} holds values of the wrong type under {wrong}"]
     problems = []
     iters = state["trainer"].get("iters_fit")
-    named = store.checkpoint_iters(checkpoint)
+    named = checkpoints.checkpoint_iters(checkpoint)
     if not isinstance(iters, int) or (named is not None and iters != named):
-        problems.append(f"{store.STATE_FILE} records iters_fit={iters!r}, its folder {named}")
+        problems.append(f"{checkpoints.STATE_FILE} records iters_fit={iters!r}, its folder {named}")
     provenance = state["log_rows"].get("provenance_iters", iters)
     if provenance != iters:
-        problems.append(f"{store.STATE_FILE} records provenance_iters={provenance!r}")
+        problems.append(f"{checkpoints.STATE_FILE} records provenance_iters={provenance!r}")
     paths = state["model_paths"]
     keys = [f"{group}/{index}" for group, names in paths.items() for index in range(len(names))]
     absent = [key for key in keys if key not in arrays]
     if absent:
-        problems.append(f"{store.ARRAYS_FILE} lacks {len(absent)} arrays, e.g. {absent[:3]}")
+        problems.append(f"{checkpoints.ARRAYS_FILE} lacks {len(absent)} arrays, e.g. {absent[:3]}")
     return problems

@@ -50,7 +50,7 @@ import numpy as np
 
 from trainkit._validation import closest, describe
 from trainkit.checkpoints.atomic import atomic_file
-from trainkit.checkpoints.store import CheckpointWriteError
+from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError
 from trainkit.data.preprocessors.base import (
     Preprocessor,
     check_initialized,

@@ -3,7 +3,7 @@
 Use it when the preprocessor is expensive: the store is written once (`process()` calls
 spread over worker processes) and `DataGenerator(data_path=folder)` serves the stored
 slices every epoch, one chunk in memory at a time. The folder layout and the chunk file
-format are described in `trainkit.data.sources.store` and docs/store.md.
+format are described in `trainkit.data.sources.offline_store` and docs/store.md.
 
 Determinism: the hooks (`on_batch_load`, `update_state`) run in this process in plan
 order, workers only compute `process()`, and one writer writes chunk after chunk in
@@ -48,8 +48,7 @@ from trainkit.data.plan import Batch
 from trainkit.data.preprocessors.base import Preprocessor
 from trainkit.data.sources import gather
 from trainkit.data.sources.arrays import ArraySource
-from trainkit.data.sources.sets import SetSource
-from trainkit.data.sources.store import (
+from trainkit.data.sources.offline_store import (
     CHUNK_FILE,
     FORMAT,
     FORMAT_VERSION,
@@ -70,6 +69,7 @@ from trainkit.data.sources.store import (
     read_manifest,
     write_atomic,
 )
+from trainkit.data.sources.sets import SetSource
 from trainkit.data.sources.structured import RaggedSource, StructuredSource
 from trainkit.data.state import differences
 from trainkit.data.walk import SliceWalk, Step
