@@ -213,6 +213,20 @@ def test_labels_a_preprocessor_moves_out_of_range_are_refused_before_their_step(
     assert tg.iters_fit == 1 and int(tg.model.optimizer.iterations.numpy()) == 1
 
 
+def test_labels_changed_in_the_array_after_construction_are_refused_before_their_step():
+    """The whole-array check at construction does not stand in for the per-slice one:
+    the generator serves the user's array, which may change afterwards."""
+    x = np.random.default_rng(0).random((40, 8), dtype=np.float32)
+    y = np.tile([0, 1, 2], 14)[:40]
+    tg = TrainGenerator(
+        dense_model(classes=3), DataGenerator(data=x, labels=y, batch_size=8), iter_verbosity=0
+    )
+    y[8:16] = 7
+    with pytest.raises(ValueError, match=r"labels from 7 to 7 \(in batch set_name='1'"):
+        tg.train()
+    assert tg.iters_fit == 1 and int(tg.model.optimizer.iterations.numpy()) == 1
+
+
 def test_the_data_check_can_be_turned_off():
     x, y = dense_arrays(48)
     x = x.copy()

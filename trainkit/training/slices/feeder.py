@@ -20,7 +20,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from trainkit.data.preprocessors.base import IdentityPreprocessor
 from trainkit.training.construction import preflight
 from trainkit.training.evaluation.sample_weights import slice_sample_weights
 from trainkit.training.loop_state import FIT
@@ -48,7 +47,7 @@ class SliceFeeder:
         self.trainer = trainer
         self.pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
         self.poisoned: tuple[dict[str, float], tuple[Any, ...], SliceRecord] | None = None
-        self.label_bound = _label_bound_per_slice(trainer)
+        self.label_bound = preflight.sparse_label_bound(trainer.model)  # checked per slice
 
     def fit_next(self) -> None:
         """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
@@ -263,17 +262,3 @@ class SliceFeeder:
             records.append(record)
             batches += record.batch_exhausted
         return group, records
-
-
-def _label_bound_per_slice(trainer: TrainGenerator) -> tuple[int, Any] | None:
-    """The sparse labels' bound to check each slice against, or None when no slice needs
-    it: labels served unchanged (no preprocessor) from an array checked whole when the
-    trainer was built."""
-    bound = preflight.sparse_label_bound(trainer.model)
-    datagen = trainer.datagen
-    if bound is None or trainer.input_as_labels:
-        return bound
-    untouched = isinstance(getattr(datagen, "preprocessor", None), IdentityPreprocessor)
-    if untouched and preflight.whole_labels(datagen) is not None:
-        return None
-    return bound
