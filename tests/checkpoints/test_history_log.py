@@ -220,9 +220,37 @@ def test_what_a_killed_run_appended_after_the_checkpoint_is_cut_on_resume(tmp_pa
     with open(path, "ab") as file:
         file.write(b'{"checkpoint":"ckpt-000000010-6","iters_fit":10,"history":{"lo')  # torn
     resumed = trainer(tmp_path, resume=True)
-    assert os.path.getsize(path) == size
+    assert os.path.getsize(path) > size  # left as it is until the resumed run appends
     resumed.train()
+    with open(path, encoding="utf-8") as file:
+        [json.loads(line) for line in file]  # the torn line was cut before the first append
     assert same(histories(resumed), histories(reference))
+
+
+def test_a_trainer_built_from_an_older_checkpoint_changes_nothing_until_it_writes_one(tmp_path):
+    tg = stopped(tmp_path, at=10)
+    path = os.path.join(tg.run_dir, HISTORIES_FILE)
+    size, newest = os.path.getsize(path), complete_checkpoints(tg.run_dir)[-1]
+    (older,) = [
+        p for p in complete_checkpoints(tg.run_dir) if checkpoint_dirs.checkpoint_iters(p) == 4
+    ]
+    looked = trainer(tmp_path, resume=older)  # built to look at an older checkpoint only
+    assert looked.iters_fit == 4 and os.path.getsize(path) == size
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = trainer(tmp_path, resume=True)
+    assert again.iters_fit == checkpoint_dirs.checkpoint_iters(newest)
+    assert not [w for w in caught if HISTORIES_FILE in str(w.message)]
+
+
+def test_histories_replaced_by_load_state_dict_are_logged_whole(tmp_path):
+    tg = stopped(tmp_path, at=6)
+    state = tg.state_dict()
+    state["history"]["loss"] = [123.0] * len(state["history"]["loss"])  # same length
+    tg.load_state_dict(state)
+    tg.checkpoint()
+    resumed = trainer(tmp_path, resume=True)
+    assert resumed.history["loss"] == [123.0] * len(state["history"]["loss"])
 
 
 def test_a_cut_log_is_refused_naming_the_file_and_resume_falls_back_to_what_it_covers(tmp_path):

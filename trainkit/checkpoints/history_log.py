@@ -10,10 +10,11 @@ plus the SHA-256 of the whole log up to the mark.
 
 On resume the log is read up to the checkpoint's mark and the histories rebuilt exactly;
 a log shorter than the mark, or whose bytes before it differ, is refused (naming the
-file) because the histories it held are lost. What a killed run appended after the mark
-is cut away. The log is appended to only at checkpoints, never per slice, and always
-before the checkpoint's `state.json` is written: a kill in between leaves bytes past
-every mark, which the next resume cuts.
+file) because the histories it held are lost. What was appended after the mark (by a
+killed run, or by a later run that resumed a newer checkpoint) is cut when the resumed
+run appends its first line. The log is appended to only at checkpoints, never per slice,
+and always before the checkpoint's `state.json` is written: a kill in between leaves
+bytes past every mark, cut in the same way.
 
 A history is a list, or a dict of lists (one per metric); entries are JSON values.
 Histories are only appended to: a list that got shorter than what the log holds (a
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainkit.checkpoints import log_marks
-from trainkit.checkpoints.atomic import RecordFile, atomic_file
+from trainkit.checkpoints.atomic import RecordFile
 from trainkit.checkpoints.checkpoint_dirs import CheckpointWriteError, encode_nonfinite, loads_state
 
 HISTORIES_FILE = "histories.jsonl"
@@ -62,7 +63,8 @@ class HistoryEntries:
 
 
 class HistoryLog:
-    """`histories.jsonl` of one run folder: appended at each checkpoint, cut on resume.
+    """`histories.jsonl` of one run folder: appended at each checkpoint, cut back to the
+    resumed checkpoint's mark before a resumed run's first append.
 
     `entries()` runs on the training thread (it copies what is new); `append()` may run
     in a background write. The trainer never calls `entries()` while an append runs
@@ -81,6 +83,8 @@ class HistoryLog:
         self._size = 0  # bytes the log holds: what this run appended or resumed from
         self._digest = hashlib.sha256()
         self._lengths: dict[str, Any] = {}  # per history, the entries the log holds
+        # After a resume: where the log is cut before the next append (None: no cut).
+        self._cut_to: int | None = None
 
     def entries(self, histories: dict[str, Any]) -> HistoryEntries:
         """The entries of `histories` the log does not hold yet, copied."""
@@ -107,6 +111,9 @@ class HistoryLog:
         record = {"checkpoint": checkpoint, "iters_fit": iters_fit, **entries.line}
         text = json.dumps(encode_nonfinite(record), allow_nan=False, separators=(",", ":"))
         data = (text + "\n").encode("utf-8")
+        if self._cut_to is not None:
+            _cut(self.path, self._cut_to)
+            self._cut_to = None
         size = os.path.getsize(self.path) if os.path.lexists(self.path) else 0
         if size != self._size:
             message = _CHANGED_MIDRUN.format(path=self.path, size=size, expected=self._size)
@@ -124,7 +131,13 @@ class HistoryLog:
 
     def resume(self, mark: dict[str, Any] | None, histories: dict[str, Any]) -> None:
         """Continue the log from a checkpoint's `mark` (None: a checkpoint that logged no
-        histories, so the log starts again empty): cut what was appended after it.
+        histories, so the log starts again empty).
+
+        What was appended after the mark (by a killed run, or by a later run that resumed
+        a newer checkpoint) is cut when this run appends its first line, not now: a
+        trainer built only to look at an older checkpoint, or one that falls back past a
+        damaged newest checkpoint, changes nothing, and the newer checkpoints stay
+        resumable until this run writes one of its own.
 
         `histories` are the ones restored from that checkpoint.
 
@@ -132,17 +145,19 @@ class HistoryLog:
             HistoryLogError: the log no longer holds what the mark covers.
         """
         if mark is None:
-            if os.path.lexists(self.path):
-                log_marks.refuse_link(self.path)
-                os.remove(self.path)
+            log_marks.refuse_link(self.path)
             self._size, self._digest, self._lengths = 0, hashlib.sha256(), {}
+            self._cut_to = 0 if os.path.lexists(self.path) else None
             return
         data, size = _covered(self.path, mark), os.path.getsize(self.path)
-        if size > len(data):  # what a killed run (or an abandoned later one) appended
-            with atomic_file(self.path, "wb", durable=True) as file:
-                file.write(data)
         self._size, self._digest = len(data), hashlib.sha256(data)
         self._lengths = _lengths(histories)
+        self._cut_to = len(data) if size > len(data) else None
+
+    def restate(self) -> None:
+        """The histories were replaced (`load_state_dict`): the next line logs each of
+        them whole, from its start."""
+        self._lengths = {}
 
 
 def read_histories(
@@ -241,6 +256,19 @@ def _extend(items: list[Any], part: Any) -> list[Any]:
     del items[start:]
     items.extend(new)
     return items
+
+
+def _cut(path: str, size: int) -> None:
+    """Cut the log to its first `size` bytes, on disk when this returns."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise CheckpointWriteError(f"Could not cut {path!r} to {size} bytes: {error}") from error
 
 
 def _fsync(path: str, cut_to: int) -> None:

@@ -596,3 +596,5 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._state.load_state_dict(state)
+        if self._run is not None:  # histories replaced: the next checkpoint logs them whole
+            self._run.histories.restate()
