@@ -17,12 +17,15 @@ Tiny MLP (64 -> 32 -> 10), batch 64, in-memory arrays, everything warmed up firs
       `train_step` as one concrete `tf.function`, its logs read to Python each step
   (l) in-graph limit: one concrete `tf.function` running `train_step` over 32 stacked
       slices with `tf.range`, keeping each step's loss (what (j) could reach at best)
+  (m) bare flat-call loop: (k) calling its concrete function the way trainkit's step
+      does (its flat call, skipping TensorFlow's per-call matching of the arguments):
+      the fastest dispatch there is, so (d) against (m) is the bookkeeping alone
 
 The runners are interleaved over several rounds and each one's best round is reported,
 because ratios on shared machines drift between runs. Targets: (d) >= 0.85 (a); the
 bookkeeping (g) >= 0.95 (e); fused, (j) >= 1.0 (f); default settings (d) >= 0.95 (k),
-with the µs per slice that (d) spends beyond (k); (j) >= 0.95 (l). The table also sets
-(d) against (b), and (i) against (h).
+with the µs per slice that (d) spends beyond (k) and beyond (m); (j) >= 0.95 (l). The
+table also sets (d) against (b), and (i) against (h).
 
 Run: python benchmarks/bench_train_loop.py [--batches 200] [--rounds 5]
 """
@@ -175,6 +178,29 @@ def bare_concrete_loop(x: np.ndarray, y: np.ndarray):
     return run_epoch
 
 
+def bare_flat_loop(x: np.ndarray, y: np.ndarray):
+    """(m): (k) through the concrete function's flat call, as trainkit's step calls it."""
+    import tensorflow as tf
+
+    from trainkit.training.slices.steps import flat_call
+
+    model = make_model()
+    spec = (tf.TensorSpec((BATCH_SIZE, 64), tf.float32), tf.TensorSpec((BATCH_SIZE,), tf.int64))
+    batches = [
+        (x[i * BATCH_SIZE : (i + 1) * BATCH_SIZE], y[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
+        for i in range(len(x) // BATCH_SIZE)
+    ]
+    function = flat_call(tf.function(model.train_step).get_concrete_function(spec), batches[0])
+
+    def run_epoch() -> int:
+        for batch in batches:
+            logs = function(batch)
+            {name: float(value) for name, value in logs.items()}
+        return len(batches)
+
+    return run_epoch
+
+
 def in_graph_limit(x: np.ndarray, y: np.ndarray):
     """(l): 32 stacked slices per call, `train_step` looped in the graph, losses kept."""
     import tensorflow as tf
@@ -213,6 +239,7 @@ def in_graph_limit(x: np.ndarray, y: np.ndarray):
 
 BARE, FIT, TRAINKIT = "(a) bare loop", "(b) model.fit", "(d) TrainGenerator"
 CONCRETE, LIMIT = "(k) bare concrete loop", f"(l) in-graph limit, {FUSED_STEPS} per call"
+FLAT = "(m) bare flat-call loop"
 TRAINKIT_STEP, FIT_FUSED = "(e) bare, trainkit step", f"(f) model.fit, spe={FUSED_STEPS}"
 SYNCHRONOUS = "(g) TrainGenerator, prefetch=0"
 FIT_8, FUSED_8 = "(h) model.fit, spe=8", "(i) TrainGenerator, prefetch=0, spe=8"
@@ -230,6 +257,7 @@ RUNNERS = {
     FUSED_32: train_generator_fused(FUSED_STEPS),
     CONCRETE: bare_concrete_loop,
     LIMIT: in_graph_limit,
+    FLAT: bare_flat_loop,
 }
 DEFAULT_TARGET, LIMIT_TARGET = 0.95, 0.95
 # The fused-steps targets: K=32 at least model.fit with the same steps_per_execution, and
@@ -255,15 +283,17 @@ def table_rows(rates: dict[str, float]) -> list[Row]:
         ("fused: spe=8", FIT_8, [FUSED_8], None),
         (f"fused: spe={FUSED_STEPS}", FIT_FUSED, [FUSED_32], FUSED_TARGET),
         ("default settings vs the bare concrete loop", CONCRETE, [TRAINKIT], DEFAULT_TARGET),
+        ("default settings vs the bare flat-call loop", FLAT, [TRAINKIT, SYNCHRONOUS], None),
         (f"fused: spe={FUSED_STEPS} vs the in-graph limit", LIMIT, [FUSED_32], LIMIT_TARGET),
     ]
     for group, baseline, runners, minimum in groups:
         chosen = {baseline: rates[baseline], **{name: rates[name] for name in runners}}
         targets = {runners[0]: minimum} if minimum is not None else None
         out += ratio_rows(group, chosen, baseline, "steps/s", targets=targets)
-    overhead = (1 / rates[TRAINKIT] - 1 / rates[CONCRETE]) * 1e6
-    out.append(Row("default settings vs the bare concrete loop", "µs per slice beyond (k)",
-                   overhead, "µs"))  # fmt: skip
+    for baseline, group in ((CONCRETE, "concrete"), (FLAT, "flat-call")):
+        overhead = (1 / rates[TRAINKIT] - 1 / rates[baseline]) * 1e6
+        label = f"µs per slice beyond {baseline[:3]}"
+        out.append(Row(f"default settings vs the bare {group} loop", label, overhead, "µs"))
     return out
 
 

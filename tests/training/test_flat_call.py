@@ -1,0 +1,126 @@
+"""The compiled steps take slices of plain arrays through the concrete function's flat
+call (the fast path), bitwise equal to TensorFlow's ordinary call, and fall back to the
+ordinary call wherever the flat inputs would not line up."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.eager.polymorphic_function import concrete_function
+from training_helpers import dense_arrays, dense_model, weights_equal
+
+from trainkit import DataGenerator, TrainGenerator
+from trainkit.training.slices import steps
+
+
+class CountOrdinaryCalls:
+    """Counts calls that go through TensorFlow's signature matching (`_call_impl`)."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original = concrete_function.ConcreteFunction._call_impl
+
+        def counted(function, args, kwargs):
+            self.count += 1
+            return original(function, args, kwargs)
+
+        monkeypatch.setattr(concrete_function.ConcreteFunction, "_call_impl", counted)
+
+
+def ordinary_only(monkeypatch):
+    monkeypatch.setattr(steps, "flat_call", lambda function, data: function)
+
+
+def train(steps_per_execution=1, weights=False):
+    x, y = dense_arrays(40)
+    datagen = DataGenerator(data=x, labels=y, batch_size=4, shuffle=True, seed=1, prefetch=0)
+    trainer = TrainGenerator(
+        dense_model(), datagen, epochs=2, iter_verbosity=0,
+        steps_per_execution=steps_per_execution,
+        class_weights={0: 1.0, 1: 2.0, 2: 0.5} if weights else None,
+    )  # fmt: skip
+    trainer.train()
+    return trainer
+
+
+@pytest.mark.parametrize("spe, weights", [(1, False), (1, True), (4, False)])
+def test_the_flat_call_trains_bitwise_like_the_ordinary_call(monkeypatch, spe, weights):
+    calls = CountOrdinaryCalls(monkeypatch)
+    fast = train(spe, weights)
+    # Plain arrays never go through the ordinary call once the step is traced (the
+    # first call traces through tf.function, which calls it once).
+    assert calls.count <= 1
+    ordinary_only(monkeypatch)
+    ordinary = train(spe, weights)
+    assert calls.count >= 5  # every call, fused or not, went the ordinary way
+    assert weights_equal(fast.model, ordinary.model)
+    assert fast.history == ordinary.history
+
+
+def two_input_model():
+    keras.utils.set_random_seed(0)
+    # Keys that sort in the other order than the model's inputs: the flat call must
+    # take the leaves in tf.nest order, as the signature does.
+    b = keras.Input((3,), name="b_wide")
+    a = keras.Input((2,), name="a_narrow")
+    out = keras.layers.Dense(1)(keras.layers.Concatenate()([b, a]))
+    model = keras.Model({"b_wide": b, "a_narrow": a}, out)
+    model.compile("sgd", "mse")
+    return model
+
+
+def test_dict_inputs_take_the_flat_call_in_nest_order(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = {
+        "b_wide": rng.random((8, 3), dtype=np.float32),
+        "a_narrow": rng.random((8, 2), dtype=np.float32),
+    }
+    y = rng.random((8, 1), dtype=np.float32)
+    fast_model, ordinary_model = two_input_model(), two_input_model()
+    fast = steps.CompiledStep(fast_model, "train")
+    for _ in range(3):
+        fast(x, y)
+    ordinary_only(monkeypatch)
+    ordinary = steps.CompiledStep(ordinary_model, "train")
+    for _ in range(3):
+        ordinary(x, y)
+    assert weights_equal(fast_model, ordinary_model)
+
+
+def concrete_for(data):
+    def add(data):
+        return tf.reduce_sum(tf.cast(data[0], tf.float32)) + tf.reduce_sum(data[1])
+
+    return tf.function(add).get_concrete_function(data)
+
+
+def test_the_flat_call_is_taken_only_where_the_inputs_line_up():
+    data = (np.ones((2, 3), np.int64), np.ones((2,), np.float32))
+    function = concrete_for(data)
+    fast = steps.flat_call(function, data)
+    assert fast is not function and float(fast(data)) == 8.0
+    # Another dtype or shape than the signature's: the ordinary call (which converts
+    # or refuses as TensorFlow does).
+    assert steps.flat_call(function, (data[0].astype(np.int32), data[1])) is function
+    assert steps.flat_call(function, (np.ones((2, 4), np.int64), data[1])) is function
+    # A leaf that is not a NumPy array: a ragged tensor has other flat parts.
+    ragged = tf.RaggedTensor.from_tensor(tf.constant(data[0]))
+    assert steps.flat_call(function, (ragged, data[1])) is function
+    # One leaf too few.
+    assert steps.flat_call(function, (data[0],)) is function
+
+
+def test_a_tensorflow_without_the_flat_call_gets_the_ordinary_call():
+    data = (np.ones((2, 3), np.float32), np.ones((2,), np.float32))
+    function = concrete_for(data)
+
+    class WithoutFlatCall:
+        """A concrete function as another TensorFlow might have it: callable only."""
+
+        structured_input_signature = function.structured_input_signature
+
+        def __call__(self, data):
+            return function(data)
+
+    wrapped = WithoutFlatCall()
+    assert steps.flat_call(wrapped, data) is wrapped
