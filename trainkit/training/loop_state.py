@@ -268,6 +268,7 @@ def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None
     """Append one value per metric; a metric missing from `logs` gets NaN."""
     length = len(next(iter(history.values()), []))
     for name in logs:
-        history.setdefault(name, [math.nan] * length)
+        if name not in history:  # (not setdefault: its default would be built every call)
+            history[name] = [math.nan] * length
     for name, values in history.items():
         values.append(logs.get(name, math.nan))
