@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from trainkit import DataGenerator, Preprocessor, RandomCropPreprocessor, TimeseriesPreprocessor
+from trainkit.data import prefetch as prefetch_lib
 from trainkit.data import write_sets
 from trainkit.testing import assert_resumes_identically
 
@@ -146,6 +147,44 @@ def test_the_default_runs_ahead_only_while_the_loop_leaves_time_for_it():
     fresh = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=Slow(), prefetch=0)
     dg.load_state_dict(fresh.state_dict())  # back to the start: the same stream as prefetch=0
     assert_same_stream(walk(fresh, epochs=2), walk(dg, epochs=2))
+
+
+def test_the_default_times_cheap_slices_less_often_and_still_notices_slow_ones(monkeypatch):
+    threads, slow, timed = [], [False], []
+
+    class Clock:
+        @staticmethod
+        def perf_counter():
+            timed.append(1)
+            return time.perf_counter()
+
+    monkeypatch.setattr(prefetch_lib, "time", Clock)
+
+    class TurnsSlow(Preprocessor):
+        def process(self, batch, labels):
+            threads.append(threading.current_thread().name)
+            if slow[0]:
+                time.sleep(0.002)
+            return batch, labels
+
+    x, y = series(n=160)
+    dg = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=TurnsSlow())
+
+    def serve(count, pause=0.0):
+        for _ in range(count):
+            if dg.all_data_exhausted:
+                dg.on_epoch_end()
+            dg.get()
+            time.sleep(pause)
+            dg.update_state()
+
+    serve(700)  # slices that cost nothing: timed ever less often, up to 256 in a row
+    assert set(threads) == {"MainThread"}
+    assert len(timed) < 80  # blocks of 8 timed between pauses of 8, 16, ..., 256
+    slow[0] = True
+    threads.clear()
+    serve(256 + 2 * 8 + 24, pause=0.003)  # now worth computing ahead: noticed in time
+    assert threads.count("trainkit-prefetch") >= 8
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

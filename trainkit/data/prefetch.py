@@ -57,6 +57,12 @@ DEFAULT_PREFETCH = 2
 # longest slice keeps one pause (a validation, a checkpoint, an epoch end) from deciding.
 _AHEAD_S, _SYNC_S = 0.5e-3, 0.2e-3
 _BLOCK = 8
+# Slices that cost next to nothing to serve (below _CHEAP_S on average over a block, as
+# in-memory arrays without preprocessing do) are not timed for a while after: 8 slices,
+# then twice as many after each such block, up to _MAX_UNTIMED. A source or preprocessor
+# that turns slow is noticed within _MAX_UNTIMED + 2 blocks of slices.
+_CHEAP_S = _AHEAD_S / 8
+_MAX_UNTIMED = 256
 _LIVENESS_S = 1.0  # how often a waiting consumer checks that the thread is alive
 
 
@@ -156,6 +162,7 @@ class Prefetcher:
         # loop time between get()s; when the last get() returned.
         self._block = [0, 0.0, 0.0, 0.0, 0.0]  # slices, serve total, max, away total, max
         self._left = 0.0
+        self._untimed, self._pause = 0, 0  # slices left untimed; the last such pause
 
     # ------------------------------------------------------------------ taking a slice
     def take(
@@ -273,6 +280,11 @@ class Prefetcher:
         The time since the last get() returned is the loop's; the time since `arrived`
         (or the thread's, for a slice served from ahead) is the serving's.
         """
+        if self._untimed:
+            self._untimed -= 1
+            if not self._untimed:
+                self._left = 0.0  # the next get() starts timing afresh
+            return
         now = time.perf_counter()
         left, self._left = self._left, now
         if not self.adaptive or not left:  # not adaptive, or the first get()
@@ -289,6 +301,11 @@ class Prefetcher:
             return
         overlap = min(block[1] - block[2], block[3] - block[4]) / (_BLOCK - 1)
         self._block = [0, 0.0, 0.0, 0.0, 0.0]
+        if not self.running_ahead and (block[1] - block[2]) / (_BLOCK - 1) < _CHEAP_S:
+            self._pause = min(max(2 * self._pause, _BLOCK), _MAX_UNTIMED)
+            self._untimed = self._pause
+            return
+        self._pause = 0
         if not self.running_ahead and overlap >= _AHEAD_S and self.depth:
             self.running_ahead = True
         elif self.running_ahead and overlap < _SYNC_S:
