@@ -156,22 +156,27 @@ HANGS = """
         dg.get()
         dg.update_state()
         print("waiting", flush=True)
+        if sys.argv[2] == "elsewhere":
+            time.sleep(30)  # the user's own code, while the slice ahead hangs
         dg.get()
 """
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_one_ctrl_c_ends_a_program_whose_process_hangs_ahead(tmp_path, workers):
+@pytest.mark.parametrize("where", ["waiting", "elsewhere"])
+def test_one_ctrl_c_ends_a_program_whose_process_hangs_ahead(tmp_path, workers, where):
+    """Ctrl-C ends the program whether it lands while the loop waits for the slice that
+    hangs or in the user's code (where the generator's clean-up at exit must not wait)."""
     path = tmp_path / "hangs.py"
     path.write_text(textwrap.dedent(HANGS))
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     process = subprocess.Popen(
-        [sys.executable, str(path), str(workers)], env=env, text=True, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, str(path), str(workers), where], env=env, text=True,
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
         assert process.stdout.readline().strip() == "waiting"
-        time.sleep(0.5)  # the loop waits for the slice that hangs
+        time.sleep(0.5)  # the loop waits for the slice that hangs (or the user's sleep)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the group
         _, err = process.communicate(timeout=10)
     finally:

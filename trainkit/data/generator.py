@@ -277,7 +277,7 @@ class DataGenerator:
         self._batch: tuple[Any, Any] | None = None  # the loaded batch's arrays
         self._slice: tuple[Any, ...] | None = None  # the current slice, kept for peeks
         self._description: dict[str, Any] | None = None  # describe_slice() of a slice ahead
-        self._source_prints: tuple[Any, Any] | None = None
+        self._source_prints: tuple[Any, Any, Any] | None = None
         self._repeat_checked = False  # the first slice is computed twice and compared
 
     # ------------------------------------------------------------------ settings (fixed)
@@ -631,10 +631,11 @@ class DataGenerator:
         the settings that change what is served.
         """
         settings = self._settings
-        if self._source_prints is None:  # the sources do not change; taken once
+        if self._source_prints is None:  # the sources and sets do not change; taken once
             self._source_prints = (
                 state_lib.source_print(self._source),
                 state_lib.source_print(self._labels_source),
+                state_lib.compact(self._set_nums),
             )
         return {
             "data": self._source_prints[0],
@@ -645,7 +646,7 @@ class DataGenerator:
             "shuffle_group_batches": settings.shuffle_group_batches,
             "shuffle_group_samples": settings.shuffle_group_samples,
             "drop_remainder": settings.drop_remainder,
-            "set_nums": state_lib.compact(self._set_nums),
+            "set_nums": self._source_prints[2],
             "preprocessor": self._preprocessor.get_config(),
             "shard_count": settings.shard[1] if settings.shard else None,
         }

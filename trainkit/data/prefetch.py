@@ -157,7 +157,7 @@ class Prefetcher:
         # In lists a finalizer shares: closing must not need this object.
         self._producers: list[Producer] = []
         self._pools: list[ProcessPoolExecutor] = []
-        self._finalizer = weakref.finalize(self, close_all, self._producers, self._pools)
+        self._finalizer = weakref.finalize(self, release, self._producers, self._pools)
         # Adaptive: over the current block of slices, the total and longest serve time and
         # loop time between get()s; when the last get() returned.
         self._block = [0, 0.0, 0.0, 0.0, 0.0]  # slices, serve total, max, away total, max
@@ -370,6 +370,20 @@ def close_all(producers: list[Producer], pools: list[Any]) -> None:
         producers.pop().close()
     while pools:
         pools.pop().shutdown(wait=True, cancel_futures=True)
+
+
+def release(producers: list[Producer], pools: list[Any]) -> None:
+    """The finalizer (at exit, or when the generator is collected): `close_all` without
+    waiting. A thread or worker stuck in `process()` must not keep the program from
+    ending after a Ctrl-C that landed outside a wait for a slice: the thread is a
+    daemon, and the worker processes are killed."""
+    while producers:
+        producers.pop().close(wait=False)
+    while pools:
+        pool = pools.pop()
+        if isinstance(pool, _WorkerPool):
+            pool.end_workers()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_copyable(pre: Preprocessor) -> str | None:
