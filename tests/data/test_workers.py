@@ -156,6 +156,8 @@ HANGS = """
         dg.get()
         dg.update_state()
         print("waiting", flush=True)
+        import faulthandler
+        faulthandler.dump_traceback_later(8)  # still alive then: say where each thread is
         if sys.argv[2] == "elsewhere":
             time.sleep(30)  # the user's own code, while the slice ahead hangs
         dg.get()
@@ -173,12 +175,18 @@ def test_one_ctrl_c_ends_a_program_whose_process_hangs_ahead(tmp_path, workers, 
     process = subprocess.Popen(
         [sys.executable, str(path), str(workers), where], env=env, text=True,
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # As a program started from a terminal: pytest-xdist's workers ignore SIGINT,
+        # and a child would inherit that (this test then failed by the workers' order).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert process.stdout.readline().strip() == "waiting"
         time.sleep(0.5)  # the loop waits for the slice that hangs (or the user's sleep)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the group
         _, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"still running 10 s after Ctrl-C:\n{process.communicate()[1]}")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -124,3 +124,15 @@ def test_a_tensorflow_without_the_flat_call_gets_the_ordinary_call():
 
     wrapped = WithoutFlatCall()
     assert steps.flat_call(wrapped, data) is wrapped
+
+
+def test_a_slice_becomes_a_tensor_of_the_same_values_and_dtype():
+    for array in (
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.arange(4096, dtype=np.float64).reshape(64, 64)[:, ::2],  # not contiguous
+        np.array([1, 2], dtype=np.int64),
+        np.array([True, False]),
+    ):
+        tensor = steps.array_to_tensor()(array)
+        assert tensor.dtype == tf.as_dtype(array.dtype) and tensor.shape == array.shape
+        assert np.array_equal(tensor.numpy(), array)

@@ -384,8 +384,10 @@ def check_label_range(
     if not isinstance(labels, np.ndarray) or labels.size == 0 or labels.dtype.kind not in "iuf":
         return
     units, ignored = bound
-    low, high = labels.min(), labels.max()
-    if low >= 0 and high < units:  # the common case: no copy
+    if labels.dtype.kind == "i":  # one pass: a negative label is a huge unsigned one
+        if labels.view(labels.dtype.str.replace("i", "u")).max() < units:
+            return
+    elif labels.min() >= 0 and labels.max() < units:  # the common case: no copy
         return
     values = labels[labels != ignored] if ignored is not None else labels
     if values.size == 0:
