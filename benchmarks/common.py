@@ -8,6 +8,7 @@ run, with rounds interleaved so that a slow moment hits every runner alike.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,19 +40,25 @@ class Row:
 
 
 def interleaved_best(
-    runners: dict[str, Callable[[], float]], rounds: int, warmup: int = 1
-) -> dict[str, float]:
+    runners: dict[Any, Callable[[], float]], rounds: int, warmup: int = 1
+) -> dict[Any, float]:
     """Each runner's best rate over `rounds`, the runners interleaved round by round.
 
     A runner does one unit of work and returns how many items it processed; the rate is
-    items per second. `warmup` untimed rounds run first (tracing, page cache).
+    items per second. `warmup` untimed rounds run first (tracing, page cache). Each round
+    runs the runners in another order (seeded): a runner that always followed the same
+    one paid for what that one left behind (in the train loop bench, the runner after
+    `train_on_batch` measured 5-8 % slower whichever it was).
     """
     for _ in range(warmup):
         for run in runners.values():
             run()
     best = dict.fromkeys(runners, 0.0)
+    shuffler = random.Random(0)
     for _ in range(rounds):
-        for name, run in runners.items():
+        order = list(runners.items())
+        shuffler.shuffle(order)
+        for name, run in order:
             start = time.perf_counter()
             items = run()
             rate = items / (time.perf_counter() - start)
