@@ -277,7 +277,7 @@ def measure(batches: int, rounds: int, instances: int = 2) -> dict[str, float]:
     x = rng.random((batches * BATCH_SIZE, 64), dtype=np.float32)
     y = rng.integers(0, 10, len(x))
     runs = {(name, copy): make(x, y) for name, make in RUNNERS.items() for copy in range(instances)}
-    rates = interleaved_best(runs, rounds)
+    rates = interleaved_best(runs, rounds, shuffle=True)
     return {name: max(rates[(name, copy)] for copy in range(instances)) for name in RUNNERS}
 
 

@@ -40,15 +40,17 @@ class Row:
 
 
 def interleaved_best(
-    runners: dict[Any, Callable[[], float]], rounds: int, warmup: int = 1
+    runners: dict[Any, Callable[[], float]], rounds: int, warmup: int = 1, shuffle: bool = False
 ) -> dict[Any, float]:
     """Each runner's best rate over `rounds`, the runners interleaved round by round.
 
     A runner does one unit of work and returns how many items it processed; the rate is
-    items per second. `warmup` untimed rounds run first (tracing, page cache). Each round
-    runs the runners in another order (seeded): a runner that always followed the same
-    one paid for what that one left behind (in the train loop bench, the runner after
-    `train_on_batch` measured 5-8 % slower whichever it was).
+    items per second. `warmup` untimed rounds run first (tracing, page cache). With
+    `shuffle`, each round runs the runners in another order (seeded): in the train loop
+    bench a runner that always followed the same one paid for what that one left behind
+    (the runner after `train_on_batch` measured 5-8 % slower whichever it was). The
+    loader benches keep their fixed order: there the order decides what the page cache
+    holds, and their figures and notes are for that order.
     """
     for _ in range(warmup):
         for run in runners.values():
@@ -57,7 +59,8 @@ def interleaved_best(
     shuffler = random.Random(0)
     for _ in range(rounds):
         order = list(runners.items())
-        shuffler.shuffle(order)
+        if shuffle:
+            shuffler.shuffle(order)
         for name, run in order:
             start = time.perf_counter()
             items = run()
