@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -121,7 +122,11 @@ def _kernel_manager(kernel_dir: Path):  # -> jupyter_client.KernelManager
         "display_name": "trainkit examples",
         "language": "python",
     }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    # Written whole, then renamed: notebooks run two at a time, and a kernel manager
+    # reading the spec while another truncates it failed with JSONDecodeError.
+    partial = spec_dir / f"kernel.json.{os.getpid()}-{threading.get_ident()}.tmp"
+    partial.write_text(json.dumps(spec), encoding="utf-8")
+    os.replace(partial, spec_dir / "kernel.json")
     specs = KernelSpecManager(kernel_dirs=[str(kernel_dir)], ensure_native_kernel=False)
     return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
 

@@ -199,3 +199,12 @@ def test_on_epoch_end_before_the_epoch_is_exhausted_starts_the_next_epoch():
     dg.get()
     assert dg.on_epoch_end() == 1
     assert [name for name, _ in served(dg)] == ["0", "1", "2"]
+
+
+def test_changing_a_returned_state_dict_leaves_the_generator_alone():
+    x = np.arange(40, dtype=np.float32).reshape(20, 2)
+    dg = DataGenerator(data=x, batch_size=4)
+    state = dg.state_dict()
+    state["fingerprint"]["set_nums"].append("99")
+    assert dg.state_dict()["fingerprint"]["set_nums"] == ["0", "1", "2", "3", "4"]
+    dg.load_state_dict(dg.state_dict())  # its own state still loads

@@ -140,7 +140,10 @@ def test_no_worker_outlives_its_killed_parent(tmp_path):
 
 
 HANGS = """
-    import sys, time
+    import signal, sys, time
+    # As a program started from a terminal: pytest-xdist's workers ignore SIGINT, and a
+    # child inherits that (this test then failed by the order of the workers' tests).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     from trainkit import DataGenerator, Preprocessor
 
@@ -175,9 +178,6 @@ def test_one_ctrl_c_ends_a_program_whose_process_hangs_ahead(tmp_path, workers, 
     process = subprocess.Popen(
         [sys.executable, str(path), str(workers), where], env=env, text=True,
         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        # As a program started from a terminal: pytest-xdist's workers ignore SIGINT,
-        # and a child would inherit that (this test then failed by the workers' order).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert process.stdout.readline().strip() == "waiting"

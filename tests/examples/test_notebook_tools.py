@@ -131,3 +131,25 @@ def test_the_executed_examples_show_no_tensorflow_startup_lines(executed_noteboo
         text = output_text(nbformat.read(path, as_version=4))
         assert "absl::InitializeLog" not in text, path.name
         assert "oneDNN custom operations are on" not in text, path.name
+
+
+def test_kernel_managers_built_at_once_read_a_whole_kernelspec(notebooks_module, tmp_path):
+    """Notebooks run two at a time: one kernel manager must never read the spec file
+    while another is rewriting it (that failed a notebook with JSONDecodeError)."""
+    import threading
+
+    errors = []
+
+    def build_and_read():
+        for _ in range(100):
+            try:
+                notebooks_module._kernel_manager(tmp_path).kernel_spec
+            except Exception as error:  # any failure is the finding
+                errors.append(repr(error))
+
+    threads = [threading.Thread(target=build_and_read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

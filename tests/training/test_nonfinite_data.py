@@ -261,3 +261,24 @@ def test_skipped_slices_are_named_in_the_report_metrics_and_provenance(tmp_path)
     skipped = [(r["set_name"], r["skip"]) for r in records if "skipped" in r]
     assert skipped == [("3", 1), ("6", 2)]
     assert len(records) == 8
+
+
+@pytest.mark.parametrize(
+    "dtype, units, labels",
+    [
+        ("int8", 10, [0, 9, -1]),
+        ("int8", 256, [10, -56, -1]),  # more classes than int8 reaches: min and max both
+        (">i4", 10, [0, 3, -7]),  # big-endian
+        ("int64", 10, [0, 10, 2]),
+        ("uint8", 10, [0, 10, 2]),
+        ("float32", 10, [0.0, -1.0, 2.0]),
+    ],
+)
+def test_a_label_out_of_range_is_found_in_every_integer_width_and_order(dtype, units, labels):
+    from trainkit.training.construction.preflight import check_label_range
+
+    with pytest.raises(ValueError, match="labels from"):
+        check_label_range("datagen", np.array(labels, dtype=dtype), (units, None))
+    check_label_range(
+        "datagen", np.array([0, units - 1 if units < 128 else 100], dtype), (units, None)
+    )

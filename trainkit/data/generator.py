@@ -646,7 +646,7 @@ class DataGenerator:
             "shuffle_group_batches": settings.shuffle_group_batches,
             "shuffle_group_samples": settings.shuffle_group_samples,
             "drop_remainder": settings.drop_remainder,
-            "set_nums": self._source_prints[2],
+            "set_nums": _fresh(self._source_prints[2]),  # the caller may change its copy
             "preprocessor": self._preprocessor.get_config(),
             "shard_count": settings.shard[1] if settings.shard else None,
         }
@@ -779,6 +779,10 @@ def _same_slice(first: Any, second: Any) -> bool:
         return bool(np.array_equal(np.asarray(first), np.asarray(second), equal_nan=True))
     except (TypeError, ValueError):  # values NumPy cannot compare: no warning
         return True
+
+
+def _fresh(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
 
 
 def _gather_pair(source: Any, labels_source: Any, batch: Batch) -> tuple[Any, Any]:

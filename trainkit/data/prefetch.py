@@ -374,9 +374,11 @@ def close_all(producers: list[Producer], pools: list[Any]) -> None:
 
 def release(producers: list[Producer], pools: list[Any]) -> None:
     """The finalizer (at exit, or when the generator is collected): `close_all` without
-    waiting. A thread or worker stuck in `process()` must not keep the program from
-    ending after a Ctrl-C that landed outside a wait for a slice: the thread is a
-    daemon, and the worker processes are killed."""
+    waiting. A prefetch thread stuck in `process()` no longer keeps the program from
+    ending after a Ctrl-C that landed outside a wait for a slice (it is a daemon); worker
+    processes are killed. (At exit, `concurrent.futures` waits for a worker's pending
+    slice before this runs: a worker stuck in `process()` still holds up an exit that
+    no Ctrl-C reached the workers for, e.g. an exception in the user's code.)"""
     while producers:
         producers.pop().close(wait=False)
     while pools:

@@ -384,7 +384,8 @@ def check_label_range(
     if not isinstance(labels, np.ndarray) or labels.size == 0 or labels.dtype.kind not in "iuf":
         return
     units, ignored = bound
-    if labels.dtype.kind == "i":  # one pass: a negative label is a huge unsigned one
+    if labels.dtype.kind == "i" and units <= np.iinfo(labels.dtype).max + 1:
+        # One pass: viewed as unsigned, a negative label is at least 2**(bits-1) >= units.
         if labels.view(labels.dtype.str.replace("i", "u")).max() < units:
             return
     elif labels.min() >= 0 and labels.max() < units:  # the common case: no copy
