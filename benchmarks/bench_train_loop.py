@@ -157,9 +157,12 @@ def bare_loop_trainkit_step(x: np.ndarray, y: np.ndarray):
     return run_epoch
 
 
-def bare_concrete_loop(x: np.ndarray, y: np.ndarray):
-    """(k): `model.train_step` as one concrete function, called per batch, logs read."""
+def concrete_train_step_loop(x: np.ndarray, y: np.ndarray, flat: bool):
+    """`model.train_step` as one concrete function called per batch, its logs read each
+    step: (k) calls it as TensorFlow does, (m) through its flat call as trainkit does."""
     import tensorflow as tf
+
+    from trainkit.training.slices.steps import flat_call
 
     model = make_model()
     spec = (tf.TensorSpec((BATCH_SIZE, 64), tf.float32), tf.TensorSpec((BATCH_SIZE,), tf.int64))
@@ -168,6 +171,8 @@ def bare_concrete_loop(x: np.ndarray, y: np.ndarray):
         (x[i * BATCH_SIZE : (i + 1) * BATCH_SIZE], y[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
         for i in range(len(x) // BATCH_SIZE)
     ]
+    if flat:
+        function = flat_call(function, batches[0])
 
     def run_epoch() -> int:
         for batch in batches:
@@ -176,29 +181,16 @@ def bare_concrete_loop(x: np.ndarray, y: np.ndarray):
         return len(batches)
 
     return run_epoch
+
+
+def bare_concrete_loop(x: np.ndarray, y: np.ndarray):
+    """(k): `model.train_step` as one concrete function, called per batch, logs read."""
+    return concrete_train_step_loop(x, y, flat=False)
 
 
 def bare_flat_loop(x: np.ndarray, y: np.ndarray):
     """(m): (k) through the concrete function's flat call, as trainkit's step calls it."""
-    import tensorflow as tf
-
-    from trainkit.training.slices.steps import flat_call
-
-    model = make_model()
-    spec = (tf.TensorSpec((BATCH_SIZE, 64), tf.float32), tf.TensorSpec((BATCH_SIZE,), tf.int64))
-    batches = [
-        (x[i * BATCH_SIZE : (i + 1) * BATCH_SIZE], y[i * BATCH_SIZE : (i + 1) * BATCH_SIZE])
-        for i in range(len(x) // BATCH_SIZE)
-    ]
-    function = flat_call(tf.function(model.train_step).get_concrete_function(spec), batches[0])
-
-    def run_epoch() -> int:
-        for batch in batches:
-            logs = function(batch)
-            {name: float(value) for name, value in logs.items()}
-        return len(batches)
-
-    return run_epoch
+    return concrete_train_step_loop(x, y, flat=True)
 
 
 def in_graph_limit(x: np.ndarray, y: np.ndarray):
