@@ -245,3 +245,39 @@ def test_a_fused_call_interrupted_after_it_applied_is_not_fit_again(reference, m
     assert int(trainer.model.optimizer.iterations.numpy()) == int(
         ref.model.optimizer.iterations.numpy()
     )
+
+
+def labels_run(steps_per_execution, bad_row=None):
+    x, y = dense_arrays(48)
+    datagen = DataGenerator(data=x, labels=y, batch_size=4, prefetch=0)
+    trainer = TrainGenerator(
+        dropout_model(), datagen, epochs=1, iter_verbosity=0,
+        steps_per_execution=steps_per_execution, checkpoint_freq=None,
+    )  # fmt: skip
+    if bad_row is not None:
+        y[bad_row] = 7  # 3 classes: the user's array changed after construction
+    return trainer
+
+
+def test_a_group_checks_its_slices_in_one_pass_and_stops_where_one_slice_would(monkeypatch):
+    from trainkit.training.slices.feeder import SliceFeeder
+
+    checks = []
+    original = SliceFeeder.data_ok
+    monkeypatch.setattr(
+        SliceFeeder, "data_ok", lambda feeder, args: checks.append(1) or original(feeder, args)
+    )
+    clean = labels_run(6)
+    clean.train()
+    assert clean.iters_fit == 12 and len(checks) <= 2 * 3  # per group, not per slice
+    # A label out of range in the middle of a group: the error names the same batch as
+    # one slice per call does, before any step of its group (the group is not fit).
+    errors = []
+    for k in (1, 6):
+        trainer = labels_run(k, bad_row=4 * 3 + 1)  # batch 3 of 12, inside the first group
+        with pytest.raises(ValueError, match="labels from") as error:
+            trainer.train()
+        errors.append(str(error.value))
+        steps = int(trainer.model.optimizer.iterations.numpy())
+        assert trainer.iters_fit == steps == (3 if k == 1 else 1)
+    assert errors[0] == errors[1] and "set_name='3'" in errors[0]

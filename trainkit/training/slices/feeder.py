@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from trainkit.training.construction import preflight
 from trainkit.training.evaluation.sample_weights import slice_sample_weights
 from trainkit.training.loop_state import FIT
@@ -72,7 +74,7 @@ class SliceFeeder:
         saved = tg.datagen.state_dict()
         applied_before = self._optimizer_steps()
         try:
-            group, records = self._take_group(args, record)
+            group, records = self._take_group(args, record, saved)
             if len(group) == 1:
                 values = [tg._train_step(*args)]
             else:
@@ -237,15 +239,33 @@ class SliceFeeder:
         record.epoch_exhausted = bool(datagen.all_data_exhausted)
 
     def _take_group(
-        self, args: tuple[Any, ...], record: SliceRecord
+        self, args: tuple[Any, ...], record: SliceRecord, saved: dict[str, Any]
     ) -> tuple[list[tuple[Any, ...]], list[SliceRecord]]:
         """Up to `steps_per_execution` slices of one shape, ending where the loop acts.
 
         A group ends after the slice where the schedule acts (a checkpoint, validation,
         plot or introspection falls due, a stateful reset, the epoch end), and before a
         slice of another shape or one that fails the host checks (which stays served,
-        for the next call).
+        for the next call). `saved`: the generator's state at the group's first slice.
+
+        Slices of plain arrays are checked once over the whole group (one pass costs
+        about what one slice's checks did); only when that finds something is the group
+        taken again, slice by slice.
         """
+        whole = all(type(part) is np.ndarray or part is None for part in args)
+        group, records = self._collect(args, record, check_each=not whole)
+        if whole and len(group) > 1 and not self._group_ok(group[1:]):
+            # A slice of the group fails a check: take the group again checking each
+            # slice, so that it ends before that slice as it would (and a label error
+            # names that slice). The first slice was checked before the group began.
+            self._move_generator(saved, 0)
+            args, record = self.take_slice()
+            group, records = self._collect(args, record, check_each=True)
+        return group, records
+
+    def _collect(
+        self, args: tuple[Any, ...], record: SliceRecord, check_each: bool
+    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord]]:
         tg = self.trainer
         key = signature_key(keras_data(args))
         group, records = [args], [record]
@@ -255,10 +275,21 @@ class SliceFeeder:
             if tg._acts_after(tg.iters_fit + len(group), batches, records[-1]):
                 break
             args, record = self.take_slice()
-            if signature_key(keras_data(args)) != key or not self.data_ok(args):
+            if signature_key(keras_data(args)) != key or (check_each and not self.data_ok(args)):
                 break  # stays served: fit (or refused) first in the next call
             self.advance(record)
             group.append(args)
             records.append(record)
             batches += record.batch_exhausted
         return group, records
+
+    def _group_ok(self, group: list[tuple[Any, ...]]) -> bool:
+        """The host checks of `data_ok` over the slices of a group at once."""
+        joined = tuple(
+            None if group[0][i] is None else np.concatenate([args[i] for args in group])
+            for i in range(len(group[0]))
+        )
+        try:
+            return self.data_ok(joined)
+        except ValueError:  # a label out of range: found again, and named, slice by slice
+            return False
