@@ -14,24 +14,31 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
 from processes import running
 
 from trainkit import DataGenerator, Preprocessor
-from trainkit.data import write_store
+from trainkit.data import prefetch, write_store
 
 
 class KillsItsWorker(Preprocessor):
-    """process() ends its own process with SIGKILL at one label (as the OOM killer would)."""
+    """process() ends its own process with SIGKILL at one label (as the OOM killer would).
+
+    Only in a worker process: computed in the process that built it (the test's own), it
+    raises instead, so a slice computed here by mistake fails the test rather than killing
+    the test runner."""
 
     def __init__(self, label):
         super().__init__()
-        self.label = label
+        self.label, self.parent = label, os.getpid()
 
     def process(self, batch, labels):
         if int(labels[0]) == self.label:
+            if os.getpid() == self.parent:
+                raise AssertionError(f"label {self.label} was computed in the parent process")
             os.kill(os.getpid(), signal.SIGKILL)
         return batch * 2, labels
 
@@ -57,6 +64,57 @@ def test_a_killed_worker_is_named_by_the_setting_that_started_it(tmp_path):
     source = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=KillsItsWorker(8))
     with pytest.raises(RuntimeError, match=r"of write_store\(\.\.\., workers=2\) ended abr"):
         write_store(source, tmp_path / "store", chunk_size=2, workers=2, progress=False)
+
+
+def test_a_worker_dying_as_a_slice_is_submitted_is_a_lost_worker_too(tmp_path, monkeypatch):
+    """Python's pool, marked broken when a worker dies, closes its pipes while a submit
+    starts a process in the dead one's place: that submit raises OSError. It is the same
+    lost worker, never a slice computed in this process instead (which, for a process()
+    that kills its process, killed the test runner)."""
+    submit, calls = ProcessPoolExecutor.submit, []
+
+    def racing(pool, *args, **kwargs):  # the third submit (batch 2) meets a dying pool
+        calls.append(1)
+        if len(calls) == 3:
+            pool._broken = "A child process terminated abruptly"
+            raise OSError("handle is closed")
+        return submit(pool, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", racing)
+    x, y = data()
+    dg = DataGenerator(
+        data=x, labels=y, batch_size=4, prefetch=2, prefetch_workers=2,
+        preprocessor=KillsItsWorker(8),
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match=r"of prefetch_workers=2 ended abr"):
+        for _ in range(4):
+            dg.get()
+            dg.update_state()
+    assert dg.batch_index == 2 and len(calls) == 3
+    dg.close()
+    calls.clear()
+    source = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=KillsItsWorker(8))
+    with pytest.raises(RuntimeError, match=r"of write_store\(\.\.\., workers=2\) ended abr"):
+        write_store(source, tmp_path / "store", chunk_size=2, workers=2, progress=False)
+    assert len(calls) == 3
+
+
+def test_an_abandoned_pool_is_cleaned_up_before_the_program_goes_on():
+    """After Ctrl-C the workers are killed and the pool's own clean-up is over before the
+    program goes on: a program ending right after does not race it at exit (where
+    Python's pool printed `OSError: [Errno 9] Bad file descriptor` after the
+    KeyboardInterrupt)."""
+    pool = prefetch.worker_pool(2, "prefetch_workers=2")
+    busy = [pool.submit(time.sleep, 60) for _ in range(2)]
+    while not all(future.running() for future in busy):
+        time.sleep(0.01)
+    workers = list(pool._processes.values())
+    manager = pool._executor_manager_thread
+    started = time.monotonic()
+    prefetch.abandon([pool])
+    assert time.monotonic() - started < 5  # did not wait for the sleeping workers
+    assert not manager.is_alive()
+    assert not any(worker.is_alive() for worker in workers)
 
 
 def _python(script, tmp_path, timeout=60):
@@ -190,4 +248,4 @@ def test_one_ctrl_c_ends_a_program_whose_process_hangs_ahead(tmp_path, workers, 
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert err.strip().splitlines()[-1] == "KeyboardInterrupt"
+    assert err.strip().splitlines()[-1] == "KeyboardInterrupt", err[-3000:]

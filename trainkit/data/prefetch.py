@@ -263,11 +263,7 @@ class Prefetcher:
         """
         self.drop(wait=False)
         if isinstance(error, KeyboardInterrupt):
-            while self._pools:
-                pool = self._pools.pop()
-                if isinstance(pool, _WorkerPool):
-                    pool.end_workers()
-                pool.shutdown(wait=False, cancel_futures=True)
+            abandon(self._pools)
 
     def _restart(self) -> None:
         """Drop the producer but keep the head: the next step starts a fresh walk."""
@@ -381,11 +377,17 @@ def release(producers: list[Producer], pools: list[Any]) -> None:
     no Ctrl-C reached the workers for, e.g. an exception in the user's code.)"""
     while producers:
         producers.pop().close(wait=False)
+    abandon(pools)
+
+
+def abandon(pools: list[Any]) -> None:
+    """Shut `pools` down without waiting on `process()`: worker processes are killed."""
     while pools:
         pool = pools.pop()
         if isinstance(pool, _WorkerPool):
-            pool.end_workers()
-        pool.shutdown(wait=False, cancel_futures=True)
+            pool.abandon()
+        else:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_copyable(pre: Preprocessor) -> str | None:
@@ -426,8 +428,24 @@ def worker_pool(workers: int, owner: str) -> ProcessPoolExecutor:
     )
 
 
+# How long abandoning a pool waits for its manager thread once the workers are killed.
+_ABANDON_S = 2.0
+
+
 class _WorkerPool(ProcessPoolExecutor):
-    """A process pool whose shutdown does not wait on the workers once one died."""
+    """A process pool whose shutdown does not wait on the workers once one died, and
+    whose submit reports a worker that died meanwhile as `BrokenProcessPool`."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except (OSError, ValueError) as error:
+            # A worker died while this was submitted: the pool, already marked broken,
+            # closes its pipes under the process it starts in the dead one's place.
+            broken = getattr(self, "_broken", False)
+            if broken:
+                raise BrokenProcessPool(broken) from error
+            raise
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if getattr(self, "_broken", False):  # a worker died: end the others, do not wait
@@ -440,6 +458,17 @@ class _WorkerPool(ProcessPoolExecutor):
         for process in list((getattr(self, "_processes", None) or {}).values()):
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 process.kill()
+
+    def abandon(self) -> None:
+        """Kill the workers, shut down without waiting on them, and let the pool's manager
+        thread finish its clean-up (quick once the workers are dead; bounded). A program
+        that ends right after (a Ctrl-C) then does not race that clean-up at exit, where
+        `concurrent.futures` would print `OSError: [Errno 9] Bad file descriptor`."""
+        manager = getattr(self, "_executor_manager_thread", None)  # shutdown forgets it
+        self.end_workers()
+        self.shutdown(wait=False, cancel_futures=True)
+        if manager is not None and manager is not threading.current_thread():
+            manager.join(_ABANDON_S)
 
 
 def lost_worker_error(owner: str, error: BaseException) -> RuntimeError:
