@@ -10,7 +10,7 @@ echo "== mypy" && .venv/bin/mypy
 echo "== pytest"
 # Two processes (CI has 2 cores): a test file, or the notebooks and the docs site that
 # shows them, stays on one process (conftest.py), so shared fixtures are built once.
-# A process that dies (a crash, SIGKILL) ends the run at once, naming the test it ran:
+# A process that dies (a crash, SIGKILL) stops the run, naming the test it ran:
 # pytest-xdist 3.8 replaces a dead process under --dist loadgroup, then may wait forever.
 .venv/bin/python -m pytest -n 2 --dist loadgroup --max-worker-restart=0 --durations=15 \
     --timeout=600 "$@"

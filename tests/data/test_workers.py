@@ -7,6 +7,7 @@ the process that started it when that process is killed with SIGKILL.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -66,25 +67,32 @@ def test_a_killed_worker_is_named_by_the_setting_that_started_it(tmp_path):
         write_store(source, tmp_path / "store", chunk_size=2, workers=2, progress=False)
 
 
-def test_a_worker_dying_as_a_slice_is_submitted_is_a_lost_worker_too(tmp_path, monkeypatch):
-    """Python's pool, marked broken when a worker dies, closes its pipes while a submit
-    starts a process in the dead one's place: that submit raises OSError. It is the same
-    lost worker, never a slice computed in this process instead (which, for a process()
-    that kills its process, killed the test runner)."""
+@pytest.mark.parametrize("race", ["raises", "returns"])
+def test_a_worker_dying_as_a_slice_is_submitted_is_a_lost_worker_too(tmp_path, monkeypatch, race):
+    """Python's pool marks itself broken from its manager thread while a submit may be
+    under way: the submit raises OSError (the pipes closed under the process it starts in
+    the dead one's place), or returns a future nobody will complete. Either is the same
+    lost worker: never a slice computed in this process instead (which, for a process()
+    that kills its process, killed the test runner), nor a wait for that future."""
     submit, calls = ProcessPoolExecutor.submit, []
 
-    def racing(pool, *args, **kwargs):  # the third submit (batch 2) meets a dying pool
+    def racing(pool, *args, **kwargs):  # the third submit (batch 2) meets a breaking pool
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) != 3:
+            return submit(pool, *args, **kwargs)
+        if race == "raises":
             pool._broken = "A child process terminated abruptly"
             raise OSError("handle is closed")
-        return submit(pool, *args, **kwargs)
+        future = submit(pool, *args, **kwargs)
+        pool._broken = "A child process terminated abruptly"
+        return future
 
     monkeypatch.setattr(ProcessPoolExecutor, "submit", racing)
     x, y = data()
+    label = 8 if race == "raises" else -1  # 'returns': the worker computes batch 2 fine
     dg = DataGenerator(
         data=x, labels=y, batch_size=4, prefetch=2, prefetch_workers=2,
-        preprocessor=KillsItsWorker(8),
+        preprocessor=KillsItsWorker(label),
     )  # fmt: skip
     with pytest.raises(RuntimeError, match=r"of prefetch_workers=2 ended abr"):
         for _ in range(4):
@@ -93,10 +101,37 @@ def test_a_worker_dying_as_a_slice_is_submitted_is_a_lost_worker_too(tmp_path, m
     assert dg.batch_index == 2 and len(calls) == 3
     dg.close()
     calls.clear()
-    source = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=KillsItsWorker(8))
+    source = DataGenerator(data=x, labels=y, batch_size=4, preprocessor=KillsItsWorker(label))
     with pytest.raises(RuntimeError, match=r"of write_store\(\.\.\., workers=2\) ended abr"):
         write_store(source, tmp_path / "store", chunk_size=2, workers=2, progress=False)
     assert len(calls) == 3
+
+
+class SleepsAhead(Preprocessor):
+    """process() sleeps from label 4 on: workers busy computing ahead."""
+
+    def process(self, batch, labels):
+        if int(labels[0]) >= 4:
+            time.sleep(60)
+        return batch, labels
+
+
+def test_a_generator_dropped_while_its_workers_compute_ahead_ends_them():
+    x, y = data()
+    dg = DataGenerator(
+        data=x, labels=y, batch_size=4, prefetch=2, prefetch_workers=2,
+        preprocessor=SleepsAhead(),
+    )  # fmt: skip
+    dg.get()
+    workers = list(dg._prefetch._pools[0]._processes.values())
+    time.sleep(0.5)  # batches 1 and 2 are being computed (for a minute)
+    started = time.monotonic()
+    del dg
+    gc.collect()
+    for worker in workers:
+        worker.join(5)
+    assert [worker.exitcode for worker in workers] == [-signal.SIGKILL] * len(workers)
+    assert time.monotonic() - started < 5
 
 
 def test_an_abandoned_pool_is_cleaned_up_before_the_program_goes_on():

@@ -433,42 +433,58 @@ _ABANDON_S = 2.0
 
 
 class _WorkerPool(ProcessPoolExecutor):
-    """A process pool whose shutdown does not wait on the workers once one died, and
-    whose submit reports a worker that died meanwhile as `BrokenProcessPool`."""
+    """A process pool that reports a worker dying during a submit as `BrokenProcessPool`,
+    and whose shutdown, once a worker died, kills the others instead of waiting on them.
+
+    When a worker dies, Python's pool (3.11) marks itself broken from its manager thread
+    while a submit may be under way on another: that submit can fail with the pool's
+    pipes closed under it (`OSError`), or succeed with a future nobody will complete, or
+    start a process after the manager has ended the others. Each is handled here.
+    """
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         try:
-            return super().submit(fn, *args, **kwargs)
-        except (OSError, ValueError) as error:
-            # A worker died while this was submitted: the pool, already marked broken,
-            # closes its pipes under the process it starts in the dead one's place.
+            future = super().submit(fn, *args, **kwargs)
+        except Exception as error:
             broken = getattr(self, "_broken", False)
-            if broken:
+            if broken and not isinstance(error, BrokenProcessPool):
                 raise BrokenProcessPool(broken) from error
             raise
+        broken = getattr(self, "_broken", False)
+        if broken:  # broken as it was submitted: the future may never be completed
+            future.cancel()
+            raise BrokenProcessPool(broken)
+        return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if getattr(self, "_broken", False):  # a worker died: end the others, do not wait
-            self.end_workers()
-            wait = False
-        super().shutdown(wait=wait, cancel_futures=cancel_futures)
-
-    def end_workers(self) -> None:
-        """Kill the worker processes (their results are not wanted)."""
-        for process in list((getattr(self, "_processes", None) or {}).values()):
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                process.kill()
+            self.abandon()
+        else:
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
 
     def abandon(self) -> None:
         """Kill the workers, shut down without waiting on them, and let the pool's manager
         thread finish its clean-up (quick once the workers are dead; bounded). A program
-        that ends right after (a Ctrl-C) then does not race that clean-up at exit, where
-        `concurrent.futures` would print `OSError: [Errno 9] Bad file descriptor`."""
-        manager = getattr(self, "_executor_manager_thread", None)  # shutdown forgets it
-        self.end_workers()
-        self.shutdown(wait=False, cancel_futures=True)
+        that ends right after (a Ctrl-C, a lost worker) then does not race that clean-up
+        at exit, where `concurrent.futures` prints `OSError: [Errno 9] Bad file
+        descriptor` (or waits forever on a worker nobody stopped)."""
+        # shutdown() forgets both; a submit under way holds the pool's lock until
+        # shutdown() has it, so the workers are killed again after: one that submit
+        # started is killed too.
+        processes = getattr(self, "_processes", None) or {}
+        manager = getattr(self, "_executor_manager_thread", None)
+        _kill(processes)
+        super().shutdown(wait=False, cancel_futures=True)
+        _kill(processes)
         if manager is not None and manager is not threading.current_thread():
             manager.join(_ABANDON_S)
+
+
+def _kill(processes: dict[int, Any]) -> None:
+    """Kill worker processes (their results are not wanted)."""
+    for process in list(processes.values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
 
 
 def lost_worker_error(owner: str, error: BaseException) -> RuntimeError:
