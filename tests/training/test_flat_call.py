@@ -28,7 +28,7 @@ class CountOrdinaryCalls:
 
 
 def ordinary_only(monkeypatch):
-    monkeypatch.setattr(steps, "flat_call", lambda function, data: function)
+    monkeypatch.setattr(steps, "flat_call", lambda function, data, owned=False: function)
 
 
 def train(steps_per_execution=1, weights=False):

@@ -115,6 +115,27 @@ def test_fused_groups_end_bitwise_equal_to_one_slice_per_call(reference, tmp_pat
     assert max(groups.sizes) <= 5 and sum(groups.sizes) < trainer.iters_fit
 
 
+class EvaluatesAtBatchEnds(Callback):
+    """Calls `model.evaluate`, which leaves its metric state behind, after every batch."""
+
+    def on_train_batch_end(self, index, logs=None):
+        x, y = dense_arrays(6, seed=1)
+        self.trainer.model.evaluate(x, y, verbose=0)
+
+
+def test_metric_state_left_between_calls_does_not_reach_a_groups_values(monkeypatch):
+    # Each fused slice starts from empty metric state, the group's first one included.
+    def run(k):
+        recorder = RecordingCallback()
+        trainer = dense_run(k, callbacks=[EvaluatesAtBatchEnds(), recorder], val_freq=None)
+        trainer.train()
+        return recorder.logs
+
+    groups = CountGroups(monkeypatch)
+    assert run(4) == run(1)
+    assert max(groups.sizes) == 4
+
+
 def test_groups_end_at_checkpoints_validations_and_epoch_ends(monkeypatch):
     groups = CountGroups(monkeypatch)
     trainer = dense_run(32, val_freq={"batch": 3}, checkpoint_freq=None)

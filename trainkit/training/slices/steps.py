@@ -142,9 +142,11 @@ class FusedSteps:
         def many_steps(stacked: tuple[Any, ...]) -> Any:
             count = tf.shape(tf.nest.flatten(stacked)[0])[0]
             rows = tf.TensorArray(tf.float32, size=count)
+            # One reset per step: the one after each step is the next step's reset
+            # before, so every step starts from empty metric state (as `CompiledStep`).
+            model.reset_metrics()
             for index in tf.range(count):
                 data = tf.nest.map_structure(lambda part: part[index], stacked)  # noqa: B023
-                model.reset_metrics()
                 _, values = _flatten_logs(step_fn(data))
                 rows = rows.write(index, tf.stack(values))
                 model.reset_metrics()
@@ -174,12 +176,16 @@ class FusedSteps:
             lambda part: tf.TensorSpec((None, *part.shape[1:]), tf.as_dtype(part.dtype)), stacked
         )
         concrete = self._function.get_concrete_function(spec)  # type: ignore[attr-defined]
-        return flat_call(concrete, stacked)
+        return flat_call(concrete, stacked, owned=True)  # the stacks are this call's own
 
 
-def flat_call(function: Any, data: Any) -> Callable[[Any], Any]:
+def flat_call(function: Any, data: Any, owned: bool = False) -> Callable[[Any], Any]:
     """`function(data)` for data shaped like `data`, through the concrete function's flat
     call where that is safe, else `function` itself.
+
+    `owned`: the arrays passed are the caller's own, never read or written again (the
+    fused steps' stacks), so they become tensors without the copy that keeps a user's
+    arrays apart from TensorFlow's.
 
     The flat call takes the tensors of `data` in `tf.nest.flatten` order followed by the
     function's captured inputs; it is used only when every leaf of `data` is a NumPy
@@ -204,19 +210,20 @@ def flat_call(function: Any, data: Any) -> Callable[[Any], Any]:
     # A capture read at call time (a closure's value) would be frozen here: not taken.
     if call is None or not lined_up or any(callable(value) for value in captured):
         return function
-    captured, tensor = function.captured_inputs, array_to_tensor()
+    captured, tensor = function.captured_inputs, array_to_tensor(copy=not owned)
     if type(data) is tuple and all(type(part) is np.ndarray for part in data):  # flat
         return lambda data: call([tensor(leaf) for leaf in data], captured)
     return lambda data: call([tensor(leaf) for leaf in tf.nest.flatten(data)], captured)
 
 
-def array_to_tensor() -> Callable[[np.ndarray], Any]:
+def array_to_tensor(copy: bool = True) -> Callable[[np.ndarray], Any]:
     """NumPy array -> eager tensor on the current device, as `tf.constant` makes it.
 
     The same two steps as `tf.constant` (a NumPy copy first, so that the tensor never
     shares the caller's array, then TensorFlow's eager tensor on the current device),
     without the dispatch wrappers around it (about 1 µs per array). `tf.constant` where
-    TensorFlow lacks the constructor.
+    TensorFlow lacks the constructor. `copy=False` skips the NumPy copy, for arrays that
+    no one else holds.
     """
     try:
         from tensorflow.python.eager import context
@@ -232,7 +239,10 @@ def array_to_tensor() -> Callable[[np.ndarray], Any]:
         # its input in place (or a variable assigned from it) would write the user's data.
         return eager_tensor(array.copy(), current().device_name, None)
 
-    return convert
+    def convert_owned(array: np.ndarray) -> Any:
+        return eager_tensor(array, current().device_name, None)
+
+    return convert if copy else convert_owned
 
 
 def guarded(model: Any, step_fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
