@@ -185,7 +185,8 @@ def flat_call(function: Any, data: Any, owned: bool = False) -> Callable[[Any], 
 
     `owned`: the arrays passed are the caller's own, never read or written again (the
     fused steps' stacks), so they become tensors without the copy that keeps a user's
-    arrays apart from TensorFlow's.
+    arrays apart from TensorFlow's: TensorFlow may share their buffers. Never pass
+    `owned=True` with arrays a user can still reach.
 
     The flat call takes the tensors of `data` in `tf.nest.flatten` order followed by the
     function's captured inputs; it is used only when every leaf of `data` is a NumPy
