@@ -60,9 +60,9 @@ class CountGroups:
         self.sizes = []
         original = steps.FusedSteps.__call__
 
-        def counted(fused, slices):
+        def counted(fused, slices, stacked=None):
             self.sizes.append(len(slices))
-            return original(fused, slices)
+            return original(fused, slices, stacked)
 
         monkeypatch.setattr(steps.FusedSteps, "__call__", counted)
 
@@ -172,11 +172,11 @@ def test_a_failed_fused_call_leaves_the_generator_where_the_group_began(referenc
     original = steps.FusedSteps.__call__
     calls = {"n": 0}
 
-    def flaky(fused, slices):
+    def flaky(fused, slices, stacked=None):
         calls["n"] += 1
         if calls["n"] in (2, 5):
             raise RuntimeError("planned failure in a fused call")
-        return original(fused, slices)
+        return original(fused, slices, stacked)
 
     monkeypatch.setattr(steps.FusedSteps, "__call__", flaky)
     trainer = dense_run(8)
@@ -249,8 +249,8 @@ def test_a_fused_call_interrupted_after_it_applied_is_not_fit_again(reference, m
     original = steps.FusedSteps.__call__
     calls = {"n": 0}
 
-    def applied_then_interrupted(fused, slices):
-        result = original(fused, slices)
+    def applied_then_interrupted(fused, slices, stacked=None):
+        result = original(fused, slices, stacked)
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # after the call returned: its steps are applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -278,23 +279,28 @@ def init_arguments(pre: Preprocessor) -> dict[str, Any]:
     A parameter `sigma` is looked up as `self.sigma`, then `self._sigma`; parameters kept
     under other names (or not kept) are left out, as are `*args` and `**kwargs`.
     """
-    try:
-        parameters = inspect.signature(type(pre).__init__).parameters.values()
-    except (TypeError, ValueError):  # a C-level __init__ has no readable signature
-        return {}
     attributes = vars(pre)
     found = {}
-    for parameter in parameters:
-        if parameter.name == "self" or parameter.kind in _STARRED:
-            continue
-        for name in (parameter.name, f"_{parameter.name}"):
+    for parameter in _init_parameters(type(pre).__init__):
+        for name in (parameter, f"_{parameter}"):
             if name in attributes:
-                found[parameter.name] = stable_description(attributes[name])
+                found[parameter] = stable_description(attributes[name])
                 break
     return found
 
 
 _STARRED = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+@functools.lru_cache(maxsize=256)
+def _init_parameters(init: Any) -> tuple[str, ...]:
+    """The named parameters of an `__init__` (read once per function: a generator's
+    fingerprint, taken at every fused group and checkpoint, reads them)."""
+    try:
+        parameters = inspect.signature(init).parameters.values()
+    except (TypeError, ValueError):  # a C-level __init__ has no readable signature
+        return ()
+    return tuple(p.name for p in parameters if p.name != "self" and p.kind not in _STARRED)
 
 
 def start_batch(pre: Preprocessor, batch: Any, labels: Any) -> None:

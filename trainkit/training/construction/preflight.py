@@ -27,6 +27,7 @@ Nothing here changes a model, a generator or a random state.
 from __future__ import annotations
 
 import difflib
+import functools
 from typing import Any
 
 import numpy as np
@@ -384,9 +385,10 @@ def check_label_range(
     if not isinstance(labels, np.ndarray) or labels.size == 0 or labels.dtype.kind not in "iuf":
         return
     units, ignored = bound
-    if labels.dtype.kind == "i" and units <= np.iinfo(labels.dtype).max + 1:
+    dtype = labels.dtype
+    if dtype.kind == "i" and units <= 1 << (8 * dtype.itemsize - 1):  # the dtype's max + 1
         # One pass: viewed as unsigned, a negative label is at least 2**(bits-1) >= units.
-        if labels.view(labels.dtype.str.replace("i", "u")).max() < units:
+        if labels.view(_unsigned(dtype)).max() < units:
             return
     elif labels.min() >= 0 and labels.max() < units:  # the common case: no copy
         return
@@ -406,6 +408,12 @@ def check_label_range(
                 top=units - 1, dtype=labels.dtype,
             )
         )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=16)
+def _unsigned(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer dtype of a signed one's size and byte order (checked per slice)."""
+    return np.dtype(dtype.str.replace("i", "u"))
 
 
 def check_whole_labels(name: str, datagen: Any, model: Any) -> None:

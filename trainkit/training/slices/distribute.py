@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from trainkit._validation import describe
 from trainkit.training.evaluation.padding import fixed_batch_size
-from trainkit.training.slices.steps import SAMPLES_KEY, _flatten_logs, step_data
+from trainkit.training.slices.steps import SAMPLES_KEY, _flatten_logs, stack_slices, step_data
 
 __all__ = [
     "SAMPLES_KEY",
@@ -312,8 +312,11 @@ class DistributedFusedSteps:
             rows = rows.write(index, strategy.experimental_local_results(result)[0])
         return rows.stack()
 
-    def __call__(self, slices: list[tuple[Any, ...]]) -> list[dict[str, float]]:
-        stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *slices)
+    def __call__(
+        self, slices: list[tuple[Any, ...]], stacked: Any = None
+    ) -> list[dict[str, float]]:
+        if stacked is None:
+            stacked = stack_slices(slices)
         distribution = self.single.distribution
         with _collective("a fused train step"):
             split = distribution.split(stacked, axis=1)

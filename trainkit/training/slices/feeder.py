@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from trainkit.data.plan import Batch
 from trainkit.training.construction import preflight
 from trainkit.training.evaluation.sample_weights import slice_sample_weights
 from trainkit.training.loop_state import FIT
 from trainkit.training.slices import distribute
 from trainkit.training.slices.health import data_is_finite, loss_is_finite, nonfinite_error
 from trainkit.training.slices.record import SliceRecord, keras_data
-from trainkit.training.slices.steps import num_samples, signature_key
+from trainkit.training.slices.steps import num_samples, signature_key, stack_slices
 from trainkit.training.slices.structure import unpack_slice
 
 if TYPE_CHECKING:
@@ -74,11 +75,11 @@ class SliceFeeder:
         saved = tg.datagen.state_dict()
         applied_before = self._optimizer_steps()
         try:
-            group, records = self._take_group(args, record, saved)
+            group, records, stacked = self._take_group(args, record, saved)
             if len(group) == 1:
                 values = [tg._train_step(*args)]
             else:
-                values = tg._fused_steps([keras_data(a) for a in group])
+                values = tg._fused_steps([keras_data(a) for a in group], stacked)
             for logs, each in zip(values, records, strict=True):  # strategy: all workers' rows
                 each.samples = int(logs.pop(distribute.SAMPLES_KEY, each.samples))
         except BaseException:
@@ -221,11 +222,12 @@ class SliceFeeder:
         )  # fmt: skip
         args = (x, labels) if weights is None else (x, labels, weights)
         describe = tg.run_dir is not None and getattr(datagen, "describe_slice", None)
+        batch = getattr(datagen, "current_batch", None)
         record = SliceRecord(
             slice_idx=int(datagen.slice_idx),
             slices_per_batch=int(datagen.slices_per_batch),
-            set_name=datagen.set_name,
-            batch=getattr(datagen, "current_batch", None),
+            set_name=batch.set_name if type(batch) is Batch else datagen.set_name,
+            batch=batch,
             samples=num_samples(x),
             description=describe() if describe else {},
             args=args if tg.introspect_freq is not None else None,
@@ -240,28 +242,33 @@ class SliceFeeder:
 
     def _take_group(
         self, args: tuple[Any, ...], record: SliceRecord, saved: dict[str, Any]
-    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord]]:
-        """Up to `steps_per_execution` slices of one shape, ending where the loop acts.
+    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord], Any]:
+        """Up to `steps_per_execution` slices of one shape, ending where the loop acts,
+        and the group stacked for the fused call (None: the call stacks it).
 
         A group ends after the slice where the schedule acts (a checkpoint, validation,
         plot or introspection falls due, a stateful reset, the epoch end), and before a
         slice of another shape or one that fails the host checks (which stays served,
         for the next call). `saved`: the generator's state at the group's first slice.
 
-        Slices of plain arrays are checked once over the whole group (one pass costs
-        about what one slice's checks did); only when that finds something is the group
-        taken again, slice by slice.
+        Slices of plain arrays are checked once over the group's stack (one pass costs
+        about what one slice's checks did, and the call takes that stack as it is); only
+        when that finds something is the group taken again, slice by slice.
         """
         whole = all(type(part) is np.ndarray or part is None for part in args)
         group, records = self._collect(args, record, check_each=not whole)
-        if whole and len(group) > 1 and not self._group_ok(group[1:]):
-            # A slice of the group fails a check: take the group again checking each
-            # slice, so that it ends before that slice as it would (and a label error
-            # names that slice). The first slice was checked before the group began.
-            self._move_generator(saved, 0)
-            args, record = self.take_slice()
-            group, records = self._collect(args, record, check_each=True)
-        return group, records
+        if not whole or len(group) == 1:
+            return group, records, None
+        stacked = stack_slices([keras_data(a) for a in group])
+        if self._stack_ok(stacked):
+            return group, records, stacked
+        # A slice of the group fails a check: take the group again checking each slice,
+        # so that it ends before that slice as it would (and a label error names that
+        # slice). The first slice was checked before the group began.
+        self._move_generator(saved, 0)
+        args, record = self.take_slice()
+        group, records = self._collect(args, record, check_each=True)
+        return group, records, None
 
     def _collect(
         self, args: tuple[Any, ...], record: SliceRecord, check_each: bool
@@ -283,13 +290,10 @@ class SliceFeeder:
             batches += record.batch_exhausted
         return group, records
 
-    def _group_ok(self, group: list[tuple[Any, ...]]) -> bool:
-        """The host checks of `data_ok` over the slices of a group at once."""
-        joined = tuple(
-            None if group[0][i] is None else np.concatenate([args[i] for args in group])
-            for i in range(len(group[0]))
-        )
+    def _stack_ok(self, stacked: tuple[Any, ...]) -> bool:
+        """The host checks of `data_ok` over a group's stack (`(x,)`, `(x, y)` or
+        `(x, y, sample_weight)`, each member with the slices along its first axis)."""
         try:
-            return self.data_ok(joined)
+            return self.data_ok(stacked if len(stacked) > 1 else (stacked[0], None))
         except ValueError:  # a label out of range: found again, and named, slice by slice
             return False

@@ -156,12 +156,16 @@ class FusedSteps:
             return many_steps
         return tf.function(many_steps, jit_compile=model.jit_compile)
 
-    def __call__(self, slices: list[tuple[Any, ...]]) -> list[dict[str, float]]:
-        """Fit `slices` (each `(x,)`, `(x, y)` or `(x, y, sample_weight)`) in order."""
-        if _array_key(slices[0]) is not None:  # plain arrays (the group has one signature)
-            stacked: Any = tuple(np.stack(parts) for parts in zip(*slices, strict=True))
-        else:
-            stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *slices)
+    def __call__(
+        self, slices: list[tuple[Any, ...]], stacked: Any = None
+    ) -> list[dict[str, float]]:
+        """Fit `slices` (each `(x,)`, `(x, y)` or `(x, y, sample_weight)`) in order.
+
+        `stacked`: `stack_slices(slices)` when the caller has it already (it is not
+        copied again: it must be that call's own result).
+        """
+        if stacked is None:
+            stacked = stack_slices(slices)
         key = signature_key(slices[0])
         function = self._concrete.get(key)
         if function is None:
@@ -177,6 +181,13 @@ class FusedSteps:
         )
         concrete = self._function.get_concrete_function(spec)  # type: ignore[attr-defined]
         return flat_call(concrete, stacked, owned=True)  # the stacks are this call's own
+
+
+def stack_slices(slices: list[tuple[Any, ...]]) -> Any:
+    """Same-shaped slices stacked along a new leading axis, member by member (fresh arrays)."""
+    if _array_key(slices[0]) is not None:  # plain arrays (the group has one signature)
+        return tuple(np.stack(parts) for parts in zip(*slices, strict=True))
+    return tf.nest.map_structure(lambda *parts: np.stack(parts), *slices)
 
 
 def flat_call(function: Any, data: Any, owned: bool = False) -> Callable[[Any], Any]:
