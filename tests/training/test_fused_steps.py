@@ -19,8 +19,9 @@ from training_helpers import (
     weights_equal,
 )
 
-from trainkit import DataGenerator, TrainGenerator
+from trainkit import DataGenerator, NonFiniteLossError, TrainGenerator
 from trainkit.callbacks import Callback
+from trainkit.data.preprocessors.base import Preprocessor
 from trainkit.training.slices import steps
 
 
@@ -302,3 +303,67 @@ def test_a_group_checks_its_slices_in_one_pass_and_stops_where_one_slice_would(m
         steps = int(trainer.model.optimizer.iterations.numpy())
         assert trainer.iters_fit == steps == (3 if k == 1 else 1)
     assert errors[0] == errors[1] and "set_name='3'" in errors[0]
+
+
+class WeightsWithoutLabels(Preprocessor):
+    """No labels, sample weights on the slices of `weighted` batches (a model with its
+    own loss), a NaN weight in the batch whose samples hold the value `nan_batch`."""
+
+    def __init__(self, nan_batch, weighted=None):
+        super().__init__()
+        self.nan_batch, self.weighted = nan_batch, weighted
+
+    def process(self, batch, labels):
+        number = int(batch[0, 0])
+        if self.weighted is not None and number not in self.weighted:
+            return batch, None
+        weights = np.ones(len(batch), "float32")
+        weights[0] = np.nan if number == self.nan_batch else 1.0
+        return batch, None, weights
+
+
+class Penalty(keras.layers.Layer):
+    def call(self, x):
+        self.add_loss(keras.ops.mean(keras.ops.square(x)))
+        return x
+
+
+@pytest.mark.parametrize("weighted", [None, (1, 3, 5)], ids=["every-slice", "some-slices"])
+def test_a_nan_weight_of_a_slice_without_labels_stops_a_group_where_one_slice_would(weighted):
+    # The weights are checked (though a step without labels does not fit them) in a group
+    # as for one slice per call, also where only some slices carry weights.
+    def run(k):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, Penalty()(keras.layers.Dense(2)(inputs)))
+        model.compile(keras.optimizers.SGD(0.01))
+        x = np.repeat(np.arange(12, dtype="float32")[:, None], 4, axis=0).repeat(3, axis=1)
+        datagen = DataGenerator(
+            data=x, batch_size=4, preprocessor=WeightsWithoutLabels(3, weighted), prefetch=0
+        )
+        trainer = TrainGenerator(
+            model, datagen, epochs=1, iter_verbosity=0, checkpoint_freq=None,
+            steps_per_execution=k,
+        )  # fmt: skip
+        with pytest.raises(NonFiniteLossError, match="sample weight"):
+            trainer.train()
+        return trainer.iters_fit, int(model.optimizer.iterations.numpy())
+
+    assert run(6) == run(1) == (3, 3)
+
+
+def test_a_group_of_plain_arrays_is_stacked_once_and_the_call_takes_that_stack(monkeypatch):
+    calls = []
+    original = steps.FusedSteps.__call__
+
+    def recorded(fused, slices, stacked=None):
+        calls.append((slices, stacked))
+        return original(fused, slices, stacked)
+
+    monkeypatch.setattr(steps.FusedSteps, "__call__", recorded)
+    labels_run(6).train()
+    assert [len(slices) for slices, _ in calls] == [6, 5]  # after the first, traced alone
+    for slices, stacked in calls:
+        assert stacked is not None  # stacked in the feeder, where it was checked
+        for part, parts in zip(stacked, zip(*slices, strict=True), strict=True):
+            assert np.array_equal(part, np.stack(parts))

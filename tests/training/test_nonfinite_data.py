@@ -269,6 +269,8 @@ def test_skipped_slices_are_named_in_the_report_metrics_and_provenance(tmp_path)
         ("int8", 10, [0, 9, -1]),
         ("int8", 256, [10, -56, -1]),  # more classes than int8 reaches: min and max both
         (">i4", 10, [0, 3, -7]),  # big-endian
+        # big-endian, -256 small in the other byte order: viewed with its own order only
+        (">i2", 300, [0, -256]),
         ("int64", 10, [0, 10, 2]),
         ("uint8", 10, [0, 10, 2]),
         ("float32", 10, [0.0, -1.0, 2.0]),

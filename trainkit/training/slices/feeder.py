@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainkit.data.plan import Batch
 from trainkit.training.construction import preflight
 from trainkit.training.evaluation.sample_weights import slice_sample_weights
 from trainkit.training.loop_state import FIT
 from trainkit.training.slices import distribute
 from trainkit.training.slices.health import data_is_finite, loss_is_finite, nonfinite_error
 from trainkit.training.slices.record import SliceRecord, keras_data
-from trainkit.training.slices.steps import num_samples, signature_key, stack_slices
+from trainkit.training.slices.steps import num_samples, signature_key
 from trainkit.training.slices.structure import unpack_slice
 
 if TYPE_CHECKING:
@@ -222,12 +221,11 @@ class SliceFeeder:
         )  # fmt: skip
         args = (x, labels) if weights is None else (x, labels, weights)
         describe = tg.run_dir is not None and getattr(datagen, "describe_slice", None)
-        batch = getattr(datagen, "current_batch", None)
         record = SliceRecord(
             slice_idx=int(datagen.slice_idx),
             slices_per_batch=int(datagen.slices_per_batch),
-            set_name=batch.set_name if type(batch) is Batch else datagen.set_name,
-            batch=batch,
+            set_name=datagen.set_name,
+            batch=getattr(datagen, "current_batch", None),
             samples=num_samples(x),
             description=describe() if describe else {},
             args=args if tg.introspect_freq is not None else None,
@@ -259,9 +257,12 @@ class SliceFeeder:
         group, records = self._collect(args, record, check_each=not whole)
         if not whole or len(group) == 1:
             return group, records, None
-        stacked = stack_slices([keras_data(a) for a in group])
-        if self._stack_ok(stacked):
-            return group, records, stacked
+        if all(len(each) == len(args) for each in group):  # else: weights on some slices
+            # Each member stacked as the slices hold it, `(x, y[, sample_weight])` with y
+            # None where there are no labels (the weights then are checked, though not fit).
+            stacked = tuple(None if p[0] is None else np.stack(p) for p in zip(*group))
+            if self._stack_ok(stacked):
+                return group, records, keras_data(stacked)
         # A slice of the group fails a check: take the group again checking each slice,
         # so that it ends before that slice as it would (and a label error names that
         # slice). The first slice was checked before the group began.
@@ -291,9 +292,9 @@ class SliceFeeder:
         return group, records
 
     def _stack_ok(self, stacked: tuple[Any, ...]) -> bool:
-        """The host checks of `data_ok` over a group's stack (`(x,)`, `(x, y)` or
-        `(x, y, sample_weight)`, each member with the slices along its first axis)."""
+        """The host checks of `data_ok` over a group's stack (each member of
+        `(x, y[, sample_weight])` with the slices along its first axis)."""
         try:
-            return self.data_ok(stacked if len(stacked) > 1 else (stacked[0], None))
+            return self.data_ok(stacked)
         except ValueError:  # a label out of range: found again, and named, slice by slice
             return False
