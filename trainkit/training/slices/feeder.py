@@ -263,9 +263,10 @@ class SliceFeeder:
             stacked = tuple(None if p[0] is None else np.stack(p) for p in zip(*group))
             if self._stack_ok(stacked):
                 return group, records, keras_data(stacked)
-        # A slice of the group fails a check: take the group again checking each slice,
-        # so that it ends before that slice as it would (and a label error names that
-        # slice). The first slice was checked before the group began.
+        # A slice of the group fails a check (or the slices differ in their members): take
+        # the group again checking each slice, so that it ends before a bad slice as it
+        # would (and a label error names that slice). The first slice was checked before
+        # the group began.
         self._move_generator(saved, 0)
         args, record = self.take_slice()
         group, records = self._collect(args, record, check_each=True)
