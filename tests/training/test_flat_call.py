@@ -2,6 +2,9 @@
 call (the fast path), bitwise equal to TensorFlow's ordinary call, and fall back to the
 ordinary call wherever the flat inputs would not line up."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -173,3 +176,26 @@ def test_a_slice_becomes_a_tensor_of_its_own_with_the_same_values_and_dtype():
         # input in place, or a variable assigned from it, must not reach the user's data.
         array[...] = array[::-1] if array.ndim == 1 else 7
         assert np.array_equal(tensor.numpy(), expected)
+
+
+DEVICE_SCRIPT = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from trainkit.training.slices import steps
+array = np.arange(6, dtype=np.float32)
+for copy in (True, False):
+    convert = steps.array_to_tensor(copy=copy)
+    assert convert(array).device == tf.constant(array).device, copy
+    with tf.device("/CPU:1"):
+        assert convert(array.copy()).device == tf.constant(array).device, copy
+        assert convert(array.copy()).device.endswith("CPU:1"), copy
+print("ok")
+"""
+
+
+def test_a_slice_becomes_a_tensor_where_tf_constant_puts_it_in_and_out_of_a_device_scope():
+    # Outside a scope the tensor is made on the host without TensorFlow's copy to the
+    # default device (the same device where there is no accelerator); inside one, there.
+    done = subprocess.run([sys.executable, "-c", DEVICE_SCRIPT], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
