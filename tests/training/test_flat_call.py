@@ -199,3 +199,26 @@ def test_a_slice_becomes_a_tensor_where_tf_constant_puts_it_in_and_out_of_a_devi
     # default device (the same device where there is no accelerator); inside one, there.
     done = subprocess.run([sys.executable, "-c", DEVICE_SCRIPT], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_outside_a_device_scope_a_host_tensor_is_made_without_the_default_device_op(
+    monkeypatch,
+):
+    # With the host's CPU as default device, the tensor is made with no device name (an
+    # empty one makes TensorFlow run an op to put it on the default device: 2.5 µs per
+    # array); with an accelerator, the empty name is passed on, as tf.constant does.
+    from tensorflow.python.framework import ops
+
+    names = []
+    real = ops.EagerTensor
+
+    def recorded(value, device, dtype):
+        names.append(device)
+        return real(value, device, dtype)
+
+    monkeypatch.setattr(ops, "EagerTensor", recorded)
+    convert = steps.array_to_tensor()
+    names.clear()  # the probe's two tensors
+    convert(np.arange(4, dtype=np.float32))
+    accelerated = bool(tf.config.list_logical_devices("GPU"))
+    assert names == ["" if accelerated else None]
