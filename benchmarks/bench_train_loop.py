@@ -425,7 +425,7 @@ def stand_in_call() -> Iterator[None]:
     def stand_in(fused: Any, slices: list[Any], stacked: Any = None) -> list[dict[str, float]]:
         if stacked is None:
             stacked = steps.stack_slices(slices)
-        return [{"loss": 1.0, "accuracy": 0.5} for _ in slices]
+        return [{"loss": 1.0, "accuracy": 0.5} for _ in range(len(slices))]
 
     steps.FusedSteps.__call__ = stand_in  # type: ignore[method-assign]
     try:

@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from trainkit._validation import check_bool, check_int, check_unknown_keys, describe
 from trainkit.data import prefetch as prefetch_lib
 from trainkit.data import state as state_lib
+from trainkit.data import whole_batches as whole
 from trainkit.data.arguments import (
     check_aligned,
     check_seed,
@@ -41,6 +42,7 @@ from trainkit.data.sources.offline_store import (
     open_store,
 )
 from trainkit.data.walk import SliceWalk, Step
+from trainkit.data.whole_batches import WholeBatches
 
 # Keyword arguments beyond the documented signature, with their defaults.
 RARE_OPTIONS: dict[str, Any] = {
@@ -470,6 +472,47 @@ class DataGenerator:
         if end_slice(self._preprocessor):  # the batch ended
             index = cursor.batch_index + 1
             self._move(Cursor(cursor.epoch, index, index >= len(self._plan)))
+
+    def _serve_whole_batches(
+        self, limit: int, ends_after: Callable[[int], bool]
+    ) -> WholeBatches | None:
+        """The current slice's batch and the next ones of its size, up to `limit`, served
+        at once and consumed (`get()` and `update_state()` once per batch, in one go), for
+        a trainer's fused step; trainkit's own protocol, not a public one.
+
+        Only where each slice is a whole batch of in-memory arrays as served (no
+        preprocessor, no store, nothing computed ahead) and the current slice was served
+        by `get()`; None otherwise (nothing moves: serve slice by slice). The run ends
+        with the epoch, before a batch of another size, or after the `n`-th batch where
+        `ends_after(n)`.
+        """
+        pre, prefetch, cursor = self._preprocessor, self._prefetch, self._cursor
+        if (
+            type(pre) is not IdentityPreprocessor
+            or self._slice is None
+            or pre.slice_idx != 0
+            or pre.slices_per_batch != 1
+            or (prefetch is not None and (prefetch.running_ahead or prefetch.head is not None))
+            or not (whole.servable(self._source) and whole.servable(self._labels_source))
+        ):
+            return None
+        start = cursor.batch_index
+        end = start + whole.run_length(self._plan, start, limit, ends_after)
+        batches = self._plan[start:end]
+        x = whole.stacked_rows(self._source, batches)
+        y = (
+            None
+            if self._labels_source is None
+            else whole.stacked_rows(self._labels_source, batches)
+        )
+        self.update_state()  # the first batch's slice, served by get()
+        if end > start + 1:  # the batches after it, each begun, served and ended as one
+            pre.set_rng_key(
+                slice_key(self._settings.seed, cursor.epoch, end - 1, 0), batches[-1].global_rows
+            )
+            self._move(Cursor(cursor.epoch, end, end >= len(self._plan)))
+        sources = (self._source, self._labels_source)
+        return whole.WholeBatches(x, y, batches, end >= len(self._plan), sources)
 
     def on_epoch_end(self) -> int:
         """Start the next epoch and return its number."""

@@ -92,6 +92,10 @@ class CallbackList:
                 callback.set_model(trainer.model)
         for hook in [*KERAS_NAMES, "on_train_iter_end"]:
             self._methods[hook] = [m for c in callbacks if (m := _method(c, hook))]
+        # No callback does anything between two batches: each keeps the base's no-op.
+        self.quiet_between_batches = not any(
+            not _no_op(callback, hook) for callback in callbacks for hook in _BETWEEN_BATCHES
+        )
 
     @property
     def has_progbar(self) -> bool:
@@ -130,6 +134,23 @@ class CallbackList:
         history.set_params(self._params)
         history.on_train_begin()
         return history
+
+
+_BETWEEN_BATCHES = ("on_train_batch_begin", "on_train_iter_end", "on_train_batch_end")
+# Keras' own defaults of the batch hooks call these (a subclass may override only them).
+_KERAS_FORWARDS = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
+
+
+def _no_op(callback: Any, hook: str) -> bool:
+    """Whether `callback` does nothing at `hook` (its class's base no-op, not overridden
+    in a subclass nor replaced on the instance)."""
+    if isinstance(callback, Callback):
+        return getattr(getattr(callback, hook), "__func__", None) is getattr(Callback, hook)
+    name = KERAS_NAMES.get(hook)
+    names = [name, _KERAS_FORWARDS.get(hook)] if name else []
+    # Keras marks its base class's no-op hooks (`keras.src.utils.python_utils.default`);
+    # without the mark a hook counts as listening.
+    return all(getattr(getattr(callback, n), "_is_default", False) for n in names if n)
 
 
 def _method(callback: Any, hook: str) -> Any:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from trainkit.training.slices.health import loss_is_finite
 
 STATE_VERSION = 1
 
@@ -151,6 +154,16 @@ class LoopState:
     val_means: WeightedMean = field(default_factory=WeightedMean)
     last_val_logs: dict[str, float] = field(default_factory=dict)
 
+    def name_skipped(self, record: Any) -> None:
+        """A slice (its `SliceRecord`) left out by on_nonfinite='skip': in `skipped_slices`."""
+        rows = record.batch.rows().tolist() if hasattr(record.batch, "rows") else None
+        self.skipped_slices.append(
+            {
+                "epoch": self.epoch, "iters_fit": self.iters_fit, "set_name": record.set_name,
+                "slice_idx": record.slice_idx, "samples": rows,
+            }
+        )  # fmt: skip
+
     def move_to(self, stage: str) -> None:
         """Hand the loop over to `stage`, which must follow the current one in TRANSITIONS."""
         if stage not in TRANSITIONS[self.stage]:
@@ -264,8 +277,41 @@ class LoopStateView:
         self._state.stop_training = bool(value)
 
 
+def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, float]]]) -> int:
+    """Account the slices of a fused call that are each a whole batch, but the last
+    pending, taking them from `pending`: the bookkeeping of FIT, ITER_END and BATCH_END
+    for each (the batch begun, the slice counted, the batch's means and history row), in
+    one pass, and how many. For a loop where nothing acts between these batches (a fused
+    group ends where something does) and no hook, output or progress line listens.
+    """
+    count, means, history = 0, state.batch_means, state.history
+    while len(pending) > 1 and _whole_batch(pending[0][0]):
+        record, logs = pending.popleft()
+        if state.first_nonfinite_iter is None and not loss_is_finite(logs):
+            state.first_nonfinite_iter = state.iters_fit + 1  # on_nonfinite='ignore'
+        means.clear()
+        means.add(logs, record.samples)
+        batch_logs = means.result()
+        state.epoch_means.add(batch_logs, means.weight)  # its mean weight: one slice
+        append_logs(history, batch_logs)
+        state.iters_fit += 1
+        state.batches_fit += 1
+        state.batch_in_epoch += 1
+        state.iter_in_batch, state.last_iter_logs = 1, logs
+        count += 1
+    return count
+
+
+def _whole_batch(record: Any) -> bool:
+    return record.skipped is None and record.slices_per_batch == 1 and record.batch_exhausted
+
+
 def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None:
     """Append one value per metric; a metric missing from `logs` gets NaN."""
+    if history.keys() == logs.keys():  # the usual row: every metric, as before
+        for name, values in history.items():
+            values.append(logs[name])
+        return
     length = len(next(iter(history.values()), []))
     for name in logs:
         if name not in history:  # (not setdefault: its default would be built every call)

@@ -33,6 +33,7 @@ from trainkit.training.loop_state import (
     LoopState,
     LoopStateView,
     append_logs,
+    count_whole_batches,
 )
 from trainkit.training.outputs import figures
 from trainkit.training.outputs.progress import Progress
@@ -331,11 +332,13 @@ class TrainGenerator(SettingsView, LoopStateView):
             s.epoch_means.clear()
             self._progress.epoch_begin()
             self._callbacks.call("on_epoch_begin", s.epoch, {})
+        feeder = self._feeder
         if not s.batch_begun:
+            if len(feeder.pending) > 1 and self._quiet_between_batches():
+                self._progress.batches_passed(count_whole_batches(s, feeder.pending))
             s.batch_begun, s.iter_in_batch = True, 0
             s.batch_means.clear()
             self._callbacks.call("on_train_batch_begin", s.batch_in_epoch, {})
-        feeder = self._feeder
         if not feeder.pending and feeder.poisoned is not None:
             poisoned, feeder.poisoned = feeder.poisoned, None
             return feeder.nonfinite(*poisoned)
@@ -350,27 +353,26 @@ class TrainGenerator(SettingsView, LoopStateView):
             return self._count_skipped(record)
         self._count_slice(logs, record)
 
-    def _acts_after(self, iters: int, batches: int, record: SliceRecord) -> bool:
-        """Whether the loop acts between this slice (the `iters`-th) and the next: where a
-        fused group must end. Reads the same `OUTPUTS` table as the stage methods."""
-        if record.epoch_exhausted or self._outputs_due("iter", iters):
+    def _acts_after(self, iters: int, batches: int, batch_ended: bool, epoch_ended: bool) -> bool:
+        """Whether the loop acts after the `iters`-th slice (it ended the `batches`-th batch,
+        the epoch, or neither): where a fused group ends. Reads `OUTPUTS` as the stages do."""
+        if epoch_ended or self._outputs_due("iter", iters):
             return True
-        if not record.batch_exhausted:
+        if not batch_ended:
             return False
         if self.reset_statefuls and self._stateful_layers:
             return True
         return self._outputs_due("batch", batches) or self._val_due(iters, batches)
 
+    def _quiet_between_batches(self) -> bool:
+        """No run folder, callback or progress line does anything between two batches."""
+        quiet = self._callbacks.quiet_between_batches and self._progress.quiet_between_batches
+        return quiet and self.run_dir is None
+
     def _count_skipped(self, record: SliceRecord) -> None:
         """A slice left out by on_nonfinite='skip': named, not counted as fit."""
         s = self._state
-        rows = record.batch.rows().tolist() if hasattr(record.batch, "rows") else None
-        s.skipped_slices.append(
-            {
-                "epoch": s.epoch, "iters_fit": s.iters_fit, "set_name": record.set_name,
-                "slice_idx": record.slice_idx, "samples": rows,
-            }
-        )  # fmt: skip
+        s.name_skipped(record)
         self._slice = record
         if record.batch_exhausted:
             s.move_to(BATCH_END)
@@ -433,9 +435,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         try:
             self._validation.run(next_stage)
         finally:
-            self._timings["validation"] += (
-                time.perf_counter() - started
-            )  # also when on_val_end raised: the validation itself is complete
+            # Also when on_val_end raised: the validation itself is complete.
+            self._timings["validation"] += time.perf_counter() - started
             if s.times_validated > before and s.val_stage == "begin":
                 self._after_validation()
 
@@ -518,9 +519,8 @@ class TrainGenerator(SettingsView, LoopStateView):
         return stop or self._state.epoch >= self.epochs
 
     def _epoch_done(self) -> bool:
-        if self._slice is not None:
-            return self._slice.epoch_exhausted
-        return bool(self.datagen.all_data_exhausted)
+        record = self._slice
+        return record.epoch_exhausted if record else bool(self.datagen.all_data_exhausted)
 
     def _can_validate(self) -> bool:
         return self.val_datagen is not None and self.val_freq is not None

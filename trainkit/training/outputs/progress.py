@@ -117,6 +117,18 @@ class Progress:
             )
             self._print(head, logs)
 
+    @property
+    def quiet_between_batches(self) -> bool:
+        """No line is printed at a slice's or a batch's end (`batches_passed` then
+        counts what `iter_end` and `batch_end` would)."""
+        return self._level < _BATCH
+
+    def batches_passed(self, count: int) -> None:
+        """`count` batches ended without a line to print (for the epoch's ETA)."""
+        if self._epoch_start is None:
+            self.epoch_begin()
+        self._epoch_batches += count
+
     def new_best(self) -> None:
         """The validation under way scored a new best key metric: its line says so."""
         self._new_best = True

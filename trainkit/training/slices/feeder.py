@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from trainkit.data.whole_batches import WholeBatches
 from trainkit.training.construction import preflight
 from trainkit.training.evaluation.sample_weights import slice_sample_weights
 from trainkit.training.loop_state import FIT
@@ -33,6 +34,26 @@ from trainkit.training.slices.structure import unpack_slice
 
 if TYPE_CHECKING:
     from trainkit.training.trainer import TrainGenerator
+
+
+class StepData(Sequence[tuple[Any, ...]]):
+    """The step's data of each slice of a group, `keras_data` of each, read on demand
+    (the fused call reads the first and their count when it is handed their stack)."""
+
+    def __init__(self, group: Sequence[tuple[Any, ...]]) -> None:
+        self._group = group
+
+    def __len__(self) -> int:
+        return len(self._group)
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [keras_data(args) for args in self._group[index]]
+        return keras_data(self._group[index])
 
 
 class SliceFeeder:
@@ -72,15 +93,19 @@ class SliceFeeder:
     def _fit_group(self, args: tuple[Any, ...], record: SliceRecord) -> None:
         tg = self.trainer
         saved = tg.datagen.state_dict()
-        applied_before = self._optimizer_steps()
+        # What optimizer.iterations holds now, without reading it (a device sync): every
+        # step this trainer applied is counted in iters_fit or the offset, as
+        # `check_optimizer_iterations` checks on each train() (nothing is pending here).
+        applied_before = tg._checkpoints.iterations_offset + tg.iters_fit
         try:
             group, records, stacked = self._take_group(args, record, saved)
             if len(group) == 1:
                 values = [tg._train_step(*args)]
             else:
-                values = tg._fused_steps([keras_data(a) for a in group], stacked)
-            for logs, each in zip(values, records, strict=True):  # strategy: all workers' rows
-                each.samples = int(logs.pop(distribute.SAMPLES_KEY, each.samples))
+                values = tg._fused_steps(StepData(group), stacked)
+            if distribute.SAMPLES_KEY in values[0]:  # a strategy's: all workers' rows
+                for logs, each in zip(values, records, strict=True):
+                    each.samples = int(logs.pop(distribute.SAMPLES_KEY))
         except BaseException:
             self.rewind_group(saved, self._optimizer_steps() - applied_before)
             raise
@@ -240,7 +265,7 @@ class SliceFeeder:
 
     def _take_group(
         self, args: tuple[Any, ...], record: SliceRecord, saved: dict[str, Any]
-    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord], Any]:
+    ) -> tuple[Sequence[tuple[Any, ...]], list[SliceRecord], Any]:
         """Up to `steps_per_execution` slices of one shape, ending where the loop acts,
         and the group stacked for the fused call (None: the call stacks it).
 
@@ -253,6 +278,11 @@ class SliceFeeder:
         about what one slice's checks did, and the call takes that stack as it is); only
         when that finds something is the group taken again, slice by slice.
         """
+        served = self._take_whole(args, record)
+        if served is not None:
+            if self._stack_ok((served.x, served.y)):
+                return served, self._whole_records(record, served), keras_data((served.x, served.y))
+            return self._take_again(saved)
         whole = all(type(part) is np.ndarray or part is None for part in args)
         group, records = self._collect(args, record, check_each=not whole)
         if not whole or len(group) == 1:
@@ -263,14 +293,56 @@ class SliceFeeder:
             stacked = tuple(None if p[0] is None else np.stack(p) for p in zip(*group))
             if self._stack_ok(stacked):
                 return group, records, keras_data(stacked)
-        # A slice of the group fails a check (or the slices differ in their members): take
-        # the group again checking each slice, so that it ends before a bad slice as it
-        # would (and a label error names that slice). The first slice was checked before
-        # the group began.
+        # A slice of the group fails a check (or the slices differ in their members).
+        return self._take_again(saved)
+
+    def _take_again(
+        self, saved: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], list[SliceRecord], None]:
+        """The group taken again from `saved` checking each slice, so that it ends before
+        a bad slice as it would one by one (and a label error names that slice). The
+        first slice was checked before the group began."""
         self._move_generator(saved, 0)
         args, record = self.take_slice()
         group, records = self._collect(args, record, check_each=True)
         return group, records, None
+
+    def _take_whole(self, args: tuple[Any, ...], record: SliceRecord) -> WholeBatches | None:
+        """The group served at once by the generator, where each slice is a whole batch of
+        in-memory arrays fit as served (no sample weights, no copy kept for
+        introspection); None to take it slice by slice."""
+        tg = self.trainer
+        serve = getattr(tg.datagen, "_serve_whole_batches", None)
+        if (
+            serve is None
+            or len(args) != 2
+            or tg.input_as_labels
+            or tg.introspect_freq is not None
+            or record.slices_per_batch != 1
+            or tg._val.class_weights is not None
+            or tg._val.loss_weighted_slices_range is not None
+        ):
+            return None
+        iters, batches = tg.iters_fit, tg.batches_fit
+
+        def ends_after(count: int) -> bool:  # after the count-th batch, not the epoch's last
+            return bool(tg._acts_after(iters + count, batches + count, True, False))
+
+        return serve(tg.steps_per_execution, ends_after)  # type: ignore[no-any-return]
+
+    def _whole_records(self, first: SliceRecord, served: WholeBatches) -> list[SliceRecord]:
+        """The records of a group served whole: `first` (taken with `get()`) and one per
+        batch after it, as `take_slice()` and `advance()` would have written them."""
+        tg = self.trainer
+        describe = tg.run_dir is not None and getattr(tg.datagen, "describe_slice", None)
+        size = first.samples
+        records = [first]
+        for batch in served.batches[1:]:
+            description = describe() if describe else {}
+            records.append(SliceRecord(0, 1, batch.set_name, batch, size, description, True))
+        first.batch_exhausted = True
+        records[-1].epoch_exhausted = served.epoch_ended
+        return records
 
     def _collect(
         self, args: tuple[Any, ...], record: SliceRecord, check_each: bool
@@ -281,7 +353,10 @@ class SliceFeeder:
         self.advance(record)
         batches = tg.batches_fit + record.batch_exhausted
         while len(group) < tg.steps_per_execution:
-            if tg._acts_after(tg.iters_fit + len(group), batches, records[-1]):
+            last = records[-1]
+            if tg._acts_after(
+                tg.iters_fit + len(group), batches, last.batch_exhausted, last.epoch_exhausted
+            ):
                 break
             args, record = self.take_slice()
             if signature_key(keras_data(args)) != key or (check_each and not self.data_ok(args)):
