@@ -171,3 +171,23 @@ def test_shards_of_a_short_last_batch_split_its_rows_between_them():
     last = epoch_plan(sets, PlanSettings(batch_size=4, shuffle="samples", seed=2), 0)[-1]
     assert len(last.rows()) == 3
     assert shuffled[0][-1].rows().tolist() + shuffled[1][-1].rows().tolist() == last.rows().tolist()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"shuffle": True}, {"shuffle_group_batches": True}, {"shuffle_group_samples": True}],
+    ids=["unshuffled", "sets", "group-batches", "group-samples"],
+)
+def test_each_epoch_serves_its_own_plan_kept_across_epochs_only_when_nothing_shuffles(
+    tmp_path, options
+):
+    from trainkit import DataGenerator
+
+    for k in range(3):  # sets of 16 rows, split into 4 batches each
+        np.save(tmp_path / f"{k}.npy", np.arange(16, dtype=np.float32)[:, None] + 100 * k)
+    datagen = DataGenerator(str(tmp_path), batch_size=4, seed=1, **options)
+    served = []
+    for epoch in range(3):
+        served.append([x[:, 0].tolist() for x, _ in datagen])
+        assert datagen.epoch == epoch
+    assert (served[0] == served[1] == served[2]) is (not options)

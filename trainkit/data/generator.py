@@ -570,10 +570,21 @@ class DataGenerator:
         """
         if jump and self._prefetch is not None:
             self._prefetch.drop()
-        if cursor.epoch != self._cursor.epoch:
+        if cursor.epoch != self._cursor.epoch and not self._same_plan_every_epoch():
             self._plan = self.plan(cursor.epoch)
         self._cursor, self._batch = cursor, batch
         self._slice = self._description = None
+
+    def _same_plan_every_epoch(self) -> bool:
+        """Nothing is shuffled: `plan(epoch)` is the same for every epoch (kept, not cut
+        again at each epoch's start)."""
+        settings = self._settings
+        return (
+            self._store is None
+            and settings.shuffle is None
+            and not settings.shuffle_group_batches
+            and not settings.shuffle_group_samples
+        )
 
     def _loaded_batch(self) -> tuple[Any, Any]:
         if self._batch is None:

@@ -71,10 +71,11 @@ def servable(source: Any) -> bool:
 
 def run_length(plan: list[Batch], start: int, limit: int, ends_after: Callable[[int], bool]) -> int:
     """How many batches from `start` to serve at once: at most `limit`, all of the size of
-    the first, ending with the epoch or after the `n`-th where `ends_after(n)` says so."""
-    size, end = plan[start].size, start + 1
-    while end - start < limit and end < len(plan) and not ends_after(end - start):
-        if plan[end].size != size:
+    the first, ending with the epoch or after the `n`-th where `ends_after(n)` says so.
+    (Only an epoch's last batch can be shorter than the others: `trainkit.data.plan`.)"""
+    end, last = start + 1, len(plan) - 1
+    while end - start < limit and end <= last and not ends_after(end - start):
+        if end == last and plan[end].size != plan[start].size:
             break
         end += 1
     return end - start

@@ -13,8 +13,6 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from trainkit.training.slices.health import loss_is_finite
-
 STATE_VERSION = 1
 
 # The fields that grow with the run (an entry per batch, validation, skipped slice or
@@ -284,26 +282,30 @@ def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, fl
     one pass, and how many. For a loop where nothing acts between these batches (a fused
     group ends where something does) and no hook, output or progress line listens.
     """
-    count, means, history = 0, state.batch_means, state.history
-    while len(pending) > 1 and _whole_batch(pending[0][0]):
-        record, logs = pending.popleft()
-        if state.first_nonfinite_iter is None and not loss_is_finite(logs):
-            state.first_nonfinite_iter = state.iters_fit + 1  # on_nonfinite='ignore'
-        means.clear()
-        means.add(logs, record.samples)
-        batch_logs = means.result()
-        state.epoch_means.add(batch_logs, means.weight)  # its mean weight: one slice
-        append_logs(history, batch_logs)
-        state.iters_fit += 1
-        state.batches_fit += 1
-        state.batch_in_epoch += 1
-        state.iter_in_batch, state.last_iter_logs = 1, logs
+    history, epoch_means = state.history, state.epoch_means
+    count, logs = 0, state.last_iter_logs
+    while len(pending) > 1:
+        record = pending[0][0]
+        if record.skipped is not None or record.slices_per_batch != 1 or not record.batch_exhausted:
+            break  # not a whole batch fit: the stages account it
+        logs = pending.popleft()[1]
         count += 1
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss) and state.first_nonfinite_iter is None:
+            state.first_nonfinite_iter = state.iters_fit + count  # on_nonfinite='ignore'
+        # The batch's means of its one slice, as `batch_means` computes them (`clear()`,
+        # `add()`, `result()`; the next batch begun clears them again).
+        weight = record.samples
+        total = 0.0 + weight
+        batch_logs = {n: (0.0 + v * weight) / total for n, v in logs.items()} if weight else {}
+        epoch_means.add(batch_logs, total)  # its mean weight: one slice
+        append_logs(history, batch_logs)
+    state.iters_fit += count
+    state.batches_fit += count
+    state.batch_in_epoch += count
+    if count:
+        state.iter_in_batch, state.last_iter_logs = 1, logs
     return count
-
-
-def _whole_batch(record: Any) -> bool:
-    return record.skipped is None and record.slices_per_batch == 1 and record.batch_exhausted
 
 
 def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None:

@@ -360,7 +360,7 @@ class TrainGenerator(SettingsView, LoopStateView):
             return True
         if not batch_ended:
             return False
-        if self.reset_statefuls and self._stateful_layers:
+        if self._stateful_layers and self.reset_statefuls:
             return True
         return self._outputs_due("batch", batches) or self._val_due(iters, batches)
 
@@ -536,8 +536,8 @@ class TrainGenerator(SettingsView, LoopStateView):
 
     def _val_due(self, iters: int, batches: int) -> bool:
         """Whether a batch end at these counters validates (changes nothing)."""
-        freq = self.val_freq
-        if not self._can_validate() or freq is None or freq.unit == "epoch":
+        freq = self.val_freq if self.val_datagen is not None else None  # (cheap first)
+        if freq is None or freq.unit == "epoch":
             return False
         if freq.unit == "batch":
             return freq.due(batches)
