@@ -25,10 +25,11 @@ Tiny MLP (64 -> 32 -> 10), batch 64, in-memory arrays, everything warmed up firs
       values, the stacking), (j) against (n) the loop's bookkeeping of a group
   (o) floor of any loop that takes slices one by one: the DataGenerator's protocol per
       slice, the call of (n), each slice's loss checked, a running mean and a history
-      row, nothing else (no stages, hooks, records): what (j) could reach at best while
-      it takes each slice from the generator and accounts for each
+      row, nothing else (no stages, hooks, records): what a loop could reach at best
+      while it takes each slice from the generator and accounts for each
   (p) (o) with each group read whole (one stacked view of the arrays, copied once):
-      what a generator serving a group at once would leave to the loop
+      what a generator serving a group at once leaves to the loop ((j) is served so:
+      whole in-memory batches, no preprocessor)
 
 The runners are interleaved over several rounds and each one's best round is reported,
 because ratios on shared machines drift between runs. Targets: (d) >= 0.85 (a); the

@@ -178,9 +178,7 @@ def test_shards_of_a_short_last_batch_split_its_rows_between_them():
     [{}, {"shuffle": True}, {"shuffle_group_batches": True}, {"shuffle_group_samples": True}],
     ids=["unshuffled", "sets", "group-batches", "group-samples"],
 )
-def test_each_epoch_serves_its_own_plan_kept_across_epochs_only_when_nothing_shuffles(
-    tmp_path, options
-):
+def test_each_epoch_serves_its_own_plan_the_same_one_only_when_nothing_shuffles(tmp_path, options):
     from trainkit import DataGenerator
 
     for k in range(3):  # sets of 16 rows, split into 4 batches each

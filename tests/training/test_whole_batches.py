@@ -74,6 +74,29 @@ def test_a_run_of_whole_batches_ends_where_the_size_the_epoch_or_the_caller_says
     assert last.epoch_ended and datagen.all_data_exhausted
 
 
+def test_a_short_batch_among_the_others_ends_a_run_before_it(tmp_path):
+    # shuffle_group_batches moves a set's short tail among its batches: 4, 4, 2, 4, 4.
+    rng = np.random.default_rng(0)
+    for k, rows in ((0, 8), (1, 10)):
+        np.save(tmp_path / f"{k}.npy", rng.random((rows, 3), dtype=np.float32))
+
+    def generator():
+        options = {"superbatch": True, "shuffle_group_batches": True, "seed": 0}
+        return DataGenerator(str(tmp_path), batch_size=BATCH, **options)
+
+    whole, single = generator(), generator()
+    sizes = [batch.size for batch in whole.plan(0)]
+    assert sizes[-1] == 4 and 2 in sizes[:-1]
+    runs = []
+    while not whole.all_data_exhausted:
+        whole.get()
+        served = whole._serve_whole_batches(8, never)
+        runs.append(len(served))
+        assert np.array_equal(served.x, np.stack([x for x, _ in one_by_one(single, len(served))]))
+        assert whole.state_dict() == single.state_dict()
+    assert sum(runs) == len(sizes) and len(runs) == 3  # before the short one, it, after
+
+
 class Doubled(Preprocessor):
     def process(self, batch, labels):
         return batch * 2, labels
@@ -83,8 +106,13 @@ def test_only_in_memory_batches_served_as_they_are_are_served_at_once(tmp_path):
     x, y = arrays()
     path = str(tmp_path / "x.npy")
     np.save(path, x)
+
+    class Subclass(DataGenerator):  # may serve otherwise: get() is its own
+        pass
+
     others = [
         DataGenerator(data=x, labels=y, batch_size=BATCH, preprocessor=Doubled()),
+        Subclass(data=x, labels=y, batch_size=BATCH),
         DataGenerator(data=np.load(path, mmap_mode="r"), labels=y, batch_size=BATCH),
         DataGenerator(data=x, labels=y, batch_size=BATCH, prefetch=2),  # computed ahead
     ]
@@ -174,6 +202,53 @@ def test_a_callback_between_batches_gets_every_batch_of_a_fused_call(monkeypatch
     assert counted.count == fused.iters_fit
 
 
+class LateHook(keras.callbacks.Callback):
+    """Installs its batch hook after the first epoch, as some wrappers do."""
+
+    seen: list
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.seen = []
+            self.on_batch_end = lambda batch, logs=None: self.seen.append(batch)
+
+
+def test_a_hook_installed_while_training_gets_every_batch_of_a_fused_call_after():
+    late = LateHook()
+    run(8, [late])
+    assert late.seen == list(range(19))  # the second epoch's batches, each
+
+
+class TrainsAtEpochEnds(Callback):
+    """Fine-tunes the model on a batch of its own at each epoch end (optimizer steps the
+    trainer does not count)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        x, y = dense_arrays(4, seed=9)
+        for _ in range(2):  # (one step would read as a step of the trainer's own)
+            self.trainer.model.train_on_batch(x, y)
+
+
+def test_a_failed_fused_call_counts_the_steps_it_applied_after_steps_taken_elsewhere():
+    reference = run(8, [TrainsAtEpochEnds()])
+    trainer = build(8, [TrainsAtEpochEnds()])
+    fused, failed = trainer._fused_steps, []
+
+    def fails_once_in_the_second_epoch(slices, stacked=None):
+        if trainer.epoch == 1 and not failed:
+            failed.append(len(slices))
+            raise RuntimeError("planned failure before the call runs")
+        return fused(slices, stacked)
+
+    trainer._fused_steps = fails_once_in_the_second_epoch
+    with pytest.raises(RuntimeError, match="planned failure"):
+        trainer.train()
+    with pytest.warns(UserWarning, match="moved by 2 steps outside"):
+        trainer.train()
+    assert failed and weights_equal(trainer.model, reference.model)
+    assert trainer.history == reference.history  # no slice counted as fit that was not
+
+
 def test_a_loss_first_not_finite_inside_a_group_is_dated_as_one_slice_at_a_time_does():
     # on_nonfinite='ignore' trains on (as Keras) and records where the loss first broke.
     iters = [
@@ -205,6 +280,6 @@ class IterEnds(Callback):
     ids=["EarlyStopping", "epoch-hook-only", "keras-on_batch_end", "LambdaCallback", "iter-end"],
 )
 def test_callbacks_that_listen_between_batches_are_told_apart(callback, quiet):
-    trainer = run(1)
+    trainer = build(1)
     assert CallbackList([], trainer).quiet_between_batches
     assert CallbackList([callback], trainer).quiet_between_batches is quiet

@@ -481,14 +481,16 @@ class DataGenerator:
         a trainer's fused step; trainkit's own protocol, not a public one.
 
         Only where each slice is a whole batch of in-memory arrays as served (no
-        preprocessor, no store, nothing computed ahead) and the current slice was served
-        by `get()`; None otherwise (nothing moves: serve slice by slice). The run ends
+        preprocessor, no store, nothing computed ahead, not a subclass that may serve
+        otherwise) and the current slice was served by `get()`; None otherwise (nothing
+        moves: serve slice by slice). The run ends
         with the epoch, before a batch of another size, or after the `n`-th batch where
         `ends_after(n)`.
         """
         pre, prefetch, cursor = self._preprocessor, self._prefetch, self._cursor
         if (
-            type(pre) is not IdentityPreprocessor
+            type(self) is not DataGenerator
+            or type(pre) is not IdentityPreprocessor
             or self._slice is None
             or pre.slice_idx != 0
             or pre.slices_per_batch != 1

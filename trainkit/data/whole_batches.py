@@ -62,20 +62,18 @@ def servable(source: Any) -> bool:
     """Whether `source` (or a labels source, None) is in-memory rows read without I/O."""
     if source is None:
         return True
-    return (
-        type(source) is ArraySource
-        and type(source.array) is np.ndarray  # not a memmap: reading it may wait on disk
-        and source._mapped is None
-    )
+    # Not a memmap (reading it may wait on the disk), an h5py dataset, dicts or ragged.
+    return type(source) is ArraySource and type(source.array) is np.ndarray
 
 
 def run_length(plan: list[Batch], start: int, limit: int, ends_after: Callable[[int], bool]) -> int:
     """How many batches from `start` to serve at once: at most `limit`, all of the size of
     the first, ending with the epoch or after the `n`-th where `ends_after(n)` says so.
-    (Only an epoch's last batch can be shorter than the others: `trainkit.data.plan`.)"""
-    end, last = start + 1, len(plan) - 1
-    while end - start < limit and end <= last and not ends_after(end - start):
-        if end == last and plan[end].size != plan[start].size:
+    (A short batch is not only an epoch's last: `shuffle_group_batches` moves the short
+    tail of a set among its other batches.)"""
+    size, end = plan[start].size, start + 1
+    while end - start < limit and end < len(plan) and not ends_after(end - start):
+        if plan[end].size != size:
             break
         end += 1
     return end - start

@@ -92,10 +92,12 @@ class CallbackList:
                 callback.set_model(trainer.model)
         for hook in [*KERAS_NAMES, "on_train_iter_end"]:
             self._methods[hook] = [m for c in callbacks if (m := _method(c, hook))]
-        # No callback does anything between two batches: each keeps the base's no-op.
-        self.quiet_between_batches = not any(
-            not _no_op(callback, hook) for callback in callbacks for hook in _BETWEEN_BATCHES
-        )
+
+    @property
+    def quiet_between_batches(self) -> bool:
+        """No callback does anything between two batches: each keeps the base's no-op
+        (asked each time: a callback may install a hook while the run goes on)."""
+        return all(_no_op(c, hook) for c in self.callbacks for hook in _BETWEEN_BATCHES)
 
     @property
     def has_progbar(self) -> bool:

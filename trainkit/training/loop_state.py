@@ -283,7 +283,7 @@ def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, fl
     group ends where something does) and no hook, output or progress line listens.
     """
     history, epoch_means = state.history, state.epoch_means
-    count, logs = 0, state.last_iter_logs
+    count = 0
     while len(pending) > 1:
         record = pending[0][0]
         if record.skipped is not None or record.slices_per_batch != 1 or not record.batch_exhausted:
@@ -292,7 +292,7 @@ def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, fl
         count += 1
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(loss) and state.first_nonfinite_iter is None:
-            state.first_nonfinite_iter = state.iters_fit + count  # on_nonfinite='ignore'
+            state.first_nonfinite_iter = state.iters_fit + 1  # on_nonfinite='ignore'
         # The batch's means of its one slice, as `batch_means` computes them (`clear()`,
         # `add()`, `result()`; the next batch begun clears them again).
         weight = record.samples
@@ -300,10 +300,9 @@ def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, fl
         batch_logs = {n: (0.0 + v * weight) / total for n, v in logs.items()} if weight else {}
         epoch_means.add(batch_logs, total)  # its mean weight: one slice
         append_logs(history, batch_logs)
-    state.iters_fit += count
-    state.batches_fit += count
-    state.batch_in_epoch += count
-    if count:
+        state.iters_fit += 1
+        state.batches_fit += 1
+        state.batch_in_epoch += 1
         state.iter_in_batch, state.last_iter_logs = 1, logs
     return count
 

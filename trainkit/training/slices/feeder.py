@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
+import tensorflow as tf
 
 from trainkit.data.whole_batches import WholeBatches
 from trainkit.training.construction import preflight
@@ -93,10 +94,7 @@ class SliceFeeder:
     def _fit_group(self, args: tuple[Any, ...], record: SliceRecord) -> None:
         tg = self.trainer
         saved = tg.datagen.state_dict()
-        # What optimizer.iterations holds now, without reading it (a device sync): every
-        # step this trainer applied is counted in iters_fit or the offset, as
-        # `check_optimizer_iterations` checks on each train() (nothing is pending here).
-        applied_before = tg._checkpoints.iterations_offset + tg.iters_fit
+        applied_before = self._optimizer_steps_tensor()  # read to Python only on failure
         try:
             group, records, stacked = self._take_group(args, record, saved)
             if len(group) == 1:
@@ -107,7 +105,7 @@ class SliceFeeder:
                 for logs, each in zip(values, records, strict=True):
                     each.samples = int(logs.pop(distribute.SAMPLES_KEY))
         except BaseException:
-            self.rewind_group(saved, self._optimizer_steps() - applied_before)
+            self.rewind_group(saved, self._optimizer_steps() - int(applied_before))
             raise
         if tg.on_nonfinite == "skip":  # each undone in the graph; left out when counted
             for logs, each, fit in zip(values, records, group, strict=True):
@@ -150,6 +148,16 @@ class SliceFeeder:
 
     def _optimizer_steps(self) -> int:
         return int(self.trainer.model.optimizer.iterations.numpy())
+
+    def _optimizer_steps_tensor(self) -> Any:
+        """`optimizer.iterations` now, as a tensor: read without the copy to Python (a
+        wait for the device) that only a failed fused call needs."""
+        variable = self.trainer.model.optimizer.iterations
+        variable = getattr(variable, "value", variable)  # Keras' Variable holds TF's
+        try:
+            return tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=variable.dtype)
+        except (AttributeError, TypeError, ValueError):  # a strategy's variable, say
+            return variable.read_value()
 
     def _move_generator(self, saved: dict[str, Any], slices: int) -> None:
         """The generator back at `saved`, then `slices` slices on."""
@@ -332,14 +340,12 @@ class SliceFeeder:
 
     def _whole_records(self, first: SliceRecord, served: WholeBatches) -> list[SliceRecord]:
         """The records of a group served whole: `first` (taken with `get()`) and one per
-        batch after it, as `take_slice()` and `advance()` would have written them."""
-        tg = self.trainer
-        describe = tg.run_dir is not None and getattr(tg.datagen, "describe_slice", None)
+        batch after it, as `take_slice()` and `advance()` would have written them (slices
+        served as they are: the generator's preprocessor describes nothing)."""
         size = first.samples
         records = [first]
         for batch in served.batches[1:]:
-            description = describe() if describe else {}
-            records.append(SliceRecord(0, 1, batch.set_name, batch, size, description, True))
+            records.append(SliceRecord(0, 1, batch.set_name, batch, size, {}, True))
         first.batch_exhausted = True
         records[-1].epoch_exhausted = served.epoch_ended
         return records
