@@ -102,6 +102,8 @@ class Batch:
     def size(self) -> int:
         if self.indices is not None:
             return len(self.indices)
+        if len(self.ranges) == 1:  # the usual batch: one range
+            return self.ranges[0][1] - self.ranges[0][0]
         return sum(stop - start for start, stop in self.ranges)
 
     @property
