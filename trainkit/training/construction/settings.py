@@ -420,5 +420,13 @@ def _public_names(klass: type) -> list[str]:
     return [name for name in names if not name.startswith("_")]
 
 
+_DECLARED: set[tuple[type, str]] = set()  # found declared once: declared for good
+
+
 def _declared(klass: type, name: str) -> bool:
-    return any(name in _public_names(k) for k in klass.__mro__)
+    if (klass, name) in _DECLARED:  # (a loop that sets `tg.epochs` per call asks again)
+        return True
+    found = any(name in _public_names(k) for k in klass.__mro__)
+    if found:
+        _DECLARED.add((klass, name))
+    return found
