@@ -103,7 +103,11 @@ class KillDuringStep:
 
 
 def mlp_case(
-    logs_dir: str, callbacks: list, steps_per_execution: int = 1, **options: Any
+    logs_dir: str,
+    callbacks: list,
+    steps_per_execution: int = 1,
+    cropped: bool = False,
+    **options: Any,
 ) -> TrainGenerator:
     rng = np.random.default_rng(0)
     images = rng.random((64, 6, 6, 1), dtype=np.float32)
@@ -116,11 +120,17 @@ def mlp_case(
         keras.layers.Dropout(0.3), keras.layers.Dense(1, activation="sigmoid"),
     ])  # fmt: skip
     model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy", metrics=["accuracy"])
-    crop = RandomCropPreprocessor(4)
-    train = DataGenerator(data=images[:48], labels=labels[:48], batch_size=8, shuffle=True,
-                          seed=3, preprocessor=crop, prefetch=PREFETCH)  # fmt: skip
-    val = DataGenerator(data=images[48:], labels=labels[48:], batch_size=8,
-                        preprocessor=RandomCropPreprocessor(4), prefetch=PREFETCH)  # fmt: skip
+    if cropped:  # cropped beforehand and served as they are (the default prefetch)
+        images = np.ascontiguousarray(images[:, 1:5, 1:5])
+        train = DataGenerator(data=images[:48], labels=labels[:48], batch_size=8, shuffle=True,
+                              seed=3)  # fmt: skip
+        val = DataGenerator(data=images[48:], labels=labels[48:], batch_size=8)
+    else:
+        crop = RandomCropPreprocessor(4)
+        train = DataGenerator(data=images[:48], labels=labels[:48], batch_size=8, shuffle=True,
+                              seed=3, preprocessor=crop, prefetch=PREFETCH)  # fmt: skip
+        val = DataGenerator(data=images[48:], labels=labels[48:], batch_size=8,
+                            preprocessor=RandomCropPreprocessor(4), prefetch=PREFETCH)  # fmt: skip
     return TrainGenerator(model, train, val, epochs=EPOCHS, logs_dir=logs_dir, resume=True,
                           checkpoint_freq={"iter": 4}, callbacks=callbacks, iter_verbosity=0,
                           max_checkpoints=2, steps_per_execution=steps_per_execution,
@@ -152,6 +162,17 @@ def mlp_fused_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     return mlp_case(logs_dir, callbacks, steps_per_execution=8)
 
 
+def mlp_plain_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    """The mlp case on arrays cropped beforehand, served as they are, one slice per call."""
+    return mlp_case(logs_dir, callbacks, cropped=True)
+
+
+def mlp_whole_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    """`mlp_plain_case` with 8 slices per call: a fused group's whole in-memory batches
+    are served at once (`DataGenerator._serve_whole_batches`)."""
+    return mlp_case(logs_dir, callbacks, steps_per_execution=8, cropped=True)
+
+
 def mlp_skip_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     """The mlp case with a NaN pixel in one sample, left out by on_nonfinite='skip'."""
     return mlp_case(logs_dir, callbacks, on_nonfinite="skip")
@@ -164,7 +185,7 @@ def mlp_async_case(logs_dir: str, callbacks: list) -> TrainGenerator:
 
 CASES = {
     "mlp": mlp_case, "lstm": lstm_case, "mlp-fused": mlp_fused_case, "mlp-skip": mlp_skip_case,
-    "mlp-async": mlp_async_case,
+    "mlp-async": mlp_async_case, "mlp-plain": mlp_plain_case, "mlp-whole": mlp_whole_case,
 }  # fmt: skip
 
 

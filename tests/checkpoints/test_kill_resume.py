@@ -39,9 +39,12 @@ CHAINS = {
     # after iter 9, while the write of iter 8 may still run; compared with the sync mlp.
     # Then in the middle of a background append to the histories log.
     "mlp-async": ["ckpt:2", "iter:9", "hist:1", None],
+    # mlp on arrays cropped beforehand, served as they are, 8 slices per call: each fused
+    # group's batches are served at once; compared with the same data one slice per call.
+    "mlp-whole": ["iter:6", "val:1:1", "ckpt:1", None],
 }
-# Cases without their own uninterrupted reference.
-REFERENCE = {"mlp-fused": "mlp", "mlp-async": "mlp"}
+# Cases whose uninterrupted reference is another case's.
+REFERENCE = {"mlp-fused": "mlp", "mlp-async": "mlp", "mlp-whole": "mlp-plain"}
 
 
 def _run(case: str, logs_dir: str, out: str, kill: str | None, prefetch: int | None = None) -> int:
@@ -73,8 +76,7 @@ def runs(tmp_path_factory):
                 None,
                 0,  # synchronous; the killed chain prefetches
             )
-            for case in CHAINS
-            if case not in REFERENCE
+            for case in {REFERENCE.get(case, case) for case in CHAINS}
         }
         chains = {case: pool.submit(_chain, case, root) for case in CHAINS}
         codes = {case: chains[case].result() for case in CHAINS}
