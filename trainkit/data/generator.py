@@ -483,9 +483,8 @@ class DataGenerator:
         Only where each slice is a whole batch of in-memory arrays as served (no
         preprocessor, no store, nothing computed ahead, not a subclass that may serve
         otherwise) and the current slice was served by `get()`; None otherwise (nothing
-        moves: serve slice by slice). The run ends
-        with the epoch, before a batch of another size, or after the `n`-th batch where
-        `ends_after(n)`.
+        moves: serve slice by slice). The run ends with the epoch, before a batch of
+        another size, or after the `n`-th batch where `ends_after(n)`.
         """
         pre, prefetch, cursor = self._preprocessor, self._prefetch, self._cursor
         if (
