@@ -6,6 +6,7 @@ import pytest
 from training_helpers import (
     HOOKS,
     RaiseAt,
+    dense_arrays,
     dense_datagens,
     dense_model,
     lstm_model,
@@ -15,6 +16,7 @@ from training_helpers import (
 )
 
 from trainkit import TrainGenerator
+from trainkit.callbacks import Callback
 
 EPOCHS = 3
 
@@ -125,6 +127,26 @@ def test_a_step_that_fails_after_the_optimizer_applied_it_is_counted_not_refit(
     assert [trainer.history["loss"][i] for i in kept] == [
         dense_reference.history["loss"][i] for i in kept
     ]
+
+
+class TrainsOnceAtEpochEnds(Callback):
+    """One optimizer step of its own at each epoch end (a step the trainer does not count)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        x, y = dense_arrays(4, seed=9)
+        self.trainer.model.train_on_batch(x, y)
+
+
+def test_one_step_taken_outside_before_train_is_called_again_is_not_a_step_of_the_loop():
+    reference = dense_trainer([TrainsOnceAtEpochEnds()], epochs=2)
+    reference.train()
+    trainer = dense_trainer([TrainsOnceAtEpochEnds()], epochs=1)
+    trainer.train()
+    trainer.epochs = 2
+    with pytest.warns(UserWarning, match="moved by 1 steps outside"):
+        trainer.train()  # not "interrupted after the optimizer applied it": no slice lost
+    assert weights_equal(trainer.model, reference.model)
+    assert trainer.history == reference.history
 
 
 def test_raising_epochs_and_calling_train_again_continues_the_run(dense_reference):

@@ -26,7 +26,6 @@ import tensorflow as tf
 from trainkit.data.whole_batches import WholeBatches
 from trainkit.training.construction import preflight
 from trainkit.training.evaluation.sample_weights import slice_sample_weights
-from trainkit.training.loop_state import FIT
 from trainkit.training.slices import distribute
 from trainkit.training.slices.health import data_is_finite, loss_is_finite, nonfinite_error
 from trainkit.training.slices.record import SliceRecord, keras_data
@@ -65,6 +64,8 @@ class SliceFeeder:
             fits several). A slice left out by on_nonfinite='skip' has `record.skipped`.
         poisoned: a slice of a fused group whose loss was not finite, handled once the
             good slices before it are counted: `(logs, args, record)`.
+        stepping: a single slice's step was called and the slice is not queued yet (an
+            interrupt left it so: on re-entry one step more than counted is that one).
     """
 
     def __init__(self, trainer: TrainGenerator) -> None:
@@ -72,6 +73,7 @@ class SliceFeeder:
         self.pending: deque[tuple[SliceRecord, dict[str, float]]] = deque()
         self.poisoned: tuple[dict[str, float], tuple[Any, ...], SliceRecord] | None = None
         self.label_bound = preflight.sparse_label_bound(trainer.model)  # checked per slice
+        self.stepping = False  # a single step was called and its slice is not queued yet
 
     def fit_next(self) -> None:
         """Fit the next slice, or with `steps_per_execution` > 1 a group in one call."""
@@ -80,14 +82,17 @@ class SliceFeeder:
         if not self.data_ok(args):
             return self.nonfinite({}, args, record, before_step=True)
         if tg.steps_per_execution == 1 or not tg._train_step.ready:
+            self.stepping = True  # until the slice is queued: an interrupt leaves it set
             logs = tg._train_step(*args)
             record.samples = int(logs.pop(distribute.SAMPLES_KEY, record.samples))
             if tg.on_nonfinite != "ignore" and not loss_is_finite(logs):
                 if tg.on_nonfinite != "skip":  # 'skip': the guarded step undid itself
                     tg._checkpoints.iterations_offset += 1  # applied, but not counted
+                self.stepping = False
                 return self.nonfinite(logs, args, record)  # the generator stays there
             self.advance(record)
             self.pending.append((record, logs))
+            self.stepping = False
             return None
         return self._fit_group(args, record)
 
@@ -129,7 +134,8 @@ class SliceFeeder:
         pending = sum(record.skipped is None for record, _ in self.pending)
         if done == tg.iters_fit + pending:
             return
-        if done == tg.iters_fit + 1 and tg._state.stage == FIT:
+        if done == tg.iters_fit + 1 and self.stepping:  # (one step taken elsewhere is not)
+            self.stepping = False
             warnings.warn(
                 "The last train step was interrupted after the optimizer applied it; "
                 "it is counted as fit (its metric values were lost) and not fit again.",
