@@ -225,7 +225,7 @@ class TrainsAtEpochEnds(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         x, y = dense_arrays(4, seed=9)
-        for _ in range(2):  # (one step would read as a step of the trainer's own)
+        for _ in range(2):
             self.trainer.model.train_on_batch(x, y)
 
 
