@@ -263,7 +263,7 @@ def fused_call_alone(x: np.ndarray, y: np.ndarray):
 
     def run_epoch() -> int:
         for group in groups:
-            fused(group)
+            fused(group, unroll=True)  # each group full, as (j)'s
         return len(groups) * FUSED_STEPS
 
     return run_epoch
@@ -301,7 +301,7 @@ def floor_per_slice(x: np.ndarray, y: np.ndarray):
                 group.append(datagen.get())
                 places.append((datagen.slice_idx, datagen.current_batch))
                 datagen.update_state()
-            values = fused(group)
+            values = fused(group, unroll=len(group) == FUSED_STEPS)
             accounted(values, history)
             fit += len(values)
         datagen.on_epoch_end()
@@ -332,7 +332,7 @@ def floor_group_take(x: np.ndarray, y: np.ndarray):
                 y[rows].reshape(FUSED_STEPS, BATCH_SIZE).copy(),
             )
             first = (stacked[0][0], stacked[1][0])  # what the call is keyed on
-            values = fused([first] * FUSED_STEPS, stacked)
+            values = fused([first] * FUSED_STEPS, stacked, unroll=True)
             accounted(values, history)
             fit += len(values)
         return fit
@@ -423,7 +423,9 @@ def stand_in_call() -> Iterator[None]:
 
     original = steps.FusedSteps.__call__
 
-    def stand_in(fused: Any, slices: list[Any], stacked: Any = None) -> list[dict[str, float]]:
+    def stand_in(
+        fused: Any, slices: list[Any], stacked: Any = None, unroll: bool = False
+    ) -> list[dict[str, float]]:
         if stacked is None:
             stacked = steps.stack_slices(slices)
         return [{"loss": 1.0, "accuracy": 0.5} for _ in range(len(slices))]

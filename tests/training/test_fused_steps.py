@@ -61,9 +61,9 @@ class CountGroups:
         self.sizes = []
         original = steps.FusedSteps.__call__
 
-        def counted(fused, slices, stacked=None):
+        def counted(fused, slices, stacked=None, unroll=False):
             self.sizes.append(len(slices))
-            return original(fused, slices, stacked)
+            return original(fused, slices, stacked, unroll)
 
         monkeypatch.setattr(steps.FusedSteps, "__call__", counted)
 
@@ -173,11 +173,11 @@ def test_a_failed_fused_call_leaves_the_generator_where_the_group_began(referenc
     original = steps.FusedSteps.__call__
     calls = {"n": 0}
 
-    def flaky(fused, slices, stacked=None):
+    def flaky(fused, slices, stacked=None, unroll=False):
         calls["n"] += 1
         if calls["n"] in (2, 5):
             raise RuntimeError("planned failure in a fused call")
-        return original(fused, slices, stacked)
+        return original(fused, slices, stacked, unroll)
 
     monkeypatch.setattr(steps.FusedSteps, "__call__", flaky)
     trainer = dense_run(8)
@@ -250,8 +250,8 @@ def test_a_fused_call_interrupted_after_it_applied_is_not_fit_again(reference, m
     original = steps.FusedSteps.__call__
     calls = {"n": 0}
 
-    def applied_then_interrupted(fused, slices, stacked=None):
-        result = original(fused, slices, stacked)
+    def applied_then_interrupted(fused, slices, stacked=None, unroll=False):
+        result = original(fused, slices, stacked, unroll)
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # after the call returned: its steps are applied
@@ -356,9 +356,9 @@ def test_a_group_of_plain_arrays_is_stacked_once_and_the_call_takes_that_stack(m
     calls = []
     original = steps.FusedSteps.__call__
 
-    def recorded(fused, slices, stacked=None):
+    def recorded(fused, slices, stacked=None, unroll=False):
         calls.append((slices, stacked))
-        return original(fused, slices, stacked)
+        return original(fused, slices, stacked, unroll)
 
     monkeypatch.setattr(steps.FusedSteps, "__call__", recorded)
     labels_run(6).train()

@@ -234,11 +234,11 @@ def test_a_failed_fused_call_counts_the_steps_it_applied_after_steps_taken_elsew
     trainer = build(8, [TrainsAtEpochEnds()])
     fused, failed = trainer._fused_steps, []
 
-    def fails_once_in_the_second_epoch(slices, stacked=None):
+    def fails_once_in_the_second_epoch(slices, stacked=None, unroll=False):
         if trainer.epoch == 1 and not failed:
             failed.append(len(slices))
             raise RuntimeError("planned failure before the call runs")
-        return fused(slices, stacked)
+        return fused(slices, stacked, unroll)
 
     trainer._fused_steps = fails_once_in_the_second_epoch
     with pytest.raises(RuntimeError, match="planned failure"):

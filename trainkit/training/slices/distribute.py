@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -313,8 +313,9 @@ class DistributedFusedSteps:
         return rows.stack()
 
     def __call__(
-        self, slices: list[tuple[Any, ...]], stacked: Any = None
+        self, slices: Sequence[tuple[Any, ...]], stacked: Any = None, unroll: bool = False
     ) -> list[dict[str, float]]:
+        """As `FusedSteps`; `unroll` is taken and left: the loop runs every group here."""
         if stacked is None:
             stacked = stack_slices(slices)
         distribution = self.single.distribution

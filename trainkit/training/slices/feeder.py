@@ -105,7 +105,8 @@ class SliceFeeder:
             if len(group) == 1:
                 values = [tg._train_step(*args)]
             else:
-                values = tg._fused_steps(StepData(group), stacked)
+                full = len(group) == tg.steps_per_execution  # its steps written out
+                values = tg._fused_steps(StepData(group), stacked, unroll=full)
             if distribute.SAMPLES_KEY in values[0]:  # a strategy's: all workers' rows
                 for logs, each in zip(values, records, strict=True):
                     each.samples = int(logs.pop(distribute.SAMPLES_KEY))

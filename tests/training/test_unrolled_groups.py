@@ -1,0 +1,131 @@
+"""A full fused group runs its steps written out, on TensorFlow's single-threaded executor.
+
+Bitwise what the loop inside the graph gives (and so what one call per slice gives);
+the loop runs wherever the written-out graph cannot: other group lengths, control flow,
+a graph over the op budget, an executor that refuses the graph.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from training_helpers import dense_arrays, dense_model, weights_equal
+
+from trainkit import DataGenerator, TrainGenerator
+from trainkit.training.slices import steps
+
+
+def dropout_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(0.02),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def groups_of(count, size=6, seed=0):
+    x, y = dense_arrays(count * size, seed=seed)
+    return [(x[i : i + size], y[i : i + size]) for i in range(0, count * size, size)]
+
+
+def fused_for(model):
+    single = steps.CompiledStep(model, "train")
+    single(*groups_of(1, seed=9)[0])  # traced, optimizer and metrics built
+    return steps.FusedSteps(single)
+
+
+def fit_groups(unroll, count=2, size=5):
+    """Two groups of `size` slices through a fresh model; metric state is left behind
+    before each (as a callback's `evaluate` would), which no group's values may see."""
+    model = dropout_model()
+    fused = fused_for(model)
+    values = []
+    for seed in range(count):
+        group = groups_of(size, seed=seed)
+        model.evaluate(*groups_of(1, seed=7)[0], verbose=0)  # metric state left behind
+        values.append(fused(group, unroll=unroll))
+    return model, fused, values
+
+
+def test_a_full_group_written_out_equals_the_loop_bitwise():
+    written, fused, values = fit_groups(unroll=True)
+    looped, _, loop_values = fit_groups(unroll=False)
+    assert list(fused._unrolled.values()) and None not in fused._unrolled.values()
+    assert fused._proven == set(fused._unrolled)  # the written-out graph ran
+    assert values == loop_values  # every slice's own values, nothing carried over
+    assert weights_equal(written, looped)
+    for a, b in zip(written.optimizer.variables, looped.optimizer.variables, strict=True):
+        assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_a_graph_the_executor_refuses_runs_in_the_loop_and_steps_once(monkeypatch):
+    # An executor that does not exist is refused as that one refuses control flow: when
+    # the graph is set up, before any step runs.
+    monkeypatch.setattr(steps, "_SINGLE_THREADED", "NO_SUCH_EXECUTOR")
+    written, fused, values = fit_groups(unroll=True)
+    monkeypatch.undo()
+    looped, _, loop_values = fit_groups(unroll=False)
+    assert list(fused._unrolled.values()) == [None] and not fused._proven
+    assert int(written.optimizer.iterations.numpy()) == 1 + 2 * 5  # no step run twice
+    assert values == loop_values and weights_equal(written, looped)
+
+
+def test_steps_over_the_op_budget_or_with_control_flow_are_not_written_out(monkeypatch):
+    monkeypatch.setattr(steps, "UNROLL_OPS", 5 * 40)  # a dropout MLP's step is more
+    _, fused, _ = fit_groups(unroll=True, count=1)
+    assert list(fused._unrolled.values()) == [None]
+    monkeypatch.undo()
+    guarded = steps.CompiledStep(dense_model(), "train", guard=True)  # a tf.cond
+    guarded(*groups_of(1)[0])
+    fused = steps.FusedSteps(guarded)
+    fused(groups_of(4), unroll=True)
+    assert list(fused._unrolled.values()) == [None]
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_a_trainer_writes_out_its_full_groups_and_loops_the_others(prefetch):
+    x, y = dense_arrays(20 * 6)
+
+    def trained(k):
+        datagen = DataGenerator(data=x, labels=y, batch_size=6, shuffle=True, prefetch=prefetch)
+        trainer = TrainGenerator(
+            dropout_model(), datagen, epochs=2, steps_per_execution=k, iter_verbosity=0
+        )
+        trainer.train()
+        return trainer
+
+    one, fused = trained(1), trained(8)
+    # 20 batches an epoch: the first slice alone (traced), then 8, 8 and the epoch's 3.
+    lengths = {key[-1] for key in fused._fused_steps._unrolled}
+    assert lengths == {8} and fused._fused_steps._proven
+    assert weights_equal(fused.model, one.model) and fused.history == one.history
+
+
+def test_a_written_out_call_that_fails_after_its_steps_ran_is_not_run_again(monkeypatch):
+    original = steps.FusedSteps._unrolled_function
+
+    def fails_after_its_steps(fused, *args):
+        function = original(fused, *args)
+
+        def call(stacked):
+            function(stacked)
+            raise tf.errors.InternalError(None, None, "failed after the steps ran")
+
+        return call
+
+    monkeypatch.setattr(steps.FusedSteps, "_unrolled_function", fails_after_its_steps)
+    model = dropout_model()
+    fused = fused_for(model)
+    with pytest.raises(tf.errors.InternalError, match="after the steps ran"):
+        fused(groups_of(5), unroll=True)
+    assert int(model.optimizer.iterations.numpy()) == 1 + 5  # the loop did not run them again
