@@ -1,8 +1,9 @@
 """A full fused group runs its steps written out, on TensorFlow's single-threaded executor.
 
-Bitwise what the loop inside the graph gives (and so what one call per slice gives);
-the loop runs wherever the written-out graph cannot: other group lengths, control flow,
-a graph over the op budget, an executor that refuses the graph.
+Bitwise what the loop inside the graph gives (and so what one call per slice gives).
+The loop runs the first two full groups (the second timed) and wherever the written-out
+graph cannot or does not pay: other group lengths, slow steps, control flow, a graph
+over the op budget, an executor that refuses the graph.
 """
 
 import keras
@@ -44,9 +45,11 @@ def fused_for(model):
     return steps.FusedSteps(single)
 
 
-def fit_groups(unroll, count=2, size=5):
-    """Two groups of `size` slices through a fresh model; metric state is left behind
-    before each (as a callback's `evaluate` would), which no group's values may see."""
+def fit_groups(unroll, count=4, size=5):
+    """`count` groups of `size` slices through a fresh model (with `unroll`, the loop
+    runs the first two, the second timed, then the written-out graph where it pays);
+    metric state is left behind before each (as a callback's `evaluate` would), which
+    no group's values may see."""
     model = dropout_model()
     fused = fused_for(model)
     values = []
@@ -76,20 +79,28 @@ def test_a_graph_the_executor_refuses_runs_in_the_loop_and_steps_once(monkeypatc
     monkeypatch.undo()
     looped, _, loop_values = fit_groups(unroll=False)
     assert list(fused._unrolled.values()) == [None] and not fused._proven
-    assert int(written.optimizer.iterations.numpy()) == 1 + 2 * 5  # no step run twice
+    assert int(written.optimizer.iterations.numpy()) == 1 + 4 * 5  # no step run twice
     assert values == loop_values and weights_equal(written, looped)
 
 
 def test_steps_over_the_op_budget_or_with_control_flow_are_not_written_out(monkeypatch):
     monkeypatch.setattr(steps, "UNROLL_OPS", 5 * 40)  # a dropout MLP's step is more
-    _, fused, _ = fit_groups(unroll=True, count=1)
+    _, fused, _ = fit_groups(unroll=True, count=3)
     assert list(fused._unrolled.values()) == [None]
     monkeypatch.undo()
     guarded = steps.CompiledStep(dense_model(), "train", guard=True)  # a tf.cond
     guarded(*groups_of(1)[0])
     fused = steps.FusedSteps(guarded)
-    fused(groups_of(4), unroll=True)
+    for seed in range(3):
+        fused(groups_of(4, seed=seed), unroll=True)
     assert list(fused._unrolled.values()) == [None]
+
+
+def test_steps_slower_than_the_bound_stay_in_the_loop(monkeypatch):
+    monkeypatch.setattr(steps, "UNROLL_STEP_SECONDS", 0.0)  # every step is slower
+    _, fused, _ = fit_groups(unroll=True, count=3)
+    assert list(fused._loop_seconds) == list(fused._unrolled)  # timed, then chosen
+    assert list(fused._unrolled.values()) == [None] and not fused._proven
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])
@@ -105,7 +116,8 @@ def test_a_trainer_writes_out_its_full_groups_and_loops_the_others(prefetch):
         return trainer
 
     one, fused = trained(1), trained(8)
-    # 20 batches an epoch: the first slice alone (traced), then 8, 8 and the epoch's 3.
+    # 20 batches an epoch: the first slice alone (traced), then 8, 8 and the epoch's 3;
+    # the second epoch's full groups are written out (the first's two: the loop's).
     lengths = {key[-1] for key in fused._fused_steps._unrolled}
     assert lengths == {8} and fused._fused_steps._proven
     assert weights_equal(fused.model, one.model) and fused.history == one.history
@@ -126,6 +138,8 @@ def test_a_written_out_call_that_fails_after_its_steps_ran_is_not_run_again(monk
     monkeypatch.setattr(steps.FusedSteps, "_unrolled_function", fails_after_its_steps)
     model = dropout_model()
     fused = fused_for(model)
+    for seed in range(2):  # the loop's, the second timed
+        fused(groups_of(5, seed=seed), unroll=True)
     with pytest.raises(tf.errors.InternalError, match="after the steps ran"):
         fused(groups_of(5), unroll=True)
-    assert int(model.optimizer.iterations.numpy()) == 1 + 5  # the loop did not run them again
+    assert int(model.optimizer.iterations.numpy()) == 1 + 3 * 5  # not run again by the loop

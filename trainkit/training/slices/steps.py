@@ -16,6 +16,7 @@ through the ordinary call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -133,10 +134,13 @@ class FusedSteps:
       TensorFlow's single-threaded executor. A small model's step is a few hundred ops
       of microseconds each, and scheduling them over the executor's threads (and the
       loop's own ops) is much of the step's time: this runs a tiny MLP's group about a
-      fifth faster on CPU. It is taken only where the step has no control flow (which
-      that executor does not run) and the written-out graph stays under `UNROLL_OPS`
-      ops (its trace grows with them); anywhere else, and where the executor refuses
-      the graph before running it, the loop runs the group.
+      fifth faster on CPU. The loop runs the first full groups, the second of them
+      timed; the written-out graph runs the next ones where the loop took at most
+      `UNROLL_STEP_SECONDS` a step, the step has no control flow (which that executor
+      does not run) and the graph stays under `UNROLL_OPS` ops (its trace grows with
+      them). Anywhere else, and where the executor refuses the graph before running
+      it, the loop runs every group. Either graph gives the same values and weights:
+      the choice moves only the speed.
 
     Args:
         single: the model's `CompiledStep`; it must have run once (so the optimizer and
@@ -150,6 +154,7 @@ class FusedSteps:
         # (signature, length) -> the unrolled call, or None where the loop runs instead
         self._unrolled: dict[tuple[Any, ...], Callable[..., Any] | None] = {}
         self._proven: set[tuple[Any, ...]] = set()  # unrolled calls that have run
+        self._loop_seconds: dict[tuple[Any, ...], float] = {}  # per step, a full group's
 
     def _one_step(self) -> Callable[[Any, Any], Any]:
         """`one(stacked, index)`: the step on the index-th slice, its values stacked, the
@@ -188,19 +193,30 @@ class FusedSteps:
 
         `stacked`: `stack_slices(slices)` when the caller has it already (it is not
         copied again: it must be that call's own result). `unroll`: run the group with
-        the steps written out, where that can be (see the class).
+        the steps written out, where that can be and pays (see the class).
         """
         if stacked is None:
             stacked = stack_slices(slices)
         key = signature_key(slices[0])
-        rows = self._unrolled_rows(key, slices, stacked) if unroll else None
+        length_key = (*key, len(slices)) if unroll else None
+        rows = None if length_key is None else self._unrolled_rows(length_key, slices, stacked)
         if rows is None:
-            function = self._concrete.get(key)
-            if function is None:
-                function = self._concrete[key] = self._concrete_function(stacked)
-            rows = function(stacked)
+            rows = self._loop_rows(key, stacked, length_key)
         names = self.single.names
-        return [dict(zip(names, row)) for row in rows.numpy().tolist()]
+        return [dict(zip(names, row)) for row in rows.tolist()]
+
+    def _loop_rows(self, key: tuple[Any, ...], stacked: Any, timed: Any) -> np.ndarray:
+        """The group's values from the loop; a full group's call after the loop's first
+        (which traces it) is timed under `timed`, to choose the graph for the next."""
+        function = self._concrete.get(key)
+        traced = function is None
+        if function is None:
+            function = self._concrete[key] = self._concrete_function(stacked)
+        start = time.perf_counter()
+        rows: np.ndarray = function(stacked).numpy()
+        if timed is not None and not traced:
+            self._loop_seconds[timed] = (time.perf_counter() - start) / max(len(rows), 1)
+        return rows
 
     def _concrete_function(self, stacked: tuple[Any, ...]) -> Callable[..., Any]:
         if self.single.model.run_eagerly:
@@ -211,20 +227,25 @@ class FusedSteps:
 
     def _unrolled_rows(
         self, key: tuple[Any, ...], slices: Sequence[tuple[Any, ...]], stacked: Any
-    ) -> Any:
-        """The group's values from its unrolled graph; None where the loop runs it."""
-        key = (*key, len(slices))
+    ) -> np.ndarray | None:
+        """The group's values from its written-out graph; None where the loop runs it."""
         if key not in self._unrolled:
-            self._unrolled[key] = self._unrolled_function(slices[0], stacked, len(slices))
+            seconds = self._loop_seconds.get(key)
+            if seconds is None:
+                return None  # the loop runs it, timed, first
+            pays = seconds <= UNROLL_STEP_SECONDS
+            self._unrolled[key] = (
+                self._unrolled_function(slices[0], stacked, len(slices)) if pays else None
+            )
         function = self._unrolled[key]
         if function is None or key in self._proven:
-            return function(stacked) if function is not None else None
+            return None if function is None else function(stacked).numpy()
         # The first call: the executor checks the graph before it runs any op, and
         # refuses some (control flow or reference edges the graph check did not see).
         iterations = self.single.model.optimizer.iterations
         before = int(iterations.numpy())
         try:
-            rows = function(stacked)
+            rows: np.ndarray = function(stacked).numpy()
         except tf.errors.OpError:
             if int(iterations.numpy()) != before:
                 raise  # steps ran: the feeder counts them as after any failure
@@ -264,6 +285,11 @@ class FusedSteps:
 # Ops of a group's written-out graph at most (a tiny MLP's step is about 300 ops, so 32
 # of them fit): the trace takes about 0.2 ms per op, and its first call as much again.
 UNROLL_OPS = 16_384
+# A step the loop runs in more than this (seconds) is not written out: with more work
+# per op, the ops the default executor runs side by side gain more than the scheduling
+# costs (an MLP 256-512-512-10 at batch 256, 2.4 ms a step on 2 cores, ran 13 % slower
+# written out; a 64-32-10 one at batch 64, 0.1 ms a step, 26 % faster).
+UNROLL_STEP_SECONDS = 1e-3
 _SINGLE_THREADED = "SINGLE_THREADED_EXECUTOR"
 _CONTROL_FLOW = frozenset(
     {"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase", "Switch", "Merge"}
