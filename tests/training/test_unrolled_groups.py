@@ -1,9 +1,10 @@
-"""A full fused group runs its steps written out, on TensorFlow's single-threaded executor.
+"""Fused groups of a length that recurs run their steps written out, on one thread.
 
-Bitwise what the loop inside the graph gives (and so what one call per slice gives).
-The loop runs the first two full groups (the second timed) and wherever the written-out
-graph cannot or does not pay: other group lengths, slow steps, control flow, a graph
-over the op budget, an executor that refuses the graph.
+The written-out graph runs on TensorFlow's single-threaded executor, bitwise what the loop
+inside the graph gives (and so what one call per slice gives). The loop runs the first
+two groups of a length (the second timed) and wherever the written-out graph cannot or
+does not pay: lengths that do not recur, slow steps, control flow, a graph over the op
+budget, an executor that refuses the graph.
 """
 
 import keras
@@ -104,22 +105,24 @@ def test_steps_slower_than_the_bound_stay_in_the_loop(monkeypatch):
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])
-def test_a_trainer_writes_out_its_full_groups_and_loops_the_others(prefetch):
+def test_a_trainer_writes_out_full_groups_and_epoch_ends_and_loops_the_others(prefetch):
     x, y = dense_arrays(20 * 6)
 
     def trained(k):
         datagen = DataGenerator(data=x, labels=y, batch_size=6, shuffle=True, prefetch=prefetch)
         trainer = TrainGenerator(
-            dropout_model(), datagen, epochs=2, steps_per_execution=k, iter_verbosity=0
+            dropout_model(), datagen, epochs=4, steps_per_execution=k, iter_verbosity=0
         )
         trainer.train()
         return trainer
 
     one, fused = trained(1), trained(8)
-    # 20 batches an epoch: the first slice alone (traced), then 8, 8 and the epoch's 3;
-    # the second epoch's full groups are written out (the first's two: the loop's).
-    lengths = {key[-1] for key in fused._fused_steps._unrolled}
-    assert lengths == {8} and fused._fused_steps._proven
+    # 20 batches an epoch: the first slice alone (traced), 8, 8 and the epoch's last 3;
+    # then 8, 8, 4 each epoch. A length's third group on is written out: 8 from the
+    # second epoch, 4 in the fourth; 3, once only, never.
+    unrolled = fused._fused_steps._unrolled
+    assert sorted(key[-1] for key in unrolled) == [4, 8] and None not in unrolled.values()
+    assert fused._fused_steps._proven == set(unrolled)
     assert weights_equal(fused.model, one.model) and fused.history == one.history
 
 

@@ -129,12 +129,13 @@ class FusedSteps:
     Two graphs run a group:
 
     - a loop inside the graph (`tf.range`), one trace for every group length;
-    - with `unroll=True` (the feeder passes it for a full group, `steps_per_execution`
-      slices), the steps written out one after another for that length, run by
+    - with `unroll=True` (the feeder passes it for the group lengths that recur: a full
+      group of `steps_per_execution` slices, and an epoch's last group), the steps
+      written out one after another for that length, run by
       TensorFlow's single-threaded executor. A small model's step is a few hundred ops
       of microseconds each, and scheduling them over the executor's threads (and the
       loop's own ops) is much of the step's time: this runs a tiny MLP's group about a
-      fifth faster on CPU. The loop runs the first full groups, the second of them
+      fifth faster on CPU. The loop runs the first two groups of a length, the second
       timed; the written-out graph runs the next ones where the loop took at most
       `UNROLL_STEP_SECONDS` a step, the step has no control flow (which that executor
       does not run) and the graph stays under `UNROLL_OPS` ops (its trace grows with
@@ -154,7 +155,7 @@ class FusedSteps:
         # (signature, length) -> the unrolled call, or None where the loop runs instead
         self._unrolled: dict[tuple[Any, ...], Callable[..., Any] | None] = {}
         self._proven: set[tuple[Any, ...]] = set()  # unrolled calls that have run
-        self._loop_seconds: dict[tuple[Any, ...], float] = {}  # per step, a full group's
+        self._loop_seconds: dict[tuple[Any, ...], float] = {}  # per step, by length
 
     def _one_step(self) -> Callable[[Any, Any], Any]:
         """`one(stacked, index)`: the step on the index-th slice, its values stacked, the
@@ -206,8 +207,9 @@ class FusedSteps:
         return [dict(zip(names, row)) for row in rows.tolist()]
 
     def _loop_rows(self, key: tuple[Any, ...], stacked: Any, timed: Any) -> np.ndarray:
-        """The group's values from the loop; a full group's call after the loop's first
-        (which traces it) is timed under `timed`, to choose the graph for the next."""
+        """The group's values from the loop; with `timed` (the signature and length of a
+        group that may be written out), a call after the loop's first (which traces it)
+        is timed, to choose the graph of the next group of that length."""
         function = self._concrete.get(key)
         traced = function is None
         if function is None:
