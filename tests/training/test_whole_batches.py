@@ -1,6 +1,9 @@
 """A fused group of whole in-memory batches: served at once, and accounted at once where
 nothing listens between batches; bitwise what one slice at a time serves and counts."""
 
+import math
+from collections import deque
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +14,8 @@ from trainkit.callbacks import Callback
 from trainkit.data.preprocessors.base import Preprocessor
 from trainkit.training import trainer as trainer_module
 from trainkit.training.callback_list import CallbackList
+from trainkit.training.loop_state import LoopState, count_whole_batches
+from trainkit.training.slices.record import SliceRecord
 
 ROWS, BATCH = 50, 4  # 12 batches of 4 and a short one of 2
 
@@ -283,3 +288,22 @@ def test_callbacks_that_listen_between_batches_are_told_apart(callback, quiet):
     trainer = build(1)
     assert CallbackList([], trainer).quiet_between_batches
     assert CallbackList([callback], trainer).quiet_between_batches is quiet
+
+
+def test_batches_counted_at_once_give_a_slice_without_values_a_nan_row_and_no_weight():
+    # A slice whose step applied before an interrupt is counted without values, and a
+    # slice of no rows weighs nothing; the batches around them keep their rows, weights.
+    def whole(samples):
+        return SliceRecord(0, 1, "1", None, samples, batch_exhausted=True)
+
+    first, second = {"loss": 1.0, "accuracy": 0.5}, {"loss": 3.0, "accuracy": 0.25}
+    for empty in ({}, second):
+        state = LoopState(history={"loss": [9.0], "accuracy": [9.0]})
+        pending = deque([(whole(4), first), (whole(0), empty), (whole(4), second), (whole(4), {})])
+        assert count_whole_batches(state, pending) == 3 and len(pending) == 1
+        loss = state.history["loss"]
+        assert loss[1::2] == [1.0, 3.0] and math.isnan(loss[2])
+        assert state.history["accuracy"][1::2] == [0.5, 0.25]
+        means = state.epoch_means
+        assert (means.sums, means.weight, means.count) == ({"loss": 16.0, "accuracy": 3.0}, 8.0, 3)
+        assert (state.iters_fit, state.batches_fit, state.last_iter_logs) == (3, 3, second)

@@ -282,29 +282,56 @@ def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, fl
     one pass, and how many. For a loop where nothing acts between these batches (a fused
     group ends where something does) and no hook, output or progress line listens.
     """
-    history, epoch_means = state.history, state.epoch_means
-    count = 0
+    run = []
     while len(pending) > 1:
         record = pending[0][0]
         if record.skipped is not None or record.slices_per_batch != 1 or not record.batch_exhausted:
             break  # not a whole batch fit: the stages account it
-        logs = pending.popleft()[1]
-        count += 1
-        loss = logs.get("loss")
-        if loss is not None and not math.isfinite(loss) and state.first_nonfinite_iter is None:
-            state.first_nonfinite_iter = state.iters_fit + 1  # on_nonfinite='ignore'
-        # The batch's means of its one slice, as `batch_means` computes them (`clear()`,
-        # `add()`, `result()`; the next batch begun clears them again).
-        weight = record.samples
-        total = 0.0 + weight
-        batch_logs = {n: (0.0 + v * weight) / total for n, v in logs.items()} if weight else {}
-        epoch_means.add(batch_logs, total)  # its mean weight: one slice
-        append_logs(history, batch_logs)
-        state.iters_fit += 1
-        state.batches_fit += 1
-        state.batch_in_epoch += 1
-        state.iter_in_batch, state.last_iter_logs = 1, logs
-    return count
+        run.append(pending.popleft())
+    if not run:
+        return 0
+    names = run[0][1].keys()
+    loss = [logs.get("loss", 0.0) for _, logs in run]
+    if state.first_nonfinite_iter is None and not all(map(math.isfinite, loss)):
+        bad = next(j for j, value in enumerate(loss) if not math.isfinite(value))
+        state.first_nonfinite_iter = state.iters_fit + bad + 1  # on_nonfinite='ignore'
+    if names == state.history.keys() and all(
+        logs.keys() == names and record.samples for record, logs in run
+    ):
+        _count_by_metric(state, run, names)
+    else:  # a metric first or no longer logged, or a slice without values
+        for record, logs in run:
+            _count_batch(state, record.samples, logs)
+    state.iters_fit += len(run)
+    state.batches_fit += len(run)
+    state.batch_in_epoch += len(run)
+    state.iter_in_batch, state.last_iter_logs = 1, run[-1][1]
+    return len(run)
+
+
+def _count_batch(state: LoopState, samples: int, logs: dict[str, float]) -> None:
+    """One whole batch's means of its one slice, as `batch_means` computes them (`clear()`,
+    `add()`, `result()`), added to the epoch's means and the history."""
+    total = 0.0 + samples
+    batch_logs = {n: (0.0 + v * samples) / total for n, v in logs.items()} if samples else {}
+    state.epoch_means.add(batch_logs, total)  # its mean weight: one slice
+    append_logs(state.history, batch_logs)
+
+
+def _count_by_metric(state: LoopState, run: list[Any], names: Any) -> None:
+    """`_count_batch` for each of `run`, metric by metric: the same operations in the
+    same order for each sum, so the same floats."""
+    means, weights = state.epoch_means, [0.0 + record.samples for record, _ in run]
+    for name in names:
+        rows = [(0.0 + logs[name] * w) / w for (_, logs), w in zip(run, weights, strict=True)]
+        total = means.sums.get(name, 0.0)
+        for value, weight in zip(rows, weights, strict=True):
+            total += value * weight
+        means.sums[name] = total
+        state.history[name].extend(rows)
+    for weight in weights:
+        means.weight += weight
+    means.count += len(run)
 
 
 def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None:
