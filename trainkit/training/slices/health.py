@@ -86,20 +86,12 @@ def loss_is_finite(logs: dict[str, float]) -> bool:
 def data_is_finite(args: tuple[Any, ...]) -> bool:
     """Whether every floating array of a slice `(x, y[, sample_weight])` is finite.
 
-    One vectorized pass per array: a sum is finite exactly when no element is NaN or inf,
-    unless the sum itself overflows, and only then is each element looked at.
+    One vectorized pass per array (`np.isfinite(...).all()`: about half the time of a
+    float32 sum over a fused group's stack, and no overflow to tell apart).
     """
     plain = all(type(arg) is np.ndarray or arg is None for arg in args)  # the common case
     leaves = [arg for arg in args if arg is not None] if plain else _leaves(args)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for leaf in leaves:
-            if leaf.dtype.kind not in "fc" or leaf.size == 0:
-                continue
-            if math.isfinite(abs(np.add.reduce(leaf, axis=None))):
-                continue
-            if not np.isfinite(leaf).all():
-                return False
-    return True
+    return all(leaf.dtype.kind not in "fc" or np.isfinite(leaf).all() for leaf in leaves)
 
 
 def check_weights(
