@@ -17,6 +17,13 @@ from trainkit import DataGenerator, TrainGenerator
 from trainkit.training.slices import steps
 
 
+@pytest.fixture(autouse=True)
+def any_step_is_short(monkeypatch):
+    """The bound on a step's time set out of reach of a busy machine: these tests are
+    about which graph runs, not about the timing (one test sets its own bound)."""
+    monkeypatch.setattr(steps, "UNROLL_STEP_SECONDS", 10.0)
+
+
 def dropout_model():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -77,7 +84,6 @@ def test_a_graph_the_executor_refuses_runs_in_the_loop_and_steps_once(monkeypatc
     # the graph is set up, before any step runs.
     monkeypatch.setattr(steps, "_SINGLE_THREADED", "NO_SUCH_EXECUTOR")
     written, fused, values = fit_groups(unroll=True)
-    monkeypatch.undo()
     looped, _, loop_values = fit_groups(unroll=False)
     assert list(fused._unrolled.values()) == [None] and not fused._proven
     assert int(written.optimizer.iterations.numpy()) == 1 + 4 * 5  # no step run twice
@@ -85,16 +91,20 @@ def test_a_graph_the_executor_refuses_runs_in_the_loop_and_steps_once(monkeypatc
 
 
 def test_steps_over_the_op_budget_or_with_control_flow_are_not_written_out(monkeypatch):
+    budget = steps.UNROLL_OPS
     monkeypatch.setattr(steps, "UNROLL_OPS", 5 * 40)  # a dropout MLP's step is more
     _, fused, _ = fit_groups(unroll=True, count=3)
     assert list(fused._unrolled.values()) == [None]
-    monkeypatch.undo()
+    monkeypatch.setattr(steps, "UNROLL_OPS", budget)
     guarded = steps.CompiledStep(dense_model(), "train", guard=True)  # a tf.cond
     guarded(*groups_of(1)[0])
     fused = steps.FusedSteps(guarded)
     for seed in range(3):
         fused(groups_of(4, seed=seed), unroll=True)
     assert list(fused._unrolled.values()) == [None]
+    group = groups_of(4)
+    stacked = steps.stack_slices(group)
+    assert fused._unrolled_function(group[0], stacked, 4) is None  # not even traced
 
 
 def test_steps_slower_than_the_bound_stay_in_the_loop(monkeypatch):

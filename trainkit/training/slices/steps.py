@@ -288,10 +288,11 @@ class FusedSteps:
 # of them fit): the trace takes about 0.2 ms per op, and its first call as much again.
 UNROLL_OPS = 16_384
 # A step the loop runs in more than this (seconds) is not written out: with more work
-# per op, the ops the default executor runs side by side gain more than the scheduling
-# costs (an MLP 256-512-512-10 at batch 256, 2.4 ms a step on 2 cores, ran 13 % slower
-# written out; a 64-32-10 one at batch 64, 0.1 ms a step, 26 % faster).
-UNROLL_STEP_SECONDS = 1e-3
+# per op, the ops the default executor runs side by side gain about what its scheduling
+# costs (on 2 cores: an MLP 64-32-10 at batch 64, 0.1 ms a step, ran 1.25-1.3x as fast
+# written out, 128-128-128-10 at batch 128, 0.26-0.31 ms, 1.08-1.1x, 256-256-256-10,
+# 0.5-0.7 ms, 0.9-1.05x, and steps of 1.4-2.4 ms 0.87-1.02x; bench_fused_graphs.py).
+UNROLL_STEP_SECONDS = 4e-4
 _SINGLE_THREADED = "SINGLE_THREADED_EXECUTOR"
 _CONTROL_FLOW = frozenset(
     {"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase", "Switch", "Merge"}
