@@ -16,13 +16,16 @@ Tiny MLP (64 -> 32 -> 10), batch 64, in-memory arrays, everything warmed up firs
   (k) bare concrete loop: the fastest per-step loop a user can write, the model's own
       `train_step` as one concrete `tf.function`, its logs read to Python each step
   (l) in-graph limit: one concrete `tf.function` running `train_step` over 32 stacked
-      slices with `tf.range`, keeping each step's loss (what (j) could reach at best)
+      slices with `tf.range`, keeping each step's loss (the limit the fused-steps target
+      is set against; trainkit's own call writes a full group's steps out instead and
+      can run faster than it, see (n))
   (m) bare flat-call loop: (k) calling its concrete function the way trainkit's step
       does (its flat call, skipping TensorFlow's per-call matching of the arguments):
       the fastest dispatch there is, so (d) against (m) is the bookkeeping alone
   (n) trainkit's fused call alone: the compiled call (j) makes, on groups of 32 slices
-      taken beforehand: (n) against (l) is the call's own cost (each slice's metric
-      values, the stacking), (j) against (n) the loop's bookkeeping of a group
+      taken beforehand (written out from the third group on, as in (j)): (n) against (l)
+      is the call's own cost or gain (each slice's metric values, the stacking, the
+      written-out graph), (j) against (n) the loop's bookkeeping of a group
   (o) floor of any loop that takes slices one by one: the DataGenerator's protocol per
       slice, the call of (n), each slice's loss checked, a running mean and a history
       row, nothing else (no stages, hooks, records): what a loop could reach at best
