@@ -105,10 +105,8 @@ class SliceFeeder:
             if len(group) == 1:
                 values = [tg._train_step(*args)]
             else:
-                # A full group, or an epoch's last (the same length every epoch where
-                # nothing else ends groups): the lengths that recur, written out.
-                recurs = len(group) == tg.steps_per_execution or records[-1].epoch_exhausted
-                values = tg._fused_steps(StepData(group), stacked, unroll=recurs)
+                full = len(group) == tg.steps_per_execution  # the length that recurs
+                values = tg._fused_steps(StepData(group), stacked, unroll=full)
             if distribute.SAMPLES_KEY in values[0]:  # a strategy's: all workers' rows
                 for logs, each in zip(values, records, strict=True):
                     each.samples = int(logs.pop(distribute.SAMPLES_KEY))

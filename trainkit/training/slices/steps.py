@@ -129,19 +129,20 @@ class FusedSteps:
     Two graphs run a group:
 
     - a loop inside the graph (`tf.range`), one trace for every group length;
-    - with `unroll=True` (the feeder passes it for the group lengths that recur: a full
-      group of `steps_per_execution` slices, and an epoch's last group), the steps
-      written out one after another for that length, run by
-      TensorFlow's single-threaded executor. A small model's step is a few hundred ops
-      of microseconds each, and scheduling them over the executor's threads (and the
-      loop's own ops) is much of the step's time: this runs a tiny MLP's group about a
-      fifth faster on CPU. The loop runs the first two groups of a length, the second
-      timed; the written-out graph runs the next ones where the loop took at most
-      `UNROLL_STEP_SECONDS` a step, the step has no control flow (which that executor
-      does not run) and the graph stays under `UNROLL_OPS` ops (its trace grows with
-      them). Anywhere else, and where the executor refuses the graph before running
-      it, the loop runs every group. Either graph gives the same values and weights:
-      the choice moves only the speed.
+    - with `unroll=True` (the feeder passes it for a full group, `steps_per_execution`
+      slices), the steps written out one after another for that length, each after
+      every op of the one before, run by TensorFlow's single-threaded executor. A
+      small model's step is a few hundred ops of microseconds each, and scheduling them
+      over the executor's threads (and the loop's own ops) is much of the step's time:
+      this runs a tiny MLP's group about a fifth faster on CPU. The loop runs the groups
+      of a length until one has been timed (a call that traced the loop is not); the
+      written-out graph runs the next ones where the loop took at most
+      `UNROLL_STEP_SECONDS` a step, the step's graph has no control flow at its top
+      level (which that executor does not run) and the written-out graph stays under
+      `UNROLL_OPS` ops (its trace grows with them). Anywhere else, and where the
+      executor refuses the graph before running it, the loop runs every group. Either
+      graph gives the same values and weights, and leaves `optimizer.iterations` at
+      the steps begun when a step fails: the choice moves only the speed.
 
     Args:
         single: the model's `CompiledStep`; it must have run once (so the optimizer and
@@ -248,7 +249,7 @@ class FusedSteps:
         before = int(iterations.numpy())
         try:
             rows: np.ndarray = function(stacked).numpy()
-        except tf.errors.OpError:
+        except _REFUSED:
             if int(iterations.numpy()) != before:
                 raise  # steps ran: the feeder counts them as after any failure
             self._unrolled[key] = None
@@ -270,8 +271,19 @@ class FusedSteps:
         one = self._one_step()
 
         def steps_written_out(stacked: tuple[Any, ...]) -> Any:
+            # Each step after every op of the one before: stateful ops on the same
+            # variable keep their program order anyway, but the executor could run the
+            # optimizer's step counts (which hang on nothing else) ahead of the steps, and
+            # a failure inside the group must leave the count at the steps begun, as the
+            # loop leaves it (the feeder counts those as applied).
+            graph, rows, done = tf.compat.v1.get_default_graph(), [], None
             model.reset_metrics()
-            return tf.stack([one(stacked, index) for index in range(length)])
+            for index in range(length):
+                start = len(graph.get_operations())
+                with tf.control_dependencies([] if done is None else [done]):
+                    rows.append(one(stacked, index))
+                done = tf.group(*graph.get_operations()[start:])
+            return tf.stack(rows)
 
         spec = _stacked_spec(stacked, length)
         concrete = tf.function(steps_written_out).get_concrete_function(spec)
@@ -294,6 +306,13 @@ UNROLL_OPS = 16_384
 # 0.5-0.7 ms, 0.9-1.05x, and steps of 1.4-2.4 ms 0.87-1.02x; bench_fused_graphs.py).
 UNROLL_STEP_SECONDS = 4e-4
 _SINGLE_THREADED = "SINGLE_THREADED_EXECUTOR"
+# How an executor refuses a graph when it sets it up (control flow, reference edges; an
+# executor TensorFlow does not have): any other error is the step's own, raised.
+_REFUSED = (
+    tf.errors.FailedPreconditionError,
+    tf.errors.UnimplementedError,
+    tf.errors.NotFoundError,
+)
 _CONTROL_FLOW = frozenset(
     {"While", "StatelessWhile", "If", "StatelessIf", "Case", "StatelessCase", "Switch", "Merge"}
 )
