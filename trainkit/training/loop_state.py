@@ -282,26 +282,36 @@ def count_whole_batches(state: LoopState, pending: deque[tuple[Any, dict[str, fl
     one pass, and how many. For a loop where nothing acts between these batches (a fused
     group ends where something does) and no hook, output or progress line listens.
     """
-    run = []
-    while len(pending) > 1:
-        record = pending[0][0]
-        if record.skipped is not None or record.slices_per_batch != 1 or not record.batch_exhausted:
+    run: list[tuple[Any, dict[str, float]]] = []
+    for record, logs in pending:
+        if len(run) == len(pending) - 1 or record.skipped is not None:
+            break
+        if record.slices_per_batch != 1 or not record.batch_exhausted:
             break  # not a whole batch fit: the stages account it
-        run.append(pending.popleft())
+        run.append((record, logs))
     if not run:
         return 0
     names = run[0][1].keys()
+    if names == state.history.keys() and all(
+        logs.keys() == names and record.samples for record, logs in run
+    ):
+        # Computed first, then applied with the records taken, in one short stretch.
+        sums, weight, rows = _by_metric(state, run, names)
+        for _ in run:
+            pending.popleft()
+        for name in names:
+            state.history[name].extend(rows[name])
+        means = state.epoch_means
+        means.sums.update(sums)
+        means.weight, means.count = weight, means.count + len(run)
+    else:  # a metric first or no longer logged, or a slice without values
+        for record, logs in run:
+            pending.popleft()
+            _count_batch(state, record.samples, logs)
     loss = [logs.get("loss", 0.0) for _, logs in run]
     if state.first_nonfinite_iter is None and not all(map(math.isfinite, loss)):
         bad = next(j for j, value in enumerate(loss) if not math.isfinite(value))
         state.first_nonfinite_iter = state.iters_fit + bad + 1  # on_nonfinite='ignore'
-    if names == state.history.keys() and all(
-        logs.keys() == names and record.samples for record, logs in run
-    ):
-        _count_by_metric(state, run, names)
-    else:  # a metric first or no longer logged, or a slice without values
-        for record, logs in run:
-            _count_batch(state, record.samples, logs)
     state.iters_fit += len(run)
     state.batches_fit += len(run)
     state.batch_in_epoch += len(run)
@@ -318,20 +328,24 @@ def _count_batch(state: LoopState, samples: int, logs: dict[str, float]) -> None
     append_logs(state.history, batch_logs)
 
 
-def _count_by_metric(state: LoopState, run: list[Any], names: Any) -> None:
-    """`_count_batch` for each of `run`, metric by metric: the same operations in the
-    same order for each sum, so the same floats."""
+def _by_metric(
+    state: LoopState, run: list[tuple[Any, dict[str, float]]], names: Any
+) -> tuple[dict[str, float], float, dict[str, list[float]]]:
+    """What `_count_batch` for each of `run` would make of the epoch's sums and weight and
+    of the history rows, metric by metric (the same operations in the same order for
+    each sum, so the same floats), changing nothing."""
     means, weights = state.epoch_means, [0.0 + record.samples for record, _ in run]
+    sums, rows = {}, {}
     for name in names:
-        rows = [(0.0 + logs[name] * w) / w for (_, logs), w in zip(run, weights, strict=True)]
+        rows[name] = [(0.0 + logs[name] * w) / w for (_, logs), w in zip(run, weights, strict=True)]
         total = means.sums.get(name, 0.0)
-        for value, weight in zip(rows, weights, strict=True):
+        for value, weight in zip(rows[name], weights, strict=True):
             total += value * weight
-        means.sums[name] = total
-        state.history[name].extend(rows)
-    for weight in weights:
-        means.weight += weight
-    means.count += len(run)
+        sums[name] = total
+    weight = means.weight
+    for each in weights:
+        weight += each
+    return sums, weight, rows
 
 
 def append_logs(history: dict[str, list[float]], logs: dict[str, float]) -> None:
