@@ -107,6 +107,16 @@ def test_steps_over_the_op_budget_or_with_control_flow_are_not_written_out(monke
     assert fused._unrolled_function(group[0], stacked, 4) is None  # not even traced
 
 
+def test_signatures_beyond_the_first_few_stay_in_the_loop(monkeypatch):
+    monkeypatch.setattr(steps, "UNROLL_GRAPHS", 1)
+    model = dropout_model()
+    fused = fused_for(model)
+    for size in (5, 4):  # two signatures: slices of 5 rows, then of 4
+        for seed in range(3):
+            fused(groups_of(4, size=size, seed=seed), unroll=True)
+    assert [function is not None for function in fused._unrolled.values()] == [True, False]
+
+
 def test_steps_slower_than_the_bound_stay_in_the_loop(monkeypatch):
     monkeypatch.setattr(steps, "UNROLL_STEP_SECONDS", 0.0)  # every step is slower
     _, fused, _ = fit_groups(unroll=True, count=3)

@@ -138,8 +138,9 @@ class FusedSteps:
       of a length until one has been timed (a call that traced the loop is not); the
       written-out graph runs the next ones where the loop took at most
       `UNROLL_STEP_SECONDS` a step, the step's graph has no control flow at its top
-      level (which that executor does not run) and the written-out graph stays under
-      `UNROLL_OPS` ops (its trace grows with them). Anywhere else, and where the
+      level (which that executor does not run), the written-out graph stays under
+      `UNROLL_OPS` ops (its trace grows with them) and fewer than `UNROLL_GRAPHS`
+      signatures have one already. Anywhere else, and where the
       executor refuses the graph before running it, the loop runs every group. Either
       graph gives the same values and weights, and leaves `optimizer.iterations` at
       the steps begun when a step fails: the choice moves only the speed.
@@ -236,7 +237,8 @@ class FusedSteps:
             seconds = self._loop_seconds.get(key)
             if seconds is None:
                 return None  # the loop runs it, timed, first
-            pays = seconds <= UNROLL_STEP_SECONDS
+            written = sum(function is not None for function in self._unrolled.values())
+            pays = seconds <= UNROLL_STEP_SECONDS and written < UNROLL_GRAPHS
             self._unrolled[key] = (
                 self._unrolled_function(slices[0], stacked, len(slices)) if pays else None
             )
@@ -305,6 +307,9 @@ UNROLL_OPS = 16_384
 # written out, 128-128-128-10 at batch 128, 0.26-0.31 ms, 1.08-1.1x, 256-256-256-10,
 # 0.5-0.7 ms, 0.9-1.05x, and steps of 1.4-2.4 ms 0.87-1.02x; bench_fused_graphs.py).
 UNROLL_STEP_SECONDS = 4e-4
+# Written-out graphs at most, one per signature (slices of varying shapes, as padded or
+# bucketed data gives, would each pay a trace several times the loop's).
+UNROLL_GRAPHS = 4
 _SINGLE_THREADED = "SINGLE_THREADED_EXECUTOR"
 # How an executor refuses a graph when it sets it up (control flow, reference edges; an
 # executor TensorFlow does not have): any other error is the step's own, raised.
