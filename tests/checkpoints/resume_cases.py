@@ -29,6 +29,7 @@ import numpy as np
 from trainkit import DataGenerator, RandomCropPreprocessor, TimeseriesPreprocessor, TrainGenerator
 from trainkit.callbacks import Callback
 from trainkit.checkpoints import checkpoint_dirs, history_log
+from trainkit.training.slices import steps
 
 EPOCHS = 3
 # The generators' prefetch: the default unless the test asks otherwise (its references
@@ -183,9 +184,27 @@ def mlp_async_case(logs_dir: str, callbacks: list) -> TrainGenerator:
     return mlp_case(logs_dir, callbacks, async_checkpoints=True)
 
 
+def mlp_written_case(logs_dir: str, callbacks: list) -> TrainGenerator:
+    """`mlp_plain_case` with 4 slices per call: full groups (iters 9-12 timed in the loop,
+    13-16 written out and checkpointed at 16) run their steps written out. Each process
+    that runs a written-out group leaves a file LOGS_DIR + '.written-out'."""
+    steps.UNROLL_STEP_SECONDS = 10.0  # written out whatever this machine's load
+    unrolled_rows = steps.FusedSteps._unrolled_rows
+
+    def marked(fused: Any, *args: Any) -> Any:
+        rows = unrolled_rows(fused, *args)
+        if rows is not None:
+            open(logs_dir.rstrip(os.sep) + ".written-out", "a").close()
+        return rows
+
+    steps.FusedSteps._unrolled_rows = marked  # type: ignore[method-assign]
+    return mlp_case(logs_dir, callbacks, steps_per_execution=4, cropped=True)
+
+
 CASES = {
     "mlp": mlp_case, "lstm": lstm_case, "mlp-fused": mlp_fused_case, "mlp-skip": mlp_skip_case,
     "mlp-async": mlp_async_case, "mlp-plain": mlp_plain_case, "mlp-whole": mlp_whole_case,
+    "mlp-written": mlp_written_case,
 }  # fmt: skip
 
 

@@ -42,9 +42,14 @@ CHAINS = {
     # mlp on arrays cropped beforehand, served as they are, 8 slices per call: each fused
     # group's batches are served at once; compared with the same data one slice per call.
     "mlp-whole": ["iter:6", "val:1:1", "ckpt:1", None],
+    # the same, 4 slices per call: the group of iters 13-16 runs written out (the third
+    # full group of its shape) and is checkpointed; killed at iter 17 and resumed there.
+    "mlp-written": ["iter:17", None],
 }
 # Cases whose uninterrupted reference is another case's.
-REFERENCE = {"mlp-fused": "mlp", "mlp-async": "mlp", "mlp-whole": "mlp-plain"}
+REFERENCE = {
+    "mlp-fused": "mlp", "mlp-async": "mlp", "mlp-whole": "mlp-plain", "mlp-written": "mlp-plain"
+}  # fmt: skip
 
 
 def _run(case: str, logs_dir: str, out: str, kill: str | None, prefetch: int | None = None) -> int:
@@ -108,6 +113,8 @@ def test_a_run_killed_at_several_points_ends_bitwise_equal_to_the_uninterrupted_
     assert logs["epoch_batches"] == ref_logs["epoch_batches"] and len(logs["epoch_batches"]) == 3
     assert logs["val_batches"] == ref_logs["val_batches"] and logs["key_metric_history"]
     assert csv_text == ref_csv  # no duplicate rows from the killed processes
+    if case == "mlp-written":  # the killed process ran a group written out
+        assert os.path.exists(os.path.join(root, f"{case}-run.written-out"))
     if case == "mlp-skip":  # one slice left out per epoch, named in metrics.csv too
         assert [entry["epoch"] for entry in logs["skipped"]] == [0, 1, 2]
         assert all(5 in entry["samples"] for entry in logs["skipped"])

@@ -13,6 +13,7 @@ from training_helpers import (
     RaiseAt,
     RecordingCallback,
     dense_arrays,
+    dropout_model,
     lstm_model,
     series_datagen,
     train_through_failures,
@@ -23,24 +24,6 @@ from trainkit import DataGenerator, NonFiniteLossError, TrainGenerator
 from trainkit.callbacks import Callback
 from trainkit.data.preprocessors.base import Preprocessor
 from trainkit.training.slices import steps
-
-
-def dropout_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(3),
-        ]
-    )
-    model.compile(
-        keras.optimizers.Adam(0.02),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
 
 
 def dense_run(steps_per_execution, logs_dir=None, callbacks=(), **kwargs):

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from training_helpers import dense_arrays, dense_model, weights_equal
+from training_helpers import dense_arrays, dense_model, dropout_model, weights_equal
 
 from trainkit import DataGenerator, TrainGenerator
 from trainkit.training.slices import steps
@@ -22,24 +22,6 @@ def any_step_is_short(monkeypatch):
     """The bound on a step's time set out of reach of a busy machine: these tests are
     about which graph runs, not about the timing (one test sets its own bound)."""
     monkeypatch.setattr(steps, "UNROLL_STEP_SECONDS", 10.0)
-
-
-def dropout_model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(3),
-        ]
-    )
-    model.compile(
-        keras.optimizers.Adam(0.02),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    return model
 
 
 def groups_of(count, size=6, seed=0):

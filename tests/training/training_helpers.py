@@ -41,6 +41,25 @@ def dense_model(features=8, classes=3, seed=0, learning_rate=0.05, optimizer="ad
     return model
 
 
+def dropout_model(seed=0):
+    """Dense 8 -> 16 (ReLU) -> Dropout(0.3) -> 3 logits; Adam, sparse cross-entropy."""
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        keras.optimizers.Adam(0.02),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def dense_datagens(n=30, val_n=10, batch_size=8, shuffle=True, seed=0, **kwargs):
     x, y = dense_arrays(n + val_n, seed=seed)
     datagen = DataGenerator(
