@@ -140,10 +140,10 @@ class FusedSteps:
       `UNROLL_STEP_SECONDS` a step, the step's graph has no control flow at its top
       level (which that executor does not run), the written-out graph stays under
       `UNROLL_OPS` ops (its trace grows with them) and fewer than `UNROLL_GRAPHS`
-      signatures have one already. Anywhere else, and where the
-      executor refuses the graph before running it, the loop runs every group. Either
-      graph gives the same values and weights, and leaves `optimizer.iterations` at
-      the steps begun when a step fails: the choice moves only the speed.
+      signatures have one already. Anywhere else, and where the executor refuses the
+      graph before running it, the loop runs every group. Either graph gives the same
+      values and weights, and leaves `optimizer.iterations` at the steps begun when a
+      step fails: the choice moves only the speed.
 
     Args:
         single: the model's `CompiledStep`; it must have run once (so the optimizer and
